@@ -1,0 +1,168 @@
+"""Generation: D_gen <- M_p(T, D_sup), one request per record, planned before any call.
+
+`plan()` decides everything about each record up front (label, conditions,
+demonstrations, the rendered prompt, the request and its seed) as a pure
+function of the recipe and the record's index. Running the plan then only
+sends requests, through the scheduler and its cache, and parses answers.
+Because the plan is deterministic, a rerun builds the same requests, finds
+their answers in the cache and yields the same dataset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from ..llm import Outcome, Request, Scheduler
+from ..recipe import Recipe
+from ..records import Record, read_rows
+from .conditions import draw_conditions, label_quota, record_rng
+from .demonstrations import DemonstrationPool
+from .parse import AnswerParser
+from .prompt import PromptBuilder
+
+
+@dataclass
+class PlannedRecord:
+    id: str
+    index: int
+    label: str | None
+    conditions: dict[str, str]
+    demonstrations: list[Record]
+    request: Request
+
+
+@dataclass
+class GenerationResult:
+    records: list[Record] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+def request_seed(seed: int, index: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{index}:request".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 2**31
+
+
+def load_support(recipe: Recipe) -> list[Record]:
+    """The demonstration pool D_sup, with columns mapped onto the task's fields."""
+    spec = recipe.demonstrations
+    if spec is None or not spec.exists:
+        return []
+    rows = read_rows(spec.path, spec.format, spec.columns)
+    fields = list(recipe.task.fields)
+    single = len(fields) == 1
+    support = []
+    for i, row in enumerate(rows):
+        if single:
+            source = spec.text_field if spec.text_field in row else fields[0]
+            values = {fields[0]: row.get(source)}
+        else:
+            values = {name: row.get(name) for name in fields}
+        missing = [k for k, v in values.items() if v in (None, "")]
+        if missing:
+            raise ValueError(f"{spec.path}: row {i + 1} has no value for {', '.join(missing)}")
+        label = row.get(spec.label_field) if spec.label_field else None
+        support.append(Record(id=str(row.get("id", f"demo-{i}")), fields=values, label=None if label is None else str(label)))
+    if spec.limit:
+        support = support[: spec.limit]
+    return support
+
+
+class Generator:
+    """Plans and runs the generation of one recipe's records."""
+
+    def __init__(self, recipe: Recipe, support: Sequence[Record] = ()):
+        self.recipe = recipe
+        self.pool = DemonstrationPool(support)
+        self.prompts = PromptBuilder(recipe.task, recipe.generation.templates)
+        self.parser = AnswerParser(list(recipe.task.fields), recipe.task.label_names)
+        self.last_result = GenerationResult()
+
+    def plan(self, limit: int | None = None) -> list[PlannedRecord]:
+        recipe, gen = self.recipe, self.recipe.generation
+        total = gen.records if limit is None else min(limit, gen.records)
+        labels = label_quota(recipe.task.label_names, recipe.task.label_weights, gen.records, gen.seed)
+        demo_spec = recipe.demonstrations
+        k = demo_spec.k if demo_spec is not None else 0
+        per_prompt = gen.samples_per_prompt
+        plans = []
+        for index in range(total):
+            prompt_index, sample = divmod(index, per_prompt)
+            label = labels[index] if labels else None
+            conditions = draw_conditions(recipe.conditions, gen.seed, prompt_index)
+            demos: list[Record] = []
+            if k and len(self.pool):
+                rng = record_rng(gen.seed, prompt_index, "demonstrations")
+                demos = self.pool.random(k, rng, label if demo_spec.same_label else None)
+            messages = self.prompts.messages(label, conditions, demos)
+            request = Request(
+                messages=tuple(messages),
+                temperature=gen.temperature,
+                max_tokens=gen.max_tokens,
+                top_p=gen.top_p,
+                seed=request_seed(gen.seed, index),
+                stop=tuple(gen.stop) if gen.stop else None,
+                sample=sample,
+            )
+            plans.append(
+                PlannedRecord(f"{recipe.name}-{index:06d}", index, label, conditions, demos, request)
+            )
+        return plans
+
+    def to_record(self, plan: PlannedRecord, outcome: Outcome) -> Record:
+        completion = outcome.completion
+        return Record(
+            id=plan.id,
+            fields=dict(outcome.value),
+            label=plan.label,
+            conditions=dict(plan.conditions),
+            demonstrations=[d.id for d in plan.demonstrations],
+            prompt=json.dumps(list(plan.request.messages), ensure_ascii=False),
+            meta={
+                "tries": outcome.tries,
+                "finish_reason": completion.finish_reason if completion else None,
+                "prompt_tokens": completion.usage.prompt_tokens if completion else 0,
+                "completion_tokens": completion.usage.completion_tokens if completion else 0,
+            },
+        )
+
+    async def run(
+        self,
+        scheduler: Scheduler,
+        plans: Sequence[PlannedRecord],
+        on_record: Callable[[Record | None], None] | None = None,
+    ) -> GenerationResult:
+        """Send every planned request; records come back in plan order."""
+        results: list[Record | dict[str, str] | None] = [None] * len(plans)
+        cursor = iter(range(len(plans)))
+
+        async def worker() -> None:
+            for i in cursor:
+                plan = plans[i]
+                outcome = await scheduler.complete(plan.request, self.parser)
+                if outcome.ok:
+                    record = self.to_record(plan, outcome)
+                    results[i] = record
+                else:
+                    record = None
+                    results[i] = {"id": plan.id, "kind": outcome.error.kind, "error": str(outcome.error)}
+                if on_record is not None:
+                    on_record(record)
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(scheduler.limiter.max_limit + 8)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            # Kept even when the run stops early, so the caller can save what finished.
+            self.last_result = GenerationResult()
+            for item in results:
+                if isinstance(item, Record):
+                    self.last_result.records.append(item)
+                elif item is not None:
+                    self.last_result.failures.append(item)
+        return self.last_result

@@ -1,0 +1,74 @@
+"""The model layer: one async Backend contract, its registry, the scheduler and the cache.
+
+Importing this package registers the built-in backends (`openai`,
+`llamacpp`, `fake`); none of them loads a model or opens a connection
+until its first request.
+"""
+
+from . import fake, llamacpp, openai  # noqa: F401  (registration)
+from .cache import CompletionCache, cache_key
+from .fake import FakeBackend, FakeConfig
+from .llamacpp import LlamaCppBackend, LlamaCppConfig, bundled_model_path
+from .openai import OpenAIBackend, OpenAIConfig
+from .registry import (
+    Backend,
+    BackendConfig,
+    backend_config_classes,
+    backend_names,
+    config_for,
+    create_backend,
+    register_backend,
+)
+from .scheduler import Outcome, RetryPolicy, RunAborted, Scheduler, SchedulerStats
+from .types import (
+    BadResponse,
+    Completion,
+    ConnectionLost,
+    FatalModelError,
+    InvalidAnswer,
+    ModelError,
+    RateLimited,
+    Request,
+    RequestRejected,
+    RequestTimeout,
+    ServerError,
+    TokenLogprob,
+    Usage,
+)
+
+__all__ = [
+    "Backend",
+    "BackendConfig",
+    "BadResponse",
+    "Completion",
+    "CompletionCache",
+    "ConnectionLost",
+    "FakeBackend",
+    "FakeConfig",
+    "FatalModelError",
+    "InvalidAnswer",
+    "LlamaCppBackend",
+    "LlamaCppConfig",
+    "ModelError",
+    "OpenAIBackend",
+    "OpenAIConfig",
+    "Outcome",
+    "RateLimited",
+    "Request",
+    "RequestRejected",
+    "RequestTimeout",
+    "RetryPolicy",
+    "RunAborted",
+    "Scheduler",
+    "SchedulerStats",
+    "ServerError",
+    "TokenLogprob",
+    "Usage",
+    "backend_config_classes",
+    "backend_names",
+    "bundled_model_path",
+    "cache_key",
+    "config_for",
+    "create_backend",
+    "register_backend",
+]

@@ -1,0 +1,64 @@
+"""The progress bar of long work: records done, rate, ETA and failures.
+
+Rendered with rich on a terminal; silent when disabled (tests, libraries).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class RecordProgress:
+    def __init__(self, total: int, description: str = "generating", enabled: bool = True):
+        self.total = total
+        self.enabled = enabled
+        self._stats: Any = None
+        self._failed = 0
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} rec/s"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+            TextColumn("[red]{task.fields[failed]} failed[/] · {task.fields[retries]} retries · {task.fields[cached]} cached"),
+            console=Console(stderr=True),
+            disable=not enabled,
+            refresh_per_second=4,
+        )
+        self._task = self._progress.add_task(description, total=total, rate="-", failed=0, retries=0, cached=0)
+
+    def watch(self, stats: Any) -> None:
+        """Read retry and cache counts from a scheduler's stats as the bar advances."""
+        self._stats = stats
+
+    def advance(self, record: Any) -> None:
+        if not self.enabled:
+            return
+        if record is None:
+            self._failed += 1
+        task = self._progress.tasks[0]
+        speed = task.speed
+        fields: dict[str, Any] = {"failed": self._failed, "rate": f"{speed:.1f}" if speed else "-"}
+        if self._stats is not None:
+            fields["retries"] = sum(self._stats.tries_failed.values())
+            fields["cached"] = self._stats.cache_hits
+        self._progress.update(self._task, advance=1, **fields)
+
+    def __enter__(self) -> RecordProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.__exit__(*exc)

@@ -1,0 +1,343 @@
+"""Records and dataset files: the one shape data has everywhere in synthloom.
+
+A `Record` carries its fields, label, the conditions and demonstrations that
+produced it, the rendered prompt, and what each curation stage said of it
+(`scores[stage]`, `flags[stage]`, `reasons[stage]`). On disk it is one
+Parquet row with flat, predictable columns: the fields, the label, then
+`<stage>_score`, `<stage>_flag`, `<stage>_reason` per stage, so that
+`pandas.read_parquet("curated.parquet")` is all a user needs.
+
+Data files (JSONL, CSV, TSV, Parquet, or a folder of them) are read with
+errors that name the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+METADATA_KEY = b"synthloom"
+
+
+class DataError(ValueError):
+    """A data file problem, printed as `file:line: message`."""
+
+
+@dataclass
+class Record:
+    id: str
+    fields: dict[str, Any]
+    label: str | None = None
+    conditions: dict[str, str] = field(default_factory=dict)
+    demonstrations: list[str] = field(default_factory=list)
+    prompt: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    flags: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    weight: float = 1.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, field_name: str | None = None) -> str:
+        """The record's main text: the named field, or the first one."""
+        if field_name is None:
+            field_name = next(iter(self.fields))
+        value = self.fields.get(field_name)
+        return "" if value is None else str(value)
+
+    def decide(self, stage: str, flag: str, score: float | None = None, reason: str = "") -> None:
+        """Write a stage's decision in the shape every stage uses."""
+        self.flags[stage] = flag
+        if score is not None:
+            self.scores[stage] = float(score)
+        if reason:
+            self.reasons[stage] = reason
+
+
+# -- Parquet / JSONL of records ------------------------------------------------
+
+
+def _stage_names(records: Sequence[Record]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in records:
+        for name in list(r.flags) + list(r.scores):
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def records_to_rows(records: Sequence[Record], label_field: str = "label") -> list[dict[str, Any]]:
+    stages = _stage_names(records)
+    rows = []
+    for r in records:
+        row: dict[str, Any] = {"id": r.id}
+        row.update(r.fields)
+        row[label_field] = r.label
+        if r.conditions:
+            row["conditions"] = dict(r.conditions)
+        row["demonstrations"] = list(r.demonstrations)
+        row["prompt"] = r.prompt
+        row["weight"] = r.weight
+        for stage in stages:
+            row[f"{stage}_score"] = r.scores.get(stage)
+            row[f"{stage}_flag"] = r.flags.get(stage)
+            row[f"{stage}_reason"] = r.reasons.get(stage)
+        row["meta"] = json.dumps(r.meta, ensure_ascii=False, sort_keys=True) if r.meta else None
+        rows.append(row)
+    return rows
+
+
+def write_records(path: str | Path, records: Sequence[Record], label_field: str = "label") -> Path:
+    """Write records to Parquet (or JSONL by suffix), atomically: all or nothing on disk."""
+    path = Path(path)
+    rows = records_to_rows(records, label_field)
+    field_names = list(dict.fromkeys(k for r in records for k in r.fields))
+    info = {"fields": field_names, "label_field": label_field, "stages": _stage_names(records)}
+    if path.suffix == ".jsonl":
+        data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+        atomic_write_bytes(path, data)
+        return path
+    table = pa.Table.from_pylist(rows) if rows else _empty_table(field_names, label_field)
+    table = table.replace_schema_metadata({METADATA_KEY: json.dumps(info).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def _empty_table(fields: list[str], label_field: str) -> pa.Table:
+    names = ["id", *fields, label_field, "demonstrations", "prompt", "weight", "meta"]
+    types = [pa.string()] * (len(fields) + 2) + [pa.list_(pa.string()), pa.string(), pa.float64(), pa.string()]
+    return pa.table({n: pa.array([], type=t) for n, t in zip(names, types)})
+
+
+def read_records(path: str | Path, text_field: str | None = None, label_field: str | None = None) -> list[Record]:
+    """Read records back from a synthloom Parquet/JSONL file, or any data file.
+
+    For files synthloom did not write, every column is a field except the
+    label column (`label_field`, default `label` when present) and `id`.
+    """
+    path = Path(path)
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+        meta = (table.schema.metadata or {}).get(METADATA_KEY)
+        rows = table.to_pylist()
+        if meta:
+            info = json.loads(meta)
+            return [_row_to_record(row, info["fields"], info["label_field"], info["stages"]) for row in rows]
+    else:
+        rows = read_rows(path)
+    if not rows:
+        return []
+    columns = list(rows[0])
+    if label_field is None:
+        label_field = "label" if "label" in columns else None
+    if label_field is not None and label_field not in columns:
+        raise DataError(f"{path}: no column {label_field!r} (columns: {', '.join(columns)})")
+    if text_field is not None and text_field not in columns:
+        raise DataError(f"{path}: no column {text_field!r} (columns: {', '.join(columns)})")
+    fields = [c for c in columns if c not in (label_field, "id")]
+    if text_field is not None:
+        fields.remove(text_field)
+        fields.insert(0, text_field)
+    records = []
+    for i, row in enumerate(rows):
+        label = row.get(label_field) if label_field else None
+        records.append(
+            Record(
+                id=str(row.get("id", f"{path.stem}-{i}")),
+                fields={f: row.get(f) for f in fields},
+                label=None if label is None else str(label),
+            )
+        )
+    return records
+
+
+def _row_to_record(row: dict[str, Any], fields: list[str], label_field: str, stages: list[str]) -> Record:
+    record = Record(
+        id=row["id"],
+        fields={f: row.get(f) for f in fields},
+        label=row.get(label_field),
+        conditions=dict(row.get("conditions") or {}),
+        demonstrations=list(row.get("demonstrations") or []),
+        prompt=row.get("prompt"),
+        weight=row.get("weight", 1.0) if row.get("weight") is not None else 1.0,
+        meta=json.loads(row["meta"]) if row.get("meta") else {},
+    )
+    for stage in stages:
+        if row.get(f"{stage}_flag") is not None:
+            record.flags[stage] = row[f"{stage}_flag"]
+        if row.get(f"{stage}_score") is not None:
+            record.scores[stage] = row[f"{stage}_score"]
+        if row.get(f"{stage}_reason"):
+            record.reasons[stage] = row[f"{stage}_reason"]
+    return record
+
+
+# -- atomic writes -------------------------------------------------------------
+
+
+class atomic_path:
+    """`with atomic_path(p) as tmp:` write to tmp; it replaces p only if the block succeeds."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __enter__(self) -> str:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        return self.tmp
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            with open(self.tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(self.tmp, self.path)
+        else:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# -- reading data files --------------------------------------------------------
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
+
+
+def read_rows(path: str | Path, format: str = "auto", columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rows of a JSONL, CSV, TSV or Parquet file (or every such file in a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if _format_of(p, "auto", strict=False))
+        if not files:
+            raise DataError(f"{path}: folder has no .jsonl, .csv, .tsv or .parquet files")
+        return [row for p in files for row in read_rows(p, format, columns)]
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    kind = _format_of(path, format)
+    if kind == "parquet":
+        rows = pq.read_table(path).to_pylist()
+    elif kind == "jsonl":
+        rows = []
+        for n, line in enumerate(_decode(path).splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise DataError(f"{path}:{n}: not a JSON object ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    else:
+        rows = _read_delimited(path, "\t" if kind == "tsv" else ",", columns)
+    if columns and kind in ("jsonl", "parquet"):
+        missing = [c for c in columns if rows and c not in rows[0]]
+        if missing:
+            raise DataError(f"{path}: no column(s) {missing}")
+    return rows
+
+
+def _read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> list[dict[str, Any]]:
+    text = _decode(path)
+    if delimiter == "\t":
+        reader: Iterable[list[str]] = (line.split("\t") for line in text.splitlines())
+    else:
+        reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[dict[str, Any]] = []
+    header = list(columns) if columns else None
+    for n, cells in enumerate(reader, 1):
+        if not cells or cells == [""]:
+            continue
+        if header is None:
+            header = [c.strip() for c in cells]
+            continue
+        if len(cells) != len(header):
+            if len(cells) > len(header) and delimiter == "\t":
+                cells = cells[: len(header) - 1] + ["\t".join(cells[len(header) - 1 :])]
+            else:
+                raise DataError(f"{path}:{n}: expected {len(header)} columns, found {len(cells)}")
+        rows.append(dict(zip(header, cells)))
+    return rows
+
+
+def _format_of(path: Path, format: str, strict: bool = True) -> str | None:
+    if format != "auto":
+        return format
+    suffix = path.suffix.lower()
+    kind = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}.get(suffix)
+    if kind is None and strict:
+        # Files without a known suffix (like SMSSpamCollection) are tab-separated text.
+        return "tsv"
+    return kind
+
+
+def split_rows(
+    rows: list[dict[str, Any]], test_fraction: float, seed: int, label_field: str | None, stratify: bool = True
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A fixed, seeded (and by default label-stratified) train/test split."""
+    groups: dict[Any, list[int]] = {}
+    for i, row in enumerate(rows):
+        key = row.get(label_field) if (stratify and label_field) else None
+        groups.setdefault(key, []).append(i)
+    rng = random.Random(seed)
+    test: set[int] = set()
+    for key in sorted(groups, key=str):
+        idx = groups[key]
+        rng.shuffle(idx)
+        test.update(idx[: round(len(idx) * test_fraction)])
+    train_rows = [r for i, r in enumerate(rows) if i not in test]
+    test_rows = [r for i, r in enumerate(rows) if i in test]
+    return train_rows, test_rows
+
+
+def load_dataset(spec: Any) -> list[Record]:
+    """Records from a `DatasetSpec` (file, columns, split, limit)."""
+    rows = read_rows(spec.path, spec.format, spec.columns)
+    if not rows:
+        raise DataError(f"{spec.path}: no rows")
+    for name in [spec.text_field] + ([spec.label_field] if spec.label_field else []):
+        if name not in rows[0]:
+            raise DataError(f"{spec.path}: no column {name!r} (columns: {', '.join(rows[0])})")
+    stem = Path(spec.path).stem
+    for i, row in enumerate(rows):
+        row.setdefault("id", f"{stem}-{i}")
+    if spec.split is not None:
+        train, test = split_rows(rows, spec.split.test_fraction, spec.split.seed, spec.label_field, spec.split.stratify)
+        rows = test if spec.split.part == "test" else train
+    if spec.limit is not None:
+        rows = rows[: spec.limit]
+    return [
+        Record(
+            id=str(row["id"]),
+            fields={spec.text_field: row[spec.text_field]},
+            label=None if not spec.label_field or row.get(spec.label_field) is None else str(row[spec.label_field]),
+        )
+        for row in rows
+    ]
