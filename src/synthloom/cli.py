@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     from .templating import TemplateError
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (RecipeError, DataError, TemplateError, UserError) as exc:
@@ -113,13 +115,12 @@ def main(argv: list[str] | None = None) -> None:
         _print_and_exit(f"{exc.filename}: file not found", 2)
     except KeyboardInterrupt:
         _print_and_exit("interrupted", 130)
-    except Exception as exc:  # click usage errors arrive here too
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # Usage errors from the command-line parser (typer may vendor its own click).
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             _print_and_exit("aborted", 130)
         raise
 

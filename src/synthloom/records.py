@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
+
+from ._json import dumps
 
 METADATA_KEY = b"synthloom"
 
@@ -74,7 +77,9 @@ def _stage_names(records: Sequence[Record]) -> list[str]:
     return list(seen)
 
 
-def records_to_rows(records: Sequence[Record], label_field: str = "label") -> list[dict[str, Any]]:
+def records_to_rows(
+    records: Sequence[Record], label_field: str = "label", prompts: bool = True
+) -> list[dict[str, Any]]:
     stages = _stage_names(records)
     rows = []
     for r in records:
@@ -84,38 +89,74 @@ def records_to_rows(records: Sequence[Record], label_field: str = "label") -> li
         if r.conditions:
             row["conditions"] = dict(r.conditions)
         row["demonstrations"] = list(r.demonstrations)
-        row["prompt"] = r.prompt
+        if prompts:
+            row["prompt"] = r.prompt
         row["weight"] = r.weight
         for stage in stages:
             row[f"{stage}_score"] = r.scores.get(stage)
             row[f"{stage}_flag"] = r.flags.get(stage)
             row[f"{stage}_reason"] = r.reasons.get(stage)
-        row["meta"] = json.dumps(r.meta, ensure_ascii=False, sort_keys=True) if r.meta else None
+        row["meta"] = dumps(r.meta).decode("utf-8") if r.meta else None
         rows.append(row)
     return rows
 
 
-def write_records(path: str | Path, records: Sequence[Record], label_field: str = "label") -> Path:
-    """Write records to Parquet (or JSONL by suffix), atomically: all or nothing on disk."""
+def write_records(
+    path: str | Path, records: Sequence[Record], label_field: str = "label", prompts: bool = True
+) -> Path:
+    """Write records to Parquet (or JSONL by suffix), atomically: all or nothing on disk.
+
+    `prompts=False` leaves out the rendered prompts (kept once, in generated.parquet).
+    """
     path = Path(path)
-    rows = records_to_rows(records, label_field)
-    field_names = list(dict.fromkeys(k for r in records for k in r.fields))
-    info = {"fields": field_names, "label_field": label_field, "stages": _stage_names(records)}
+    rows = records_to_rows(records, label_field, prompts)
+    lines = b"".join(dumps(row) + b"\n" for row in rows)
     if path.suffix == ".jsonl":
-        data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
-        atomic_write_bytes(path, data)
+        atomic_write_bytes(path, lines)
         return path
-    table = pa.Table.from_pylist(rows) if rows else _empty_table(field_names, label_field)
+    field_names = list(dict.fromkeys(k for r in records for k in r.fields))
+    stages = _stage_names(records)
+    info = {"fields": field_names, "label_field": label_field, "stages": stages}
+    table = _rows_table(lines, _known_schema(records, label_field, stages, prompts), field_names)
     table = table.replace_schema_metadata({METADATA_KEY: json.dumps(info).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return path
 
 
-def _empty_table(fields: list[str], label_field: str) -> pa.Table:
-    names = ["id", *fields, label_field, "demonstrations", "prompt", "weight", "meta"]
-    types = [pa.string()] * (len(fields) + 2) + [pa.list_(pa.string()), pa.string(), pa.float64(), pa.string()]
-    return pa.table({n: pa.array([], type=t) for n, t in zip(names, types)})
+def _known_schema(records: Sequence[Record], label_field: str, stages: list[str], prompts: bool) -> pa.Schema:
+    """Types of the columns synthloom owns; the fields' types are inferred."""
+    condition_keys = list(dict.fromkeys(k for r in records for k in r.conditions))
+    columns = [("id", pa.string()), (label_field, pa.string())]
+    if condition_keys:
+        columns.append(("conditions", pa.struct([(k, pa.string()) for k in condition_keys])))
+    columns.append(("demonstrations", pa.list_(pa.string())))
+    if prompts:
+        columns.append(("prompt", pa.string()))
+    columns.append(("weight", pa.float64()))
+    for stage in stages:
+        columns += [(f"{stage}_score", pa.float64()), (f"{stage}_flag", pa.string()), (f"{stage}_reason", pa.string())]
+    columns.append(("meta", pa.string()))
+    return pa.schema(columns)
+
+
+def _rows_table(lines: bytes, schema: pa.Schema, field_names: list[str]) -> pa.Table:
+    """Rows (as JSON lines) to an Arrow table, parsed in C++.
+
+    Going through JSON rather than `pa.Table.from_pylist` keeps pandas from
+    being imported (pyarrow probes Python lists for pandas types), which alone
+    would cost a run more CPU than a thousand requests.
+    """
+    if not lines:
+        schema = schema.insert(1, pa.field(field_names[0] if field_names else "text", pa.string()))
+        return pa.Table.from_batches([], schema=schema)
+    table = pa_json.read_json(
+        io.BytesIO(lines),
+        read_options=pa_json.ReadOptions(use_threads=False, block_size=max(1 << 20, len(lines) + 1)),
+        parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer"),
+    )
+    order = ["id", *field_names, *[n for n in schema.names if n != "id"]]
+    return table.select([n for n in order if n in table.column_names])
 
 
 def read_records(path: str | Path, text_field: str | None = None, label_field: str | None = None) -> list[Record]:

@@ -12,7 +12,6 @@ success, Ctrl-C or `kill -9`, pays only for what was never answered.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import platform
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .aio import run_async
 from .curate import CurationContext, curate
 from .evaluate import EvaluationContext, evaluate
 from .generate import Generator, load_support
@@ -91,10 +91,10 @@ def run(
     cache = CompletionCache(out / "cache.sqlite")
     support = load_support(recipe)
     generator = Generator(recipe, support)
-    plans = generator.plan(limit)
-    bar = RecordProgress(len(plans), enabled=progress)
+    total = generator.count(limit)
+    bar = RecordProgress(total, enabled=progress)
     scheduler = Scheduler(backend, cache)
-    manifest["counts"]["planned"] = len(plans)
+    manifest["counts"]["planned"] = total
     manifest["counts"]["support"] = len(support)
     if recipe.demonstrations is not None and not recipe.demonstrations.exists:
         manifest["notes"].append(f"no demonstrations: {recipe.demonstrations.path} not found")
@@ -114,7 +114,7 @@ def run(
 
     async def generate() -> None:
         try:
-            await generator.run(scheduler, plans, on_record=bar.advance)
+            await generator.run(scheduler, generator.iter_plans(limit), total, on_record=bar.advance)
         finally:
             await backend.aclose()
 
@@ -122,7 +122,7 @@ def run(
     try:
         with bar:
             bar.watch(scheduler.stats)
-            asyncio.run(generate())
+            run_async(generate())
     except (KeyboardInterrupt, RunAborted) as exc:
         write_records(out / "generated.parquet", generator.last_result.records, recipe.task.label_field)
         manifest["timings"]["generate_s"] = round(time.time() - t0, 3)
@@ -138,8 +138,8 @@ def run(
     curation = curate(
         generated, recipe.curation, CurationContext(recipe.text_field, recipe.task.label_field)
     )
-    write_records(out / "curated.parquet", curation.kept, recipe.task.label_field)
-    write_records(out / "rejected.parquet", curation.dropped, recipe.task.label_field)
+    write_records(out / "curated.parquet", curation.kept, recipe.task.label_field, prompts=False)
+    write_records(out / "rejected.parquet", curation.dropped, recipe.task.label_field, prompts=False)
     manifest["curation"] = {"funnel": [step.to_json() for step in curation.funnel]}
     manifest["counts"].update(curated=len(curation.kept), rejected=len(curation.dropped))
     manifest["timings"]["curate_s"] = round(time.time() - t0, 3)
@@ -153,7 +153,7 @@ def run(
 
     finish("complete")
     t0 = time.time()
-    build_report(out)
+    build_report(out, curated=curation.kept, rejected=curation.dropped)
     manifest["timings"]["report_s"] = round(time.time() - t0, 3)
     manifest["timings"]["total_s"] = round(time.time() - started, 3)
     _write_json(out / "manifest.json", manifest)

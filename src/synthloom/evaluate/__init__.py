@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 from ..embed import Embedder
 from ..recipe import DiversitySpec, DownstreamSpec
 from ..records import Record, load_dataset
-from .diversity import distinct_n, tokenize, vocabulary_size
+from .diversity import distinct_n, distinct_ns, tokenize, vocabulary, vocabulary_size
 from .downstream import TrainingError, fit_embedding_logreg, score_predictions, train_and_score
 
 
@@ -25,10 +25,10 @@ class EvaluationContext:
 
 
 def _diversity(spec: DiversitySpec, records: Sequence[Record], ctx: EvaluationContext) -> dict[str, Any]:
-    texts = [r.text(spec.field or ctx.text_field) for r in records]
-    out: dict[str, Any] = {"records": len(texts), "vocabulary": vocabulary_size(texts)}
-    for n in spec.n:
-        out[f"distinct_{n}"] = distinct_n(texts, n)
+    tokens = [tokenize(r.text(spec.field or ctx.text_field)) for r in records]
+    out: dict[str, Any] = {"records": len(tokens), "vocabulary": vocabulary(tokens)}
+    for n, value in distinct_ns(tokens, spec.n).items():
+        out[f"distinct_{n}"] = value
     return out
 
 

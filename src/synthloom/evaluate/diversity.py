@@ -19,14 +19,26 @@ def ngrams(tokens: Sequence[str], n: int) -> Iterable[tuple[str, ...]]:
 
 def distinct_n(texts: Sequence[str], n: int = 2) -> float:
     """Distinct n-grams over all n-grams in the corpus (Li et al., 2016); 0 for no n-grams."""
-    seen: set[tuple[str, ...]] = set()
-    total = 0
-    for text in texts:
-        grams = list(ngrams(tokenize(text), n))
-        total += len(grams)
-        seen.update(grams)
-    return len(seen) / total if total else 0.0
+    return distinct_ns([tokenize(t) for t in texts], [n])[n]
+
+
+def distinct_ns(token_lists: Sequence[Sequence[str]], ns: Sequence[int]) -> dict[int, float]:
+    """distinct-n for several n over texts tokenized once."""
+    out = {}
+    for n in ns:
+        seen: set[tuple[str, ...]] = set()
+        total = 0
+        for tokens in token_lists:
+            if len(tokens) >= n:
+                total += len(tokens) - n + 1
+                seen.update(ngrams(tokens, n))
+        out[n] = len(seen) / total if total else 0.0
+    return out
 
 
 def vocabulary_size(texts: Sequence[str]) -> int:
     return len({tok for text in texts for tok in tokenize(text)})
+
+
+def vocabulary(token_lists: Sequence[Sequence[str]]) -> int:
+    return len({tok for tokens in token_lists for tok in tokens})

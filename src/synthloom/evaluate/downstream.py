@@ -3,7 +3,8 @@
 The default trainer is logistic regression on the bundled MiniLM sentence
 embeddings: fast on a laptop, and sensitive to the things synthetic data
 gets wrong (off-task texts, wrong labels, no variety). Sample weights from
-curation are honoured.
+curation are honoured. scikit-learn is imported when a model is trained, not
+when the command line starts.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
 
 from ..embed import Embedder
 from ..records import Record
@@ -24,7 +23,9 @@ class TrainingError(ValueError):
 
 def fit_embedding_logreg(
     texts: Sequence[str], labels: Sequence[str], weights: Sequence[float] | None, embedder: Embedder, seed: int = 0
-) -> LogisticRegression:
+) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
     if len(set(labels)) < 2:
         raise TrainingError(f"training needs at least two labels, found {sorted(set(labels))}")
     X = embedder.encode(list(texts))
@@ -34,6 +35,8 @@ def fit_embedding_logreg(
 
 
 def score_predictions(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, f1_score
+
     labels = sorted(set(truth) | set(predicted))
     per_class = f1_score(truth, predicted, labels=labels, average=None, zero_division=0)
     return {

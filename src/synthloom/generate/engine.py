@@ -1,9 +1,10 @@
 """Generation: D_gen <- M_p(T, D_sup), one request per record, planned before any call.
 
-`plan()` decides everything about each record up front (label, conditions,
-demonstrations, the rendered prompt, the request and its seed) as a pure
-function of the recipe and the record's index. Running the plan then only
-sends requests, through the scheduler and its cache, and parses answers.
+A record's plan (label, conditions, demonstrations, the rendered prompt, the
+request and its seed) is a pure function of the recipe and the record's
+index. Plans are made lazily as workers ask for them, so requests start at
+once; running a plan only sends its request, through the scheduler and its
+cache, and parses the answer.
 Because the plan is deterministic, a rerun builds the same requests, finds
 their answers in the cache and yields the same dataset.
 """
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
+from .._json import dumps
 from ..llm import Outcome, Request, Scheduler
 from ..recipe import Recipe
 from ..records import Record, read_rows
@@ -81,15 +82,22 @@ class Generator:
         self.parser = AnswerParser(list(recipe.task.fields), recipe.task.label_names)
         self.last_result = GenerationResult()
 
+    def count(self, limit: int | None = None) -> int:
+        total = self.recipe.generation.records
+        return total if limit is None else min(limit, total)
+
     def plan(self, limit: int | None = None) -> list[PlannedRecord]:
+        return list(self.iter_plans(limit))
+
+    def iter_plans(self, limit: int | None = None) -> Iterator[PlannedRecord]:
+        """Each record's plan, in order, made as it is asked for (requests start at once)."""
         recipe, gen = self.recipe, self.recipe.generation
-        total = gen.records if limit is None else min(limit, gen.records)
         labels = label_quota(recipe.task.label_names, recipe.task.label_weights, gen.records, gen.seed)
         demo_spec = recipe.demonstrations
         k = demo_spec.k if demo_spec is not None else 0
         per_prompt = gen.samples_per_prompt
-        plans = []
-        for index in range(total):
+        stop = tuple(gen.stop) if gen.stop else None
+        for index in range(self.count(limit)):
             prompt_index, sample = divmod(index, per_prompt)
             label = labels[index] if labels else None
             conditions = draw_conditions(recipe.conditions, gen.seed, prompt_index)
@@ -97,20 +105,16 @@ class Generator:
             if k and len(self.pool):
                 rng = record_rng(gen.seed, prompt_index, "demonstrations")
                 demos = self.pool.random(k, rng, label if demo_spec.same_label else None)
-            messages = self.prompts.messages(label, conditions, demos)
             request = Request(
-                messages=tuple(messages),
+                messages=tuple(self.prompts.messages(label, conditions, demos)),
                 temperature=gen.temperature,
                 max_tokens=gen.max_tokens,
                 top_p=gen.top_p,
                 seed=request_seed(gen.seed, index),
-                stop=tuple(gen.stop) if gen.stop else None,
+                stop=stop,
                 sample=sample,
             )
-            plans.append(
-                PlannedRecord(f"{recipe.name}-{index:06d}", index, label, conditions, demos, request)
-            )
-        return plans
+            yield PlannedRecord(f"{recipe.name}-{index:06d}", index, label, conditions, demos, request)
 
     def to_record(self, plan: PlannedRecord, outcome: Outcome) -> Record:
         completion = outcome.completion
@@ -120,7 +124,7 @@ class Generator:
             label=plan.label,
             conditions=dict(plan.conditions),
             demonstrations=[d.id for d in plan.demonstrations],
-            prompt=json.dumps(list(plan.request.messages), ensure_ascii=False),
+            prompt=dumps(list(plan.request.messages)).decode("utf-8"),
             meta={
                 "tries": outcome.tries,
                 "finish_reason": completion.finish_reason if completion else None,
@@ -132,23 +136,24 @@ class Generator:
     async def run(
         self,
         scheduler: Scheduler,
-        plans: Sequence[PlannedRecord],
+        plans: Iterable[PlannedRecord],
+        total: int,
         on_record: Callable[[Record | None], None] | None = None,
     ) -> GenerationResult:
         """Send every planned request; records come back in plan order."""
-        results: list[Record | dict[str, str] | None] = [None] * len(plans)
-        cursor = iter(range(len(plans)))
+        results: list[Record | dict[str, str] | None] = [None] * total
+        cursor = iter(plans)
 
         async def worker() -> None:
-            for i in cursor:
-                plan = plans[i]
+            for plan in cursor:
                 outcome = await scheduler.complete(plan.request, self.parser)
                 if outcome.ok:
                     record = self.to_record(plan, outcome)
-                    results[i] = record
+                    results[plan.index] = record
                 else:
                     record = None
-                    results[i] = {"id": plan.id, "kind": outcome.error.kind, "error": str(outcome.error)}
+                    error = outcome.error
+                    results[plan.index] = {"id": plan.id, "kind": error.kind, "error": str(error)}
                 if on_record is not None:
                     on_record(record)
 

@@ -64,23 +64,44 @@ class PromptBuilder:
             "labels": task.label_names,
             "label_field": task.label_field,
         }
+        # Renders are pure functions of their inputs; a run has far fewer
+        # distinct (label, conditions) pairs and demonstrations than records.
+        self._memo: dict[Any, str] = {}
 
     def _instruction(self, label: str | None, conditions: Mapping[str, Any]) -> str:
-        return render(
-            self.instruction,
-            task=self._task_vars,
-            label=label,
-            label_description=self.task.label_description(label) if label else None,
-            conditions=dict(conditions),
-        )
+        key = ("instruction", label, tuple(conditions.items()))
+        text = self._memo.get(key)
+        if text is None:
+            text = self._memo[key] = render(
+                self.instruction,
+                task=self._task_vars,
+                label=label,
+                label_description=self.task.label_description(label) if label else None,
+                conditions=dict(conditions),
+            )
+        return text
+
+    def _system(self) -> str:
+        text = self._memo.get("system")
+        if text is None:
+            text = self._memo["system"] = render(self.system, task=self._task_vars)
+        return text
+
+    def _answer(self, demo: Record) -> str:
+        key = ("demonstration", demo.label, tuple(demo.fields.items()))
+        text = self._memo.get(key)
+        if text is None:
+            text = self._memo[key] = render(
+                self.demonstration, task=self._task_vars, fields=demo.fields, label=demo.label
+            )
+        return text
 
     def messages(
         self, label: str | None, conditions: Mapping[str, Any], demonstrations: Sequence[Record] = ()
     ) -> list[dict[str, str]]:
-        out = [{"role": "system", "content": render(self.system, task=self._task_vars)}]
+        out = [{"role": "system", "content": self._system()}]
         for demo in demonstrations:
             out.append({"role": "user", "content": self._instruction(demo.label, {})})
-            answer = render(self.demonstration, task=self._task_vars, fields=demo.fields, label=demo.label)
-            out.append({"role": "assistant", "content": answer})
+            out.append({"role": "assistant", "content": self._answer(demo)})
         out.append({"role": "user", "content": self._instruction(label, conditions)})
         return out

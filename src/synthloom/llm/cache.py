@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._json import dumps, loads
 from .types import Completion, Request
 
 CACHE_VERSION = "v1"
@@ -67,13 +68,13 @@ class CompletionCache:
         ).fetchone()
         if row is None:
             return None
-        return Completion.from_json(json.loads(row[0]), cached=True)
+        return Completion.from_json(loads(row[0]), cached=True)
 
     def put(self, key: str, completion: Completion) -> None:
         """Store one answer and commit it before returning."""
         self._connect().execute(
             "INSERT OR REPLACE INTO completions (key, completion, created) VALUES (?, ?, ?)",
-            (key, json.dumps(completion.to_json(), ensure_ascii=False), time.time()),
+            (key, dumps(completion.to_json()).decode("utf-8"), time.time()),
         )
 
     def __len__(self) -> int:

@@ -21,6 +21,7 @@ import hashlib
 import json
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -55,8 +56,13 @@ class FakeOpenAIServer:
         responder: Callable[[dict[str, Any]], str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        refuse_json_schema: bool = False,
     ):
         self.latency = latency
+        self.refuse_json_schema = refuse_json_schema
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.arrivals: list[float] = []
         self.faults = faults or FaultPlan()
         self.responder = responder
         self.host = host
@@ -92,8 +98,17 @@ class FakeOpenAIServer:
         return None
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._chat_inner(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _chat_inner(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         self.requests += 1
+        self.arrivals.append(time.monotonic())
         fault = self._pick_fault()
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -104,6 +119,9 @@ class FakeOpenAIServer:
             body = json.loads(raw)
         except ValueError:
             return web.json_response({"error": {"message": "body is not JSON"}}, status=400)
+        if self.refuse_json_schema and (body.get("response_format") or {}).get("type") == "json_schema":
+            # What llama.cpp's server does with OpenAI's json_schema format.
+            return web.json_response({"error": {"message": "unsupported response_format"}}, status=500)
         text = self._answer(body)
         self.answered[hashlib.sha256(raw).hexdigest()] += 1
         return web.Response(body=_completion_bytes(body, text), content_type="application/json")

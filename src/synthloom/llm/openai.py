@@ -24,6 +24,7 @@ from typing import Any, Literal
 import aiohttp
 from pydantic import Field, field_validator
 
+from .._json import dumps, loads
 from .registry import BackendConfig, register_backend
 from .types import (
     BadResponse,
@@ -94,7 +95,10 @@ class OpenAIBackend:
                 )
             headers["Authorization"] = f"Bearer {key}"
         self._headers = headers
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        # Building an SSL context loads the system's certificates: skip it
+        # when every server is plain http (a local vLLM, Ollama, llama.cpp).
+        plain = all(url.startswith("http://") for url in self.config.urls)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=False if plain else True)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.config.timeout),
@@ -140,7 +144,7 @@ class OpenAIBackend:
             body.update(self.config.extra_body)
         url = next(self._urls) + "/chat/completions"
         try:
-            async with session.post(url, data=json.dumps(body), headers=self._headers) as resp:
+            async with session.post(url, data=dumps(body), headers=self._headers) as resp:
                 status = resp.status
                 raw = await resp.read()
                 if status != 200:
@@ -154,7 +158,7 @@ class OpenAIBackend:
         except (aiohttp.ClientError, OSError) as exc:
             raise ConnectionLost(f"connection to {url} failed: {type(exc).__name__} {exc}") from None
         try:
-            data = json.loads(raw)
+            data = loads(raw)
         except ValueError:
             raise BadResponse(f"{url} answered 200 with a body that is not JSON: {raw[:80]!r}") from None
         return parse_chat_answer(data)

@@ -9,7 +9,9 @@ unusable answers share one budget of `max_attempts` tries per request;
 
 When most requests fail (a wrong URL, a dead server, a model that never
 follows the format) the scheduler stops the run early with a message that
-says what went wrong, instead of burning through the whole budget.
+says what went wrong, instead of burning through the whole budget: when
+more than half of the finished requests failed, or when a long unbroken run
+of tries (at least the concurrency limit, and 20) failed.
 """
 
 from __future__ import annotations
@@ -193,6 +195,8 @@ class Scheduler:
         self._identity: dict[str, Any] | None = None
         self._abort_message: str | None = None
         self._examples: dict[str, str] = {}
+        self._streak = 0
+        self._streak_kinds: collections.Counter[str] = collections.Counter()
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -276,12 +280,25 @@ class Scheduler:
         return completion
 
     def _remember(self, exc: ModelError) -> None:
+        """Note a failed try; a long unbroken run of them means nothing is working."""
         self._examples.setdefault(exc.kind, str(exc))
+        if isinstance(exc, RateLimited):
+            return
+        self._streak += 1
+        self._streak_kinds[exc.kind] += 1
+        if self._streak >= max(self.policy.abort_min_requests, self.limiter.max_limit):
+            kind, count = self._streak_kinds.most_common(1)[0]
+            self.abort(
+                f"stopping early: the last {self._streak} tries all failed "
+                f"(most often {kind}, {count} times), e.g. {self._examples[kind]}"
+            )
 
     def _finish(self, outcome: Outcome) -> Outcome:
         stats = self.stats
         if outcome.error is None:
             stats.succeeded += 1
+            self._streak = 0
+            self._streak_kinds.clear()
         else:
             stats.failed += 1
             stats.requests_failed[outcome.error.kind] += 1

@@ -108,7 +108,10 @@ def error_from_validation(
 ) -> RecipeError:
     """The first validation error, located in the recipe file."""
     err = exc.errors(include_url=False)[0]
-    path, missing_tail = _data_path(err["loc"], data)
+    loc = tuple(err["loc"])
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc += (str(err.get("ctx", {}).get("discriminator", "")).strip("'"),)
+    path, missing_tail = _data_path(loc, data)
     line = lines.get(path)
     probe = path
     while line is None and probe:
@@ -150,6 +153,11 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        return f"unknown value {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return f"required key {err.get('ctx', {}).get('discriminator')} is missing"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]

@@ -63,14 +63,26 @@ def _sample(records: Sequence[Record], n: int) -> list[Record]:
     return [records[int(i * step)] for i in range(n)]
 
 
-def build_report(run_dir: str | Path, sample_size: int = 60) -> Path:
-    """Write `report.html` in a run directory from the files already there."""
+def _read(path: Path) -> list[Record]:
+    return read_records(path) if path.exists() else []
+
+
+def build_report(
+    run_dir: str | Path,
+    sample_size: int = 60,
+    curated: Sequence[Record] | None = None,
+    rejected: Sequence[Record] | None = None,
+) -> Path:
+    """Write `report.html` in a run directory from the files already there.
+
+    A run passes the records it holds in memory, saving a read of its own files.
+    """
     run_dir = Path(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    curated = read_records(run_dir / "curated.parquet") if (run_dir / "curated.parquet").exists() else []
-    rejected = read_records(run_dir / "rejected.parquet") if (run_dir / "rejected.parquet").exists() else []
+    curated = _read(run_dir / "curated.parquet") if curated is None else curated
+    rejected = _read(run_dir / "rejected.parquet") if rejected is None else rejected
     label_counts = collections.Counter(r.label for r in curated if r.label is not None)
     funnel = manifest.get("curation", {}).get("funnel", [])
     funnel_chart = bar_chart(

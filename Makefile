@@ -1,0 +1,41 @@
+# Two entry points on a fresh machine:
+#   make demo   set up .venv and run the main job (examples/sms_spam.yaml) on the embedded model
+#   make test   set up .venv and run the whole test suite
+# `make setup` alone builds the environment.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.synthloom-setup
+
+# llama.cpp must not tune itself to the build machine's CPU: on virtual
+# machines that crashes at the first generation.
+export CMAKE_ARGS := -DGGML_NATIVE=OFF
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU build of PyTorch (a plain `torch` would pull a multi-GB CUDA build).
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	# Built from source without the wheel cache, so no CPU-tuned build is ever reused.
+	$(BIN)/python -m pip install --quiet --no-cache-dir "llama-cpp-python[server]>=0.3.2"
+	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/synthloom run examples/sms_spam.yaml --out runs/sms_spam
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/embedded.py
+	$(BIN)/python benchmarks/demo.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,100 @@
+"""One benchmark arm in its own process: send the same chat requests, report time and CPU.
+
+    python benchmarks/clients.py ARM --url URL --concurrency C --bodies FILE [--recipe R --out DIR]
+
+ARM is `aiohttp` (a bare aiohttp client with a semaphore), `openai` (the
+openai SDK's AsyncOpenAI with a semaphore) or `synthloom` (a whole
+`synthloom.run()` of the recipe: cache, records, curation, files). Prints
+one JSON line: wall seconds, CPU seconds of this process, requests done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import time
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def bare_aiohttp(url: str, bodies: list[dict], concurrency: int) -> int:
+    import aiohttp
+
+    semaphore = asyncio.Semaphore(concurrency)
+    done = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def one(body: dict) -> None:
+            nonlocal done
+            async with semaphore:
+                async with session.post(url + "/chat/completions", json=body) as resp:
+                    data = await resp.json()
+                    if data["choices"][0]["message"]["content"]:
+                        done += 1
+
+        await asyncio.gather(*(one(b) for b in bodies))
+    return done
+
+
+async def openai_sdk(url: str, bodies: list[dict], concurrency: int) -> int:
+    import openai
+    from openai import AsyncOpenAI
+
+    # The SDK's own HTTP client (whatever HTTP package this SDK version uses),
+    # with keep-alive for as many connections as requests in flight.
+    limits = type(openai._constants.DEFAULT_CONNECTION_LIMITS)(
+        max_connections=max(1000, concurrency), max_keepalive_connections=concurrency
+    )
+    client = AsyncOpenAI(
+        base_url=url, api_key="none", max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=60),
+    )
+    semaphore = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def one(body: dict) -> None:
+        nonlocal done
+        async with semaphore:
+            answer = await client.chat.completions.create(**body)
+            if answer.choices[0].message.content:
+                done += 1
+
+    await asyncio.gather(*(one(b) for b in bodies))
+    await client.close()
+    return done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("arm", choices=["aiohttp", "openai", "synthloom"])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--bodies", required=True)
+    parser.add_argument("--recipe")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    bodies = json.loads(open(args.bodies).read())
+    if args.arm == "synthloom":
+        import synthloom
+
+        recipe = synthloom.load_recipe(args.recipe)
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        result = synthloom.run(recipe, args.out, progress=False)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        done = result.manifest["counts"]["generated"]
+    else:
+        fn = bare_aiohttp if args.arm == "aiohttp" else openai_sdk
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        done = asyncio.run(fn(args.url, bodies, args.concurrency))
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"arm": args.arm, "wall": wall, "cpu": cpu, "done": done, "rss_mb": rss_mb}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`python -m synthloom` is the `synthloom` command."""
+
+from .cli import main
+
+main()
