@@ -153,3 +153,48 @@ def test_failed_run_keeps_finished_work_and_says_how_to_resume(tmp_path, fake_se
     assert manifest["status"] == "failed"
     assert manifest["model_calls"]["failed_tries_by_kind"]["server_error"] >= 20
     assert (tmp_path / "out" / "generated.parquet").exists()
+
+
+def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(tmp_path, fake_server, monkeypatch):
+    monkeypatch.setenv("SYNTHLOOM_TEST_KEY", "k")
+    server = fake_server(latency=0.05)
+    recipe = write(tmp_path, server.url, records=120, concurrency=4)
+    proc = subprocess.Popen(
+        synthloom_cmd("run", str(recipe), "--out", str(tmp_path / "out"), "--no-progress"),
+        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while sum(server.answered.values()) < 30 and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in stderr and "rerun the same command to resume" in stderr
+    assert "Traceback" not in stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    saved = len(pq.read_table(tmp_path / "out" / "generated.parquet"))
+    assert 30 <= saved < 120
+
+    time.sleep(0.3)
+    answered_before = sum(server.answered.values())
+    done = run_cli("run", str(recipe), "--out", str(tmp_path / "out"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    again = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert again["model_calls"]["served_from_cache"] >= saved
+    assert sum(server.answered.values()) == answered_before + again["model_calls"]["model_calls"]
+    assert server.stats()["distinct_answered"] == 120
+
+
+def test_several_samples_per_prompt(tmp_path, fake_server, monkeypatch):
+    monkeypatch.setenv("SYNTHLOOM_TEST_KEY", "k")
+    server = fake_server()
+    recipe_path = write(tmp_path, server.url, records=12)
+    recipe_path.write_text(recipe_path.read_text().replace("  seed: 3", "  seed: 3\n  samples_per_prompt: 3"))
+    result = synthloom.run(recipe_path, tmp_path / "out", progress=False)
+    rows = pq.read_table(tmp_path / "out" / "generated.parquet").to_pylist()
+    assert len(rows) == 12 and result.manifest["model_calls"]["model_calls"] == 12
+    for group in range(4):
+        three = rows[3 * group: 3 * group + 3]
+        assert len({r["prompt"] for r in three}) == 1  # one prompt ...
+        assert len({r["text"] for r in three}) == 3  # ... three different draws

@@ -92,14 +92,15 @@ class Generator:
     def iter_plans(self, limit: int | None = None) -> Iterator[PlannedRecord]:
         """Each record's plan, in order, made as it is asked for (requests start at once)."""
         recipe, gen = self.recipe, self.recipe.generation
-        labels = label_quota(recipe.task.label_names, recipe.task.label_weights, gen.records, gen.seed)
+        per_prompt = gen.samples_per_prompt
+        prompts = -(-gen.records // per_prompt)
+        labels = label_quota(recipe.task.label_names, recipe.task.label_weights, prompts, gen.seed)
         demo_spec = recipe.demonstrations
         k = demo_spec.k if demo_spec is not None else 0
-        per_prompt = gen.samples_per_prompt
         stop = tuple(gen.stop) if gen.stop else None
         for index in range(self.count(limit)):
             prompt_index, sample = divmod(index, per_prompt)
-            label = labels[index] if labels else None
+            label = labels[prompt_index] if labels else None
             conditions = draw_conditions(recipe.conditions, gen.seed, prompt_index)
             demos: list[Record] = []
             if k and len(self.pool):

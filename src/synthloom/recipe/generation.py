@@ -23,7 +23,7 @@ class TaskSpec(Strict):
     description: str = Field(..., min_length=1, description="what a record is")
     role: str | None = Field(None, description='who writes the data: "a mobile phone user"')
     fields: dict[str, str] = Field(
-        default_factory=lambda: {"text": "the text"},
+        default_factory=lambda: {"text": "text"},
         description="fields the model writes: name -> description",
     )
     label_field: str = "label"
