@@ -85,3 +85,15 @@ def test_usage_error_exit_2():
     done = run_cli("run")
     assert done.returncode == 2
     assert "Missing argument" in done.stderr
+
+
+def test_demonstration_row_without_text_is_a_clear_error(tmp_path):
+    (tmp_path / "seeds.jsonl").write_text('{"text": "ok", "label": "a"}\n{"label": "b"}\n')
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: r\nmodel: {backend: fake}\ntask: {description: notes, labels: [a, b]}\n"
+        "demonstrations: {path: seeds.jsonl}\ngeneration: {records: 3}\n"
+    )
+    done = run_cli("run", str(recipe), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {tmp_path / 'seeds.jsonl'}: row 2 has no value for text"

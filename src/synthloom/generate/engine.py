@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from .._json import dumps
 from ..llm import Outcome, Request, Scheduler
 from ..recipe import Recipe
-from ..records import Record, read_rows
+from ..records import DataError, Record, read_rows
 from .conditions import draw_conditions, label_quota, record_rng
 from .demonstrations import DemonstrationPool
 from .parse import AnswerParser
@@ -64,7 +64,7 @@ def load_support(recipe: Recipe) -> list[Record]:
             values = {name: row.get(name) for name in fields}
         missing = [k for k, v in values.items() if v in (None, "")]
         if missing:
-            raise ValueError(f"{spec.path}: row {i + 1} has no value for {', '.join(missing)}")
+            raise DataError(f"{spec.path}: row {i + 1} has no value for {', '.join(missing)}")
         label = row.get(spec.label_field) if spec.label_field else None
         support.append(Record(id=str(row.get("id", f"demo-{i}")), fields=values, label=None if label is None else str(label)))
     if spec.limit:
