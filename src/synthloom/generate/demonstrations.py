@@ -104,23 +104,26 @@ class DemonstrationPool:
 class DemonstrationSelector:
     """Chooses a record's demonstrations as a recipe's `demonstrations` section says."""
 
-    def __init__(self, spec: DemonstrationsSpec | None, pool: DemonstrationPool):
+    def __init__(self, spec: DemonstrationsSpec | None, pool: DemonstrationPool,
+                 label_descriptions: Mapping[str, str | None] | None = None):
         self.spec = spec
         self.pool = pool
+        self.label_descriptions = dict(label_descriptions or {})
         self.k = spec.k if spec is not None else 0
 
     @property
     def needs_vectors(self) -> bool:
         return self.spec is not None and self.k > 0 and self.spec.selection in ("nearest", "mmr")
 
-    def query_text(self, label_description: str | None, conditions: Mapping[str, str], fields: Mapping[str, object]) -> str:
+    def query_text(self, label: str | None, conditions: Mapping[str, str], fields: Mapping[str, object]) -> str:
         spec = self.spec
         assert spec is not None
         if spec.query != "conditions":
             return str(fields.get(spec.query) or "")
         parts = [str(v) for v in conditions.values()]
-        if label_description and (not spec.same_label or not parts):
-            parts.insert(0, label_description)
+        description = self.label_descriptions.get(label) if label is not None else None
+        if description and (not spec.same_label or not parts):
+            parts.insert(0, description)
         return ". ".join(parts)
 
     def select(
@@ -129,7 +132,6 @@ class DemonstrationSelector:
         label: str | None,
         conditions: Mapping[str, str],
         fields: Mapping[str, object] | None = None,
-        label_description: str | None = None,
         k: int | None = None,
     ) -> list[Record]:
         k = self.k if k is None else k
@@ -142,7 +144,7 @@ class DemonstrationSelector:
             return self.pool.random(k, rng, own)
         if spec.selection == "stratified":
             return self.pool.stratified(k, rng, first=label)
-        text = self.query_text(label_description, conditions, fields or {})
+        text = self.query_text(label, conditions, fields or {})
         if not text or self.pool.encode is None:
             return self.pool.random(k, rng, own)
         query = self.pool.encode([text])[0]

@@ -183,6 +183,9 @@ class Generator:
         task = recipe.task
         self.chain: StepChain | DialogueChain = DialogueChain(recipe) if task.kind == "dialogue" else StepChain(recipe)
         self.first = self.chain.steps[0].prompts if isinstance(self.chain, StepChain) else None
+        # Support rows always have every field of a one-step recipe (load_support checks);
+        # with steps, a row may serve only the steps whose fields it has.
+        self._check_demos = bool(recipe.steps)
         self.conditions: ResolvedConditions | None = None
         self.sampler: ConditionSampler | None = None
         self.selector: DemonstrationSelector | None = None
@@ -220,7 +223,8 @@ class Generator:
             conditions.draws, [] if writes_label else task.label_names, task.label_weights,
             gen.records, gen.seed, gen.condition_sampling, label_of,
         )
-        self.selector = DemonstrationSelector(recipe.demonstrations, self.pool(self.support))
+        descriptions = {label: task.label_description(label) for label in task.label_names}
+        self.selector = DemonstrationSelector(recipe.demonstrations, self.pool(self.support), descriptions)
 
     def pool(self, records: Sequence[Record]) -> DemonstrationPool:
         """A demonstration pool over `records`, embedded through this run's vector cache."""
@@ -274,7 +278,8 @@ class Generator:
             if parent is not None:
                 messages = evolve_messages(prompts, parent, operation or "deepen")
             else:
-                messages = prompts.messages(label, conditions, [d for d in demos if prompts.usable(d)])
+                shown = [d for d in demos if prompts.usable(d)] if self._check_demos else demos
+                messages = prompts.messages(label, conditions, shown)
             step = self.chain.steps[0]  # type: ignore[union-attr]
             request = Request(
                 messages=tuple(messages),
@@ -299,12 +304,11 @@ class Generator:
         if selector is None or not selector.k:
             return []
         rng = record_rng(self.recipe.generation.seed, prompt_index, "demonstrations")
-        description = self.recipe.task.label_description(label) if label else None
         if synthetic is None or not synthetic[1] or not len(synthetic[0]):
-            return selector.select(rng, label, conditions, label_description=description)
+            return selector.select(rng, label, conditions)
         pool, n = synthetic
         n = min(n, selector.k)
-        real = selector.select(rng, label, conditions, label_description=description, k=selector.k - n)
+        real = selector.select(rng, label, conditions, k=selector.k - n)
         made = pool.random(n, record_rng(self.recipe.generation.seed, prompt_index, "synthetic"), label)
         return real + made
 

@@ -65,6 +65,7 @@ class PromptBuilder:
             "label_field": task.label_field,
         }
         self._label_descriptions = {label: task.label_description(label) for label in task.label_names}
+        self._needed = self.context_fields + [f for f in self.step_fields if f != task.label_field]
         # Renders are pure functions of their inputs; a run has far fewer
         # distinct (label, conditions) pairs and demonstrations than records.
         self._memo: dict[Any, str] = {}
@@ -119,10 +120,9 @@ class PromptBuilder:
 
     def usable(self, record: Record) -> bool:
         """Whether a support record has every field this step shows or writes."""
-        needed = self.context_fields + [f for f in self.step_fields if f != self.task.label_field]
         if self.step_vars["writes_label"] and record.label is None:
             return False
-        return all(record.fields.get(name) not in (None, "") for name in needed)
+        return all(record.fields.get(name) not in (None, "") for name in self._needed)
 
     def messages(
         self,

@@ -161,6 +161,8 @@ class StepChain:
         )
 
     async def complete(self, plan: Any, scheduler: Scheduler) -> Finished:
+        if len(self.steps) == 1:
+            return await self._one(plan, scheduler)
         task = self.recipe.task
         done = Finished(label=plan.label)
         values: dict[str, Any] = {}
@@ -181,6 +183,21 @@ class StepChain:
         done.fields = {name: values[name] for name in task.fields if name in values and name not in dropped}
         if dropped:
             done.extra["dropped"] = dropped
+        return done
+
+    async def _one(self, plan: Any, scheduler: Scheduler) -> Finished:
+        """The common case, kept lean: one call that writes the whole record."""
+        outcome = await scheduler.complete(plan.request, self.steps[0].parser)
+        done = Finished(label=plan.label)
+        done.add(outcome)
+        if not outcome.ok:
+            done.error, done.failed_step = outcome.error, self.steps[0].name
+            return done
+        fields = dict(outcome.value)
+        label = fields.pop(self.recipe.task.label_field, None)
+        if label is not None:
+            done.label = label
+        done.fields = fields
         return done
 
 
