@@ -138,7 +138,7 @@ def request_seed(seed: int, index: int) -> int:
 
 
 def rows_to_records(rows: Sequence[dict[str, Any]], fields: Sequence[str], text_field: str,
-                    label_field: str | None, source: str, require_label: bool = False) -> list[Record]:
+                    label_field: str | None, source: str) -> list[Record]:
     """Rows of a data file as records with the task's fields (a single field may come from `text_field`)."""
     single = len(fields) == 1
     out = []
@@ -150,8 +150,6 @@ def rows_to_records(rows: Sequence[dict[str, Any]], fields: Sequence[str], text_
             values = {name: row.get(name) for name in fields}
         missing = [k for k, v in values.items() if v in (None, "")]
         label = row.get(label_field) if label_field else None
-        if require_label and label in (None, ""):
-            missing.append(str(label_field))
         if missing:
             raise ValueError(f"{source}: row {i + 1} has no value for {', '.join(missing)}")
         out.append(Record(id=str(row.get("id", f"demo-{i}")), fields=values, label=None if label in (None, "") else str(label)))
@@ -164,9 +162,9 @@ def load_support(recipe: Recipe) -> list[Record]:
     if spec is None or not spec.exists:
         return []
     rows = read_rows(spec.path, spec.format, spec.columns)
-    fields = [f for f in recipe.task.fields if recipe.task.kind != "dialogue"] or list(recipe.task.fields)
-    if recipe.steps:  # a support row may lack fields some steps write; it then serves the others
-        fields = [f for f in fields if rows and f in rows[0]] or fields
+    fields = list(recipe.task.fields)
+    if recipe.steps and rows:  # support may lack fields (a chain of thought); it serves the steps it can
+        fields = [f for f in fields if f in rows[0]] or fields
     support = rows_to_records(rows, fields, spec.text_field, spec.label_field, spec.path)
     if spec.limit:
         support = support[: spec.limit]
@@ -186,6 +184,7 @@ class Generator:
         # Support rows always have every field of a one-step recipe (load_support checks);
         # with steps, a row may serve only the steps whose fields it has.
         self._check_demos = bool(recipe.steps)
+        self._stop = tuple(recipe.generation.stop) if recipe.generation.stop else None
         self.conditions: ResolvedConditions | None = None
         self.sampler: ConditionSampler | None = None
         self.selector: DemonstrationSelector | None = None
@@ -273,28 +272,28 @@ class Generator:
         else:
             label, conditions = self.sampler.draw(index, prompt_index, fixed)  # type: ignore[union-attr]
             demos = self._demonstrations(prompt_index, label, conditions, synthetic)
-        if self.first is not None:
-            prompts = self.first
-            if parent is not None:
-                messages = evolve_messages(prompts, parent, operation or "deepen")
-            else:
-                shown = [d for d in demos if prompts.usable(d)] if self._check_demos else demos
-                messages = prompts.messages(label, conditions, shown)
-            step = self.chain.steps[0]  # type: ignore[union-attr]
-            request = Request(
-                messages=tuple(messages),
-                temperature=step.temperature,
-                max_tokens=step.max_tokens,
-                top_p=gen.top_p,
-                seed=request_seed(gen.seed, index),
-                stop=tuple(gen.stop) if gen.stop else None,
-                json_schema=step.schema,
-                sample=sample,
-            )
+        plan = PlannedRecord(f"{recipe.name}-{index:06d}", index, label, conditions, demos, None, sample, meta)  # type: ignore[arg-type]
+        if self.first is None:  # a dialogue: its first turn
+            plan.request = self.chain.request(0, plan, [])  # type: ignore[arg-type]
+            return plan
+        prompts = self.first
+        if parent is not None:
+            messages = evolve_messages(prompts, parent, operation or "deepen")
         else:
-            stub = PlannedRecord("", index, label, conditions, demos, Request(messages=()), sample)
-            request = self.chain.request(0, stub, [])  # type: ignore[call-arg, arg-type]
-        return PlannedRecord(f"{recipe.name}-{index:06d}", index, label, conditions, demos, request, sample, meta)
+            shown = [d for d in demos if prompts.usable(d)] if self._check_demos else demos
+            messages = prompts.messages(label, conditions, shown)
+        step = self.chain.steps[0]  # type: ignore[union-attr]
+        plan.request = Request(
+            messages=tuple(messages),
+            temperature=step.temperature,
+            max_tokens=step.max_tokens,
+            top_p=gen.top_p,
+            seed=request_seed(gen.seed, index),
+            stop=self._stop,
+            json_schema=step.schema,
+            sample=sample,
+        )
+        return plan
 
     def _demonstrations(
         self, prompt_index: int, label: str | None, conditions: dict[str, str],
