@@ -70,7 +70,8 @@ class PromptBuilder:
         # distinct (label, conditions) pairs and demonstrations than records.
         self._memo: dict[Any, str] = {}
 
-    def _render_instruction(self, label: str | None, conditions: Mapping[str, Any], fields: Mapping[str, Any]) -> str:
+    def _render_instruction(self, label: str | None, conditions: Mapping[str, Any], fields: Mapping[str, Any],
+                            shots: int) -> str:
         labels = self.task.split_labels(label)
         return render(
             self.instruction,
@@ -83,21 +84,26 @@ class PromptBuilder:
             label_descriptions=self._label_descriptions,
             conditions=dict(conditions),
             fields=dict(fields),
+            shots=shots,
         )
 
-    def instruction_text(self, label: str | None, conditions: Mapping[str, Any], fields: Mapping[str, Any] | None = None) -> str:
+    def instruction_text(self, label: str | None, conditions: Mapping[str, Any],
+                         fields: Mapping[str, Any] | None = None, shots: int = 0) -> str:
         if fields:
-            return self._render_instruction(label, conditions, fields)
-        key = ("instruction", label, tuple(conditions.items()))
+            return self._render_instruction(label, conditions, fields, shots)
+        key = ("instruction", label, tuple(conditions.items()), bool(shots))
         text = self._memo.get(key)
         if text is None:
-            text = self._memo[key] = self._render_instruction(label, conditions, {})
+            text = self._memo[key] = self._render_instruction(label, conditions, {}, shots)
         return text
 
-    def system_text(self) -> str:
-        text = self._memo.get("system")
+    def system_text(self, conditions: Mapping[str, Any] | None = None, shots: int = 0) -> str:
+        key = ("system", tuple(conditions.items()) if conditions and shots else None)
+        text = self._memo.get(key)
         if text is None:
-            text = self._memo["system"] = render(self.system, task=self._task_vars)
+            text = self._memo[key] = render(
+                self.system, task=self._task_vars, conditions=dict(conditions or {}), shots=shots
+            )
         return text
 
     def answer_values(self, record: Record) -> dict[str, Any]:
@@ -131,14 +137,15 @@ class PromptBuilder:
         demonstrations: Sequence[Record] = (),
         fields: Mapping[str, Any] | None = None,
     ) -> Messages:
-        out = [{"role": "system", "content": self.system_text()}]
+        shots = len(demonstrations)
+        out = [{"role": "system", "content": self.system_text(conditions, shots)}]
         shown_label = None if self.step_vars["writes_label"] else label
         for demo in demonstrations:
             context = {name: demo.fields.get(name) for name in self.context_fields}
             demo_label = None if self.step_vars["writes_label"] else demo.label
-            out.append({"role": "user", "content": self.instruction_text(demo_label, {}, context)})
+            out.append({"role": "user", "content": self.instruction_text(demo_label, {}, context, shots)})
             out.append({"role": "assistant", "content": self.answer_text(demo)})
-        out.append({"role": "user", "content": self.instruction_text(shown_label, conditions, fields)})
+        out.append({"role": "user", "content": self.instruction_text(shown_label, conditions, fields, shots)})
         return out
 
 

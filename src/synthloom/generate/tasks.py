@@ -11,10 +11,16 @@ docs/generation.md.
 
 from __future__ import annotations
 
+# With demonstrations, every user turn reads the same and the record's
+# conditions go here: a small model continues the pattern of earlier turns,
+# and a last turn that differs from them (extra condition lines) breaks it.
 DEFAULT_SYSTEM = (
     "{% if task.role %}You are {{ task.role }}. {% endif %}"
     "You write {{ task.description }}. Each answer is one new, realistic example, "
     "written exactly as it would appear, with no comments before or after it."
+    "{% if shots and conditions %} The next example has "
+    "{% for key, value in conditions.items() %}{{ key | humanize }}: {{ value }}{% if not loop.last %}; {% endif %}{% endfor %}."
+    "{% endif %}"
 )
 
 # What to write: the label(s) a record must have, then its conditions.
@@ -30,9 +36,11 @@ Write one example that is all of: {% for l in labels %}{{ l }}{% if label_descri
 {% else %}
 Write one example{% if label %} that is {{ label }}{% if label_description %} ({{ label_description }}){% endif %}{% endif %}.
 {% endif %}
+{% if not shots %}
 {% for key, value in conditions.items() %}
 {{ key | humanize | capitalize }}: {{ value }}
 {% endfor %}
+{% endif %}
 """
 
 # How to answer: one bare text, a line per field, or a JSON object.
