@@ -88,20 +88,25 @@ class PromptBuilder:
         )
 
     def instruction_text(self, label: str | None, conditions: Mapping[str, Any],
-                         fields: Mapping[str, Any] | None = None, shots: int = 0) -> str:
+                         fields: Mapping[str, Any] | None = None, shots: int = 0,
+                         key: tuple[Any, ...] | None = None) -> str:
         if fields:
             return self._render_instruction(label, conditions, fields, shots)
-        key = ("instruction", label, tuple(conditions.items()), bool(shots))
-        text = self._memo.get(key)
+        memo_key = ("instruction", label, tuple(conditions.items()) if key is None else key, shots > 0)
+        text = self._memo.get(memo_key)
         if text is None:
-            text = self._memo[key] = self._render_instruction(label, conditions, {}, shots)
+            text = self._memo[memo_key] = self._render_instruction(label, conditions, {}, shots)
         return text
 
-    def system_text(self, conditions: Mapping[str, Any] | None = None, shots: int = 0) -> str:
-        key = ("system", tuple(conditions.items()) if conditions and shots else None)
-        text = self._memo.get(key)
+    def system_text(self, conditions: Mapping[str, Any] | None = None, shots: int = 0,
+                    key: tuple[Any, ...] | None = None) -> str:
+        if shots and conditions:
+            memo_key = ("system", tuple(conditions.items()) if key is None else key)
+        else:
+            memo_key = ("system", None)
+        text = self._memo.get(memo_key)
         if text is None:
-            text = self._memo[key] = render(
+            text = self._memo[memo_key] = render(
                 self.system, task=self._task_vars, conditions=dict(conditions or {}), shots=shots
             )
         return text
@@ -138,14 +143,15 @@ class PromptBuilder:
         fields: Mapping[str, Any] | None = None,
     ) -> Messages:
         shots = len(demonstrations)
-        out = [{"role": "system", "content": self.system_text(conditions, shots)}]
+        key = tuple(conditions.items())
+        out = [{"role": "system", "content": self.system_text(conditions, shots, key)}]
         shown_label = None if self.step_vars["writes_label"] else label
         for demo in demonstrations:
             context = {name: demo.fields.get(name) for name in self.context_fields}
             demo_label = None if self.step_vars["writes_label"] else demo.label
-            out.append({"role": "user", "content": self.instruction_text(demo_label, {}, context, shots)})
+            out.append({"role": "user", "content": self.instruction_text(demo_label, {}, context, shots, ())})
             out.append({"role": "assistant", "content": self.answer_text(demo)})
-        out.append({"role": "user", "content": self.instruction_text(shown_label, conditions, fields, shots)})
+        out.append({"role": "user", "content": self.instruction_text(shown_label, conditions, fields, shots, key)})
         return out
 
 
