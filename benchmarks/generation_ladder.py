@@ -6,10 +6,11 @@ SmolLM2-135M-Instruct, each arm generates the same number of records
 (one model call each, plus re-asks for unusable answers):
 
   1 zero-shot     a naive prompt: the task in a few words and the label name
-  2 +conditions   + the task specification (role, label descriptions) and
-                  sampled conditions (topic, tone, length / customer, situation)
-  3 +nearest      + 3 demonstrations per prompt from the support set, of the
-                  record's label, nearest to its conditions (drawn among the 6 nearest)
+  2 +conditions   + the task specification (role, label descriptions; for SMS,
+                  ham three times as common as spam) and conditions laid out by the
+                  coverage sampler (topic, tone, length, style / customer, style)
+  3 +nearest      + 4 demonstrations per prompt from the support set, of the
+                  record's label, nearest to its conditions (drawn among the 7 nearest)
   4 +rounds       + dataset-wise rounds (3): each round's records are deduplicated
                   against the support set and earlier rounds, and the next round's
                   budget goes to the labels under quota, mostly rejected or repetitive
@@ -37,7 +38,7 @@ Arms 1 and 2 use no support data, so they are generated once per dataset
 and evaluated with every seed's support set. Run directories (with their
 caches: a rerun costs no model calls) go under benchmarks/results/ladder.
 
-    python benchmarks/generation_ladder.py [--sms-calls 100] [--banking-calls 160] [--seeds 0 1 2]
+    python benchmarks/generation_ladder.py [--sms-calls 40] [--banking-calls 60] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -71,11 +72,16 @@ SMS_LABELS = {
     "ham": "an ordinary personal message between friends, family or colleagues",
 }
 SMS_CONDITIONS = {
-    "topic": ["money", "a phone", "meeting up", "food", "work", "family", "travel", "shopping",
-              "a prize", "a delivery", "a loan", "music", "a date", "school", "football", "the weekend"],
+    "topic": ["running late", "meeting up", "plans for tonight", "food", "work", "family", "money", "a phone",
+              "travel", "shopping", "a prize", "a loan", "ringtones", "a date", "school or exams", "football",
+              "the weekend", "a lift home"],
     "tone": {"casual": 3, "urgent": 1, "friendly": 2, "excited": 1},
-    "length": {"a few words": 2, "one sentence": 3, "two sentences": 2},
+    "length": {"a few words": 3, "one sentence": 3, "two sentences": 1},
+    "style": {"plain": 2, "text-speak with abbreviations (u, r, 2, 4, lol)": 1, "all lower case": 1},
 }
+# Ham is the commoner and far more varied class of SMS (6.5 to 1 in the real data); the task
+# specification says so, conservatively.
+SMS_LABEL_WEIGHTS = {"ham": 3, "spam": 1}
 BANKING_LABELS = {
     "Refund_not_showing_up": "a refund the customer was promised has not appeared in their account",
     "atm_support": "which cash machines the card works at, or where to withdraw cash",
@@ -150,6 +156,7 @@ def recipe_for(dataset: str, arm: str, records: int, support: Path | None, seed:
         "role": "a mobile phone user who writes and receives text messages" if sms else "a customer of a mobile bank",
         "fields": {"text": "SMS message" if sms else "customer message"},
         "labels": SMS_LABELS if sms else BANKING_LABELS,
+        "label_weights": SMS_LABEL_WEIGHTS if sms else None,
     }
     data: dict[str, Any] = {
         "name": f"{dataset}-{arm.strip('+')}",
@@ -164,7 +171,7 @@ def recipe_for(dataset: str, arm: str, records: int, support: Path | None, seed:
         data["conditions"] = SMS_CONDITIONS if sms else BANKING_CONDITIONS
         data["generation"]["condition_sampling"] = "coverage"
     if arm in ("+nearest", "+rounds"):
-        data["demonstrations"] = {"path": str(support), "k": 3, "selection": "nearest", "candidates": 6}
+        data["demonstrations"] = {"path": str(support), "k": 4, "selection": "nearest", "candidates": 7}
         data["generation"]["seed"] = 11 + 1000 * seed
     if arm == "+rounds":
         data["rounds"] = {"count": 3, "cells": ["label"], "curation": [{"stage": "exact_dedup"}]}
@@ -276,8 +283,8 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["sms", "banking"], choices=["sms", "banking"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--banking-seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--sms-calls", type=int, default=100)
-    parser.add_argument("--banking-calls", type=int, default=160)
+    parser.add_argument("--sms-calls", type=int, default=40)
+    parser.add_argument("--banking-calls", type=int, default=60)
     parser.add_argument("--limit", type=int, default=None, help="cap every arm's records (a quick try)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "ladder")
     args = parser.parse_args()

@@ -10,7 +10,6 @@ import pytest
 
 import synthloom
 from synthloom.generate import CellStats, allocate, cell_quotas
-from synthloom.llm import Completion
 from synthloom.recipe import RecipeError, recipe_from_dict
 
 from scripted_model import scripted_answer, scripted_backend

@@ -130,7 +130,6 @@ class Rounds:
             kept = self._accept(result.records, gen.support + all_accepted)
             self._measure(round_, cells, offset, result, kept, accepted)
             offset += len(cells)
-        gen.last_result = self.last_result
         return self.last_result
 
     def _measure(self, round_: int, cells: list[Cell], offset: int, result: GenerationResult,

@@ -366,6 +366,11 @@ class Generator:
 
 __all__ = [
     "AnswerCounts",
-    "GenerationResult", "Generator", "PlannedRecord", "load_support", "request_seed", "rows_to_records",
+    "GenerationResult",
+    "Generator",
+    "PlannedRecord",
+    "load_support",
+    "request_seed",
+    "rows_to_records",
     "run_chain",
 ]
