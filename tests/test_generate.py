@@ -65,8 +65,19 @@ def test_prompt_contains_task_label_conditions_and_demos(tmp_path):
     assert [m["role"] for m in messages[1:]] == ["user", "assistant", "user", "assistant", "user"]
     assert messages[2]["content"] == plan.demonstrations[0].fields["text"]
     last = messages[-1]["content"]
-    assert plan.label in last and f"Topic: {plan.conditions['topic']}" in last
+    assert plan.label in last
     assert ("about apples" if plan.label == "a" else "about bees") in last
+    # with demonstrations every user turn reads the same; the conditions go to the system message
+    assert messages[1]["content"] == messages[3]["content"] == last
+    assert f"topic: {plan.conditions['topic']}; tone: {plan.conditions['tone']}." in messages[0]["content"]
+
+
+def test_zero_shot_prompt_lists_conditions_in_the_instruction(tmp_path):
+    recipe = make_recipe(tmp_path, demonstrations=None)
+    plan = Generator(recipe).plan(limit=1)[0]
+    assert [m["role"] for m in plan.request.messages] == ["system", "user"]
+    assert f"Topic: {plan.conditions['topic']}" in plan.request.messages[-1]["content"]
+    assert "topic" not in plan.request.messages[0]["content"]
 
 
 def test_template_override_is_sandboxed(tmp_path):

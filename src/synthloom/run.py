@@ -25,11 +25,13 @@ from .aio import run_async
 from .curate import CurationContext, curate
 from .evaluate import EvaluationContext, evaluate
 from .generate import Generator, load_support
+from .generate.annotate import Annotator
 from .llm import Backend, CompletionCache, RunAborted, Scheduler, create_backend
 from .progress import RecordProgress
 from .recipe import Recipe, load_recipe
 from .records import Record, atomic_write_text, write_records
 from .report import build_report
+from .rounds import Rounds
 
 
 @dataclass
@@ -54,6 +56,14 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+def _producer(recipe: Recipe, support: list[Record]) -> Generator | Rounds | Annotator:
+    """What makes the records: annotation of inputs, rounds of generation, or one pass."""
+    if recipe.annotation is not None:
+        return Annotator(recipe, support)
+    generator = Generator(recipe, support)
+    return Rounds(recipe, generator) if recipe.rounds is not None else generator
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -90,8 +100,8 @@ def run(
     backend = backend or create_backend(recipe.model)
     cache = CompletionCache(out / "cache.sqlite")
     support = load_support(recipe)
-    generator = Generator(recipe, support)
-    total = generator.count(limit)
+    producer = _producer(recipe, support)
+    total = producer.count(limit)
     bar = RecordProgress(total, enabled=progress)
     scheduler = Scheduler(backend, cache)
     manifest["counts"]["planned"] = total
@@ -100,10 +110,11 @@ def run(
         manifest["notes"].append(f"no demonstrations: {recipe.demonstrations.path} not found")
 
     def finish(status: str) -> None:
-        result = generator.last_result
+        result = producer.last_result
         manifest["status"] = status
         manifest["counts"].update(generated=len(result.records), failed=len(result.failures))
         manifest["model_calls"] = scheduler.stats.to_json()
+        manifest["generation"] = producer.summary()
         manifest["failures"] = {
             "examples_by_kind": scheduler.failure_examples(),
             "records": result.failures[:50],
@@ -114,7 +125,7 @@ def run(
 
     async def generate() -> None:
         try:
-            await generator.run(scheduler, generator.iter_plans(limit), total, on_record=bar.advance)
+            await producer.produce(scheduler, limit, on_record=bar.advance, out=out)
         finally:
             await backend.aclose()
 
@@ -124,14 +135,14 @@ def run(
             bar.watch(scheduler.stats)
             run_async(generate())
     except (KeyboardInterrupt, RunAborted) as exc:
-        write_records(out / "generated.parquet", generator.last_result.records, recipe.task.label_field)
+        write_records(out / "generated.parquet", producer.last_result.records, recipe.task.label_field)
         manifest["timings"]["generate_s"] = round(time.time() - t0, 3)
         finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
         cache.close()
         raise
     manifest["timings"]["generate_s"] = round(time.time() - t0, 3)
     cache.close()
-    generated = generator.last_result.records
+    generated = producer.last_result.records
     write_records(out / "generated.parquet", generated, recipe.task.label_field)
 
     t0 = time.time()

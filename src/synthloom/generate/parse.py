@@ -12,6 +12,7 @@ import re
 from typing import Sequence
 
 from ..llm import Completion, InvalidAnswer
+from .schema import Parsed
 
 _QUOTES = {'"': '"', "'": "'", "“": "”", "«": "»", "`": "`"}
 _SENTENCE_END = re.compile(r"[.!?…)](?=\s|$)")
@@ -32,8 +33,12 @@ class AnswerParser:
     def __call__(self, completion: Completion) -> dict[str, str]:
         truncated = completion.finish_reason == "length"
         if len(self.fields) == 1:
-            return {self.fields[0]: self._single(completion.text, truncated)}
-        return self._multi(completion.text, truncated)
+            values = {self.fields[0]: self._single(completion.text, truncated)}
+        else:
+            values = self._multi(completion.text, truncated)
+        if truncated:  # the answer was cut back to its last complete sentence
+            return Parsed.of(values, ["cut_to_sentence"])
+        return values
 
     def _clean(self, text: str, truncated: bool) -> str:
         text = self._prefix.sub("", text.strip(), count=1).strip()

@@ -14,21 +14,24 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..llm import BackendConfig, LlamaCppConfig, backend_config_classes
 from .common import DatasetSpec, SplitSpec, Strict
 from .curation import CurationStage, ExactDedupSpec, LengthFilterSpec, StageSpec, default_curation
 from .evaluation import DiversitySpec, DownstreamSpec, EvaluationStage, default_evaluation
+from .conditions import ConceptTreeSpec, KnowledgeGraphSpec, PersonasSpec
 from .generation import (
     ConditionValues,
     DemonstrationsSpec,
+    FieldSpec,
     GenerationSpec,
     TaskSpec,
     TemplatesSpec,
     validate_conditions,
 )
 from .loader import RecipeError, error_from_validation, load_yaml
+from .multistep import AllocationWeights, AnnotationSpec, DialogueSpec, RoundsSpec, StepSpec
 
 ModelConfig = Annotated[Union[backend_config_classes()], Field(discriminator="backend")]  # type: ignore[valid-type]
 
@@ -43,6 +46,10 @@ class Recipe(Strict):
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     curation: list[CurationStage] = Field(default_factory=default_curation)  # type: ignore[valid-type]
     evaluation: list[EvaluationStage] = Field(default_factory=default_evaluation)  # type: ignore[valid-type]
+    steps: list[StepSpec] | None = Field(None, description="sample-wise steps, each one call")
+    dialogue: DialogueSpec | None = Field(None, description="role-play settings of a dialogue task")
+    rounds: RoundsSpec | None = Field(None, description="dataset-wise rounds")
+    annotation: AnnotationSpec | None = Field(None, description="label unlabelled inputs instead of generating")
 
     @field_validator("name")
     @classmethod
@@ -69,6 +76,60 @@ class Recipe(Strict):
             if name is not None and name not in fields:
                 raise ValueError(f"stage {stage.stage!r} names unknown field {name!r}")
         return self
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[StepSpec] | None, info: ValidationInfo) -> list[StepSpec] | None:
+        task = info.data.get("task")
+        if steps is None or task is None:
+            return steps
+        names = [step.name for step in steps]
+        if len(set(names)) != len(names):
+            raise ValueError("step names must be distinct")
+        written = [f for step in steps for f in step.fields]
+        unknown = set(written) - set(task.fields) - {task.label_field}
+        if unknown:
+            raise ValueError(f"steps write unknown field(s) {sorted(unknown)}; declare them in task.fields")
+        missing = [f for f in task.fields if f not in written]
+        if missing:
+            raise ValueError(f"no step writes field(s) {missing}")
+        if len(set(written)) != len(written):
+            raise ValueError("each field is written by one step only")
+        if task.label_field in written and not task.labels:
+            raise ValueError(f"a step writes {task.label_field!r} but the task has no labels")
+        if task.kind in ("dialogue", "multilabel"):
+            raise ValueError(f"steps are not available for a {task.kind} task")
+        return steps
+
+    @field_validator("dialogue")
+    @classmethod
+    def _dialogue(cls, dialogue: DialogueSpec | None, info: ValidationInfo) -> DialogueSpec | None:
+        task = info.data.get("task")
+        if dialogue is not None and task is not None and task.kind != "dialogue":
+            raise ValueError("needs task.kind: dialogue")
+        return dialogue
+
+    @field_validator("rounds")
+    @classmethod
+    def _rounds(cls, rounds: RoundsSpec | None, info: ValidationInfo) -> RoundsSpec | None:
+        task = info.data.get("task")
+        if rounds is not None and task is not None:
+            allowed = set(info.data.get("conditions") or {}) | ({"label"} if task.labels else set())
+            unknown = [c for c in rounds.cells if c not in allowed]
+            if unknown:
+                raise ValueError(f"cells {unknown} are neither `label` (with labels) nor conditions")
+        return rounds
+
+    @field_validator("annotation")
+    @classmethod
+    def _annotation(cls, annotation: AnnotationSpec | None, info: ValidationInfo) -> AnnotationSpec | None:
+        task = info.data.get("task")
+        if annotation is not None and task is not None:
+            if not task.labels or task.kind == "multilabel":
+                raise ValueError("needs a single-label task with labels")
+            if info.data.get("steps") or info.data.get("rounds") or info.data.get("dialogue"):
+                raise ValueError("cannot be combined with steps, dialogue or rounds")
+        return annotation
 
     @property
     def text_field(self) -> str:
@@ -97,7 +158,16 @@ def recipe_from_dict(
 
 
 __all__ = [
+    "AllocationWeights",
+    "AnnotationSpec",
     "BackendConfig",
+    "ConceptTreeSpec",
+    "DialogueSpec",
+    "FieldSpec",
+    "KnowledgeGraphSpec",
+    "PersonasSpec",
+    "RoundsSpec",
+    "StepSpec",
     "CurationStage",
     "DatasetSpec",
     "DemonstrationsSpec",

@@ -8,23 +8,63 @@ the in-context examples come from.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from ..templating import TemplateError, compile_template
 from .common import DatasetSpec, Strict
+from .conditions import ConditionValues, validate_conditions
 
-ConditionValues = list[str] | dict[str, float]
+TaskKind = Literal["classification", "multilabel", "pair", "qa", "instruction", "dialogue", "free"]
+FieldType = Literal["string", "integer", "number", "boolean", "list"]
+
+# The fields each kind of task writes when a recipe does not name its own.
+DEFAULT_FIELDS: dict[str, dict[str, str]] = {
+    "classification": {"text": "text"},
+    "multilabel": {"text": "text"},
+    "pair": {"premise": "a short passage", "hypothesis": "one sentence about the passage"},
+    "qa": {
+        "context": "a short passage",
+        "question": "a question the passage answers",
+        "answer": "the answer, in a few words from the passage",
+    },
+    "instruction": {"instruction": "a request a user might make", "response": "a helpful answer"},
+    "dialogue": {"dialogue": "the conversation"},
+}
+
+
+def template_source(value: str | None) -> str | None:
+    """A Jinja2 template that compiles, or a ValueError saying where it does not."""
+    if value is not None:
+        try:
+            compile_template(value)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+class FieldSpec(Strict):
+    """A typed output field: what it holds and, for JSON output, its JSON type."""
+
+    description: str = Field(..., min_length=1)
+    type: FieldType = "string"
+    enum: list[str] | None = Field(None, description="the only values allowed (strings)")
+
+    @model_validator(mode="after")
+    def _enum(self) -> FieldSpec:
+        if self.enum is not None and (self.type != "string" or len(self.enum) < 1):
+            raise ValueError("enum needs type: string and at least one value")
+        return self
 
 
 class TaskSpec(Strict):
-    kind: Literal["classification"] = "classification"
+    kind: TaskKind = Field("classification", description="what a record is made of; sets default fields and templates")
     description: str = Field(..., min_length=1, description="what a record is")
     role: str | None = Field(None, description='who writes the data: "a mobile phone user"')
-    fields: dict[str, str] = Field(
-        default_factory=lambda: {"text": "text"},
-        description="fields the model writes: name -> description",
+    fields: dict[str, str | FieldSpec] = Field(
+        default_factory=lambda: dict(DEFAULT_FIELDS["classification"]),
+        description="fields the model writes: name -> description, or name -> {description, type, enum}",
     )
     label_field: str = "label"
     labels: list[str] | dict[str, str] | None = Field(
@@ -33,10 +73,23 @@ class TaskSpec(Strict):
     label_weights: dict[str, float] | None = Field(
         None, description="relative share of each label; default: equal"
     )
+    max_labels: int = Field(2, ge=1, description="multilabel: the most labels one record carries")
+    label_separator: str = Field("|", min_length=1, description="multilabel: joins a record's labels")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "fields" not in data:
+            kind = data.get("kind", "classification")
+            if kind == "free":
+                raise ValueError("a task of kind 'free' names its fields")
+            if kind in DEFAULT_FIELDS:
+                data = {**data, "fields": dict(DEFAULT_FIELDS[kind])}
+        return data
 
     @field_validator("fields")
     @classmethod
-    def _fields(cls, value: dict[str, str]) -> dict[str, str]:
+    def _fields(cls, value: dict[str, Any]) -> dict[str, Any]:
         if not value:
             raise ValueError("needs at least one field")
         for name in value:
@@ -57,6 +110,12 @@ class TaskSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
+        if self.kind == "multilabel":
+            if not self.labels:
+                raise ValueError("a multilabel task needs labels")
+            joined = [label for label in self.label_names if self.label_separator in label]
+            if joined:
+                raise ValueError(f"label {joined[0]!r} contains the label_separator {self.label_separator!r}")
         if self.label_field in self.fields:
             raise ValueError(f"label_field {self.label_field!r} is also one of the generated fields")
         if self.label_weights is not None:
@@ -75,6 +134,24 @@ class TaskSpec(Strict):
     def label_names(self) -> list[str]:
         return list(self.labels or [])
 
+    @property
+    def field_specs(self) -> dict[str, FieldSpec]:
+        """Every field as a FieldSpec (a plain description is a string field)."""
+        return {
+            name: spec if isinstance(spec, FieldSpec) else FieldSpec(description=spec)
+            for name, spec in self.fields.items()
+        }
+
+    @property
+    def field_descriptions(self) -> dict[str, str]:
+        return {name: spec.description for name, spec in self.field_specs.items()}
+
+    def split_labels(self, label: str | None) -> list[str]:
+        """A record's labels: one, or several joined by `label_separator` for multilabel tasks."""
+        if label is None:
+            return []
+        return label.split(self.label_separator) if self.kind == "multilabel" else [label]
+
     def label_description(self, label: str) -> str | None:
         if isinstance(self.labels, dict):
             return self.labels.get(label) or None
@@ -82,11 +159,24 @@ class TaskSpec(Strict):
 
 
 class DemonstrationsSpec(DatasetSpec):
-    """Seed examples (D_sup) to show in each prompt."""
+    """Seed examples (D_sup) to show in each prompt, and how to choose them."""
 
     k: int = Field(3, ge=0, le=64, description="demonstrations per prompt; 0 = zero-shot")
-    selection: Literal["random"] = "random"
+    selection: Literal["random", "nearest", "mmr", "stratified"] = Field(
+        "random",
+        description="random; nearest to the query in embedding space; mmr: relevant but "
+        "diverse; stratified: spread over the labels",
+    )
     same_label: bool = Field(True, description="draw demonstrations of the record's label")
+    query: str = Field(
+        "conditions",
+        description="what nearest/mmr compare with: `conditions` (the record's label "
+        "description and condition values) or the name of a field the record already has",
+    )
+    mmr_lambda: float = Field(0.5, ge=0, le=1, description="mmr: 1 = pure relevance, 0 = pure diversity")
+    candidates: int | None = Field(
+        None, ge=1, description="nearest: draw the k at random from this many nearest (default: exactly the k nearest)"
+    )
 
 
 class TemplatesSpec(Strict):
@@ -99,12 +189,7 @@ class TemplatesSpec(Strict):
     @field_validator("system", "instruction", "demonstration")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                compile_template(value)
-            except TemplateError as exc:
-                raise ValueError(str(exc)) from None
-        return value
+        return template_source(value)
 
 
 class GenerationSpec(Strict):
@@ -116,15 +201,26 @@ class GenerationSpec(Strict):
     samples_per_prompt: int = Field(1, ge=1, le=64)
     stop: list[str] | None = None
     templates: TemplatesSpec = Field(default_factory=TemplatesSpec)
+    output: Literal["auto", "text", "json"] = Field(
+        "auto",
+        description="json: ask for JSON following the fields' schema (constrained where the "
+        "server can); text: a plain-text layout; auto: json for several or typed fields",
+    )
+    condition_sampling: Literal["independent", "coverage"] = Field(
+        "independent",
+        description="coverage: balance every combination of label and condition values "
+        "instead of drawing each condition on its own",
+    )
 
 
-def validate_conditions(value: dict[str, ConditionValues]) -> dict[str, ConditionValues]:
-    for key, values in value.items():
-        if not key.isidentifier():
-            raise ValueError(f"condition name {key!r} must be a plain identifier")
-        if not values:
-            raise ValueError(f"condition {key!r} has no values")
-        if isinstance(values, dict):
-            if any(w < 0 for w in values.values()) or not any(values.values()):
-                raise ValueError(f"weights of condition {key!r} must be non-negative, not all zero")
-    return value
+__all__ = [
+    "DEFAULT_FIELDS",
+    "ConditionValues",
+    "DemonstrationsSpec",
+    "FieldSpec",
+    "GenerationSpec",
+    "TaskSpec",
+    "TemplatesSpec",
+    "template_source",
+    "validate_conditions",
+]

@@ -1,0 +1,184 @@
+"""Dataset-wise generation: rounds that generate, curate, measure and re-allocate.
+
+    D_gen = D_1 ∪ D_2 ∪ ... ∪ D_k
+
+Round 1 spreads its share of the budget over the condition cells (by
+default: the labels) in proportion to their quotas. After each round the
+round's records are curated against what is already accepted (the support
+set and earlier rounds' accepted records) with the stages listed under
+`rounds.curation`; each cell is measured (accepted so far, share rejected,
+distinct-2 of what it accepted) and `generate.allocate` gives the next
+round's share of the budget to the cells still under quota, more to those
+mostly rejected or repetitive. Rounds stop when every cell is full or the
+budget (`generation.records`) is spent.
+
+Strategies: `quota` only re-allocates; `self_instruct` also puts accepted
+records into the demonstration pool (`synthetic_demos` of each prompt's
+demonstrations come from it), so later rounds build on earlier ones, with
+the round's curation (e.g. a novelty filter) guarding against copies;
+`evol_instruct` rewrites accepted records (deepen, broaden) for a share of
+each later round.
+
+This lives above `curate` and `evaluate` because it uses both; generation
+itself only provides the planning and allocation primitives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from .curate import CurationContext, curate
+from .evaluate import distinct_n
+from .generate import CellStats, DemonstrationPool, GenerationResult, Generator, PlannedRecord, allocate, cell_quotas
+from .generate.allocation import Cell
+from .llm import Scheduler
+from .recipe import Recipe, RoundsSpec
+from .records import Record
+
+ErrorRates = Callable[[Sequence[Record]], Mapping[Cell, float]]
+
+
+class Rounds:
+    """Runs a recipe's `rounds` over a prepared Generator; the same interface as Generator for run()."""
+
+    def __init__(self, recipe: Recipe, generator: Generator, error_rates: ErrorRates | None = None):
+        self.recipe = recipe
+        self.generator = generator
+        self.error_rates = error_rates
+        self.spec: RoundsSpec = recipe.rounds  # type: ignore[assignment]
+        self.last_result = GenerationResult()
+        self.log: list[dict[str, Any]] = []
+        self.cells: dict[Cell, CellStats] = {}
+
+    def count(self, limit: int | None = None) -> int:
+        return self.generator.count(limit)
+
+    def _dims(self) -> dict[str, Any]:
+        draws = self.generator.conditions.draws  # type: ignore[union-attr]
+        task = self.recipe.task
+        dims: dict[str, Any] = {}
+        for name in self.spec.cells:
+            if name == "label":
+                weights = task.label_weights
+                dims["label"] = {lab: float((weights or {}).get(lab, 1.0 if weights is None else 0.0)) for lab in task.label_names}
+            elif callable(draws[name]):
+                raise ValueError(f"rounds.cells: condition {name!r} draws several facts per record; it cannot be a cell")
+            else:
+                dims[name] = draws[name]
+        return dims
+
+    def _cell_of(self, record: Record) -> Cell:
+        return tuple((name, record.label if name == "label" else record.conditions.get(name)) for name in self.spec.cells)  # type: ignore[misc]
+
+    def _plans(self, round_: int, offset: int, cells: list[Cell], accepted: dict[Cell, list[Record]],
+               pool: DemonstrationPool | None) -> Iterator[PlannedRecord]:
+        spec, seed = self.spec, self.recipe.generation.seed
+        evolve = spec.strategy == "evol_instruct" and round_ > 0
+        synthetic = (pool, spec.synthetic_demos) if pool is not None else None
+        for j, cell in enumerate(cells):
+            index = offset + j
+            rng = random.Random(f"{seed}:{index}:evolve")
+            if evolve and accepted.get(cell) and rng.random() < spec.evolve_share:
+                parent = rng.choice(accepted[cell])
+                yield self.generator.plan_record(index, parent=parent, operation=rng.choice(spec.operations))
+            else:
+                yield self.generator.plan_record(index, fixed=dict(cell), synthetic=synthetic)
+
+    def _accept(self, new: Sequence[Record], reference: Sequence[Record]) -> set[str]:
+        """Ids of the new records the round's curation keeps, judged against the reference records."""
+        fresh = lambda r: dataclasses.replace(r, scores={}, flags={}, reasons={})  # noqa: E731
+        context = CurationContext(self.recipe.text_field, self.recipe.task.label_field)
+        result = curate([fresh(r) for r in reference] + [fresh(r) for r in new], self.spec.curation, context)
+        new_ids = {r.id for r in new}
+        return {r.id for r in result.kept if r.id in new_ids}
+
+    async def produce(self, scheduler: Scheduler, limit: int | None = None,
+                      on_record: Callable[[Record | None], None] | None = None, out: Path | None = None) -> GenerationResult:
+        gen, spec, recipe = self.generator, self.spec, self.recipe
+        await gen.prepare(scheduler, out)
+        budget = gen.count(limit)
+        target = spec.target or recipe.generation.records
+        target = max(1, math.ceil(target * budget / recipe.generation.records))
+        quotas = cell_quotas(self._dims(), target)
+        self.cells = {cell: CellStats(cell, quota) for cell, quota in quotas.items()}
+        accepted: dict[Cell, list[Record]] = defaultdict(list)
+        self.last_result = GenerationResult()
+        offset = 0
+        for round_ in range(spec.count):
+            remaining = budget - offset
+            if remaining <= 0:
+                break
+            share = math.ceil(remaining / (spec.count - round_))
+            if round_ == 0:
+                allocation = {c: n for c, n in cell_quotas(self._dims(), share).items() if n}
+            else:
+                w = spec.weights
+                allocation = allocate(list(self.cells.values()), share, w.rejection, w.repetition, w.errors)
+            if not allocation:
+                break
+            cells = [cell for cell, n in allocation.items() for _ in range(n)]
+            random.Random(f"{recipe.generation.seed}:round{round_}").shuffle(cells)
+            all_accepted = [r for records in accepted.values() for r in records]
+            pool = gen.pool(all_accepted) if spec.strategy == "self_instruct" and all_accepted else None
+            result = await gen.run(scheduler, self._plans(round_, offset, cells, accepted, pool), len(cells), on_record)
+            self.last_result.extend(result)
+            kept = self._accept(result.records, gen.support + all_accepted)
+            self._measure(round_, cells, offset, result, kept, accepted)
+            offset += len(cells)
+        return self.last_result
+
+    def _measure(self, round_: int, cells: list[Cell], offset: int, result: GenerationResult,
+                 kept: set[str], accepted: dict[Cell, list[Record]]) -> None:
+        name = self.recipe.name
+        planned = {f"{name}-{offset + j:06d}": cell for j, cell in enumerate(cells)}
+        asked: dict[Cell, int] = defaultdict(int)
+        taken: dict[Cell, int] = defaultdict(int)
+        for cell in planned.values():
+            asked[cell] += 1
+        for record in result.records:
+            record.meta["round"] = round_ + 1
+            record.meta["accepted_in_round"] = record.id in kept
+            if record.id in kept:
+                cell = self._cell_of(record)
+                accepted[cell].append(record)
+                taken[planned.get(record.id, cell)] += 1
+        errors = self.error_rates(self.last_result.records) if self.error_rates else {}
+        for cell, stats in self.cells.items():
+            stats.accepted = len(accepted.get(cell, []))
+            if asked.get(cell):
+                stats.rejection_share = 1 - taken[cell] / asked[cell]
+            texts = [r.text(self.recipe.text_field) for r in accepted.get(cell, [])]
+            stats.diversity = distinct_n(texts, 2) if len(texts) > 1 else None
+            stats.error_rate = errors.get(cell, stats.error_rate)
+        self.log.append({
+            "round": round_ + 1,
+            "asked": len(cells),
+            "generated": len(result.records),
+            "accepted": len(kept),
+            "cells": {_cell_name(c): {"asked": n, "accepted": taken[c]} for c, n in sorted(asked.items())},
+        })
+
+    def summary(self) -> dict[str, Any]:
+        out = self.generator.summary()
+        out["rounds"] = {
+            "strategy": self.spec.strategy,
+            "log": self.log,
+            "cells": {
+                _cell_name(c): {"quota": s.quota, "accepted": s.accepted, "rejection_share": round(s.rejection_share, 3),
+                                "distinct_2": None if s.diversity is None else round(s.diversity, 3)}
+                for c, s in self.cells.items()
+            },
+        }
+        return out
+
+
+def _cell_name(cell: Cell) -> str:
+    return ", ".join(f"{k}={v}" for k, v in cell) or "all"
+
+
+__all__ = ["Rounds"]

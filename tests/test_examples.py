@@ -1,0 +1,101 @@
+"""Every example recipe runs on the embedded model (a few records each) and makes what it says.
+
+Each runs as written except for one line: one llama.cpp thread. On a busy
+2-core machine, llama.cpp's threads spin against each other and a second
+thread makes generation several times slower, not faster.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("llama_cpp")
+
+
+def run_example(name, tmp_path, limit):
+    text = (ROOT / "examples" / f"{name}.yaml").read_text()
+    assert "\n  backend: llamacpp\n" in text
+    recipe = tmp_path / f"{name}.yaml"
+    recipe.write_text(text.replace("\n  backend: llamacpp\n", "\n  backend: llamacpp\n  n_threads: 1\n", 1))
+    (tmp_path / "data").symlink_to(ROOT / "examples" / "data")
+    out = tmp_path / name
+    done = run_cli("run", str(recipe), "--out", str(out), "--limit", str(limit), "--no-progress")
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = pq.read_table(out / "generated.parquet").to_pylist()
+    assert manifest["status"] == "complete" and rows, manifest["failures"]
+    return manifest, rows, out
+
+
+def meta(row):
+    return json.loads(row["meta"]) if row["meta"] else {}
+
+
+def test_banking77_intents(tmp_path):
+    manifest, rows, _ = run_example("banking77", tmp_path, 4)
+    labels = set(manifest["recipe"]["task"]["labels"])
+    assert all(r["label"] in labels and r["text"] for r in rows)
+    assert all(len(r["demonstrations"]) == 2 for r in rows)
+
+
+def test_rte_pairs_are_json_with_both_fields(tmp_path):
+    manifest, rows, _ = run_example("rte_pairs", tmp_path, 3)
+    assert all(r["premise"] and r["hypothesis"] and r["label"] in ("entailment", "not_entailment") for r in rows)
+    assert manifest["generation"]["answers"]["records"] == 3
+
+
+def test_qa_with_a_dropped_chain_of_thought(tmp_path):
+    manifest, rows, _ = run_example("qa_cot", tmp_path, 2)
+    for row in rows:
+        assert row["context"] and row["question"] and row["answer"]
+        assert "reasoning" not in row and meta(row)["dropped"]["reasoning"]
+    assert manifest["model_calls"]["requests_succeeded"] >= 3 * len(rows)
+
+
+def test_dialogue_role_play(tmp_path):
+    manifest, rows, out = run_example("dialogue", tmp_path, 2)
+    for row in rows:
+        assert [t["role"] for t in row["turns"]] == ["user", "assistant", "user", "assistant"]
+        assert row["dialogue"].startswith("User: ")
+        assert row["conditions"]["persona"]
+    assert (out / "conditions" / "persona.yaml").exists()
+
+
+def test_multilabel_headlines(tmp_path):
+    _, rows, _ = run_example("news_multilabel", tmp_path, 3)
+    labels = {"sport", "business", "politics", "technology"}
+    assert all(1 <= len(r["label"].split("|")) <= 2 and set(r["label"].split("|")) <= labels for r in rows)
+
+
+def test_instructions_self_instruct_over_a_concept_tree(tmp_path):
+    manifest, rows, out = run_example("instructions", tmp_path, 4)
+    tree = (out / "conditions" / "topic.yaml").read_text()
+    assert tree.count("\n") >= 4
+    rounds = manifest["generation"]["rounds"]
+    assert rounds["strategy"] == "self_instruct" and len(rounds["log"]) >= 2
+    assert all(r["instruction"] and r["response"] for r in rows)
+
+
+def test_quiz_free_schema_with_evolution(tmp_path):
+    manifest, rows, _ = run_example("quiz_free", tmp_path, 4)
+    for row in rows:
+        assert isinstance(row["difficulty"], int) and row["question"] and row["answer"]
+        assert "; " in row["conditions"]["facts"]
+    assert manifest["generation"]["rounds"]["strategy"] == "evol_instruct"
+
+
+def test_sms_annotation_with_confidences(tmp_path):
+    manifest, rows, out = run_example("sms_annotate", tmp_path, 3)
+    curated = pq.read_table(out / "curated.parquet").to_pylist()
+    for row in curated:
+        assert row["label"] in ("spam", "ham")
+        assert 0 < row["self_consistency_score"] <= 1
+        assert 0 < row["label_logprob_score"] <= 1
+    assert manifest["generation"]["annotated"] == 3
+    assert manifest["model_calls"]["requests_succeeded"] + manifest["model_calls"]["requests_failed"] == 15
