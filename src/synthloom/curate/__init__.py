@@ -4,7 +4,7 @@ from typing import Sequence
 
 from ..recipe import StageSpec
 from ..records import Record
-from . import heuristics  # noqa: F401  (registration)
+from . import heuristics, novelty  # noqa: F401  (registration)
 from .base import (
     DROP,
     KEEP,
@@ -20,6 +20,7 @@ from .base import (
     stage_for,
 )
 from .heuristics import ExactDedup, LengthFilter, normalise
+from .novelty import Novelty, NoveltyResult, rouge_l, rouge_l_novelty
 
 
 def curate(records: Sequence[Record], specs: Sequence[StageSpec], context: CurationContext | None = None) -> CurationResult:
@@ -38,11 +39,15 @@ __all__ = [
     "ExactDedup",
     "FunnelStep",
     "LengthFilter",
+    "Novelty",
+    "NoveltyResult",
     "Stage",
     "build_stage",
     "curate",
     "is_dropped",
     "normalise",
+    "rouge_l",
+    "rouge_l_novelty",
     "run_stages",
     "stage_for",
 ]

@@ -18,7 +18,35 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..llm import BackendConfig, LlamaCppConfig, backend_config_classes
 from .common import DatasetSpec, SplitSpec, Strict
-from .curation import CurationStage, ExactDedupSpec, LengthFilterSpec, StageSpec, default_curation
+from .curation import (
+    AuxConfidenceSpec,
+    ConfidentLearningSpec,
+    CrossPartitionSpec,
+    CurationFile,
+    CurationStage,
+    ExactDedupSpec,
+    GarbageFilterSpec,
+    InfluenceSpec,
+    JudgeSpec,
+    KnnShapleySpec,
+    LabelLeakFilterSpec,
+    LabelLogprobSpec,
+    LanguageFilterSpec,
+    LengthFilterSpec,
+    MetaTalkFilterSpec,
+    ModelStageSpec,
+    NearDedupSpec,
+    NoveltySpec,
+    RepetitionFilterSpec,
+    ReweightSpec,
+    SchemaFilterSpec,
+    SelfConsistencySpec,
+    SemanticDedupSpec,
+    StageSpec,
+    TeacherSpec,
+    TextPoolSpec,
+    default_curation,
+)
 from .evaluation import DiversitySpec, DownstreamSpec, EvaluationStage, default_evaluation
 from .generation import (
     ConditionValues,
@@ -97,7 +125,29 @@ def recipe_from_dict(
 
 
 __all__ = [
+    "AuxConfidenceSpec",
     "BackendConfig",
+    "ConfidentLearningSpec",
+    "CrossPartitionSpec",
+    "CurationFile",
+    "GarbageFilterSpec",
+    "InfluenceSpec",
+    "JudgeSpec",
+    "KnnShapleySpec",
+    "LabelLeakFilterSpec",
+    "LabelLogprobSpec",
+    "LanguageFilterSpec",
+    "MetaTalkFilterSpec",
+    "ModelStageSpec",
+    "NearDedupSpec",
+    "NoveltySpec",
+    "RepetitionFilterSpec",
+    "ReweightSpec",
+    "SchemaFilterSpec",
+    "SelfConsistencySpec",
+    "SemanticDedupSpec",
+    "TeacherSpec",
+    "TextPoolSpec",
     "CurationStage",
     "DatasetSpec",
     "DemonstrationsSpec",
