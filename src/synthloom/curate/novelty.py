@@ -166,13 +166,19 @@ def rouge_l_novelty(
             best, best_j = 0.0, None
             if columns.size and lengths[i] > 0:
                 bound = 2.0 * row[columns] / (lengths[i] + lengths[columns])
-                order = np.argsort(-bound, kind="stable")
-                for j, b in zip(columns[order].tolist(), bound[order].tolist()):
+                # Score the most promising pair first, then only pairs whose bound can beat it.
+                first = int(np.argmax(bound))
+                best, best_j = texts.exact(i, int(columns[first])), int(columns[first])
+                rest = np.flatnonzero(bound > best - _SLACK)
+                rest = rest[np.argsort(-bound[rest], kind="stable")]
+                for j, b in zip(columns[rest].tolist(), bound[rest].tolist()):
                     if b <= best - _SLACK:
                         break
                     f = texts.exact(i, j)
                     if f > best:
                         best, best_j = f, j
+                if best == 0.0:
+                    best_j = None
             c = i - n_pool
             score[c], nearest[c] = best, best_j
             keep[c] = active[i] = best <= threshold
