@@ -4,7 +4,7 @@ from typing import Sequence
 
 from ..recipe import StageSpec
 from ..records import Record
-from . import heuristics, novelty  # noqa: F401  (registration)
+from . import dedup, heuristics, novelty, task_filters  # noqa: F401  (registration)
 from .base import (
     DROP,
     KEEP,
