@@ -44,6 +44,7 @@ class CurationContext:
     cache_path: Path | None = None
     progress: bool = False
     embedder: Embedder | None = None
+    backend_factory: Callable[[Any], Any] | None = None  # default: synthloom.llm.create_backend
     extras: dict[str, Any] = field(default_factory=dict)
 
     def get_embedder(self) -> Embedder:

@@ -112,6 +112,20 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     return recipe_from_dict(data, base_dir=path.parent, file=str(path), lines=lines)
 
 
+def load_curation_file(path: str | Path) -> CurationFile:
+    """Read a stand-alone stages file (`synthloom curate --stages`); errors name file:line:key."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    if isinstance(data, list):  # a bare list of stages
+        data, lines = {"curation": data}, {("curation",) + k: v for k, v in lines.items()}
+    if not isinstance(data, dict):
+        raise RecipeError("a stages file is a mapping with a `curation:` list of stages", str(path), 1)
+    try:
+        return CurationFile.model_validate(data, context={"base_dir": str(path.parent)})
+    except ValidationError as exc:
+        raise error_from_validation(exc, data, lines, str(path)) from None
+
+
 def recipe_from_dict(
     data: dict[str, Any],
     base_dir: str | Path | None = None,
@@ -163,6 +177,7 @@ __all__ = [
     "StageSpec",
     "TaskSpec",
     "TemplatesSpec",
+    "load_curation_file",
     "load_recipe",
     "recipe_from_dict",
 ]

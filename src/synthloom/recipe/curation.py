@@ -194,7 +194,7 @@ class AuxConfidenceSpec(StageSpec):
 
     stage: Literal["aux_confidence"] = "aux_confidence"
     folds: int = Field(5, ge=2, le=50)
-    c: float = Field(10.0, gt=0, description="inverse regularisation of the logistic regression")
+    c: float = Field(1.0, gt=0, description="inverse regularisation of the logistic regression")
     min_score: float | None = Field(None, ge=0, le=1)
     seed: int = 0
 
@@ -216,7 +216,7 @@ class _ValuationSpec(StageSpec):
     validation: DatasetSpec = Field(..., description="a small set of real labelled records")
     action: Literal["drop", "reweight", "score"] = "drop"
     max_fraction: float = Field(0.1, gt=0, le=1, description="at most this share of records is dropped or down-weighted")
-    c: float = Field(10.0, gt=0, description="inverse regularisation of the logistic regression")
+    c: float = Field(1.0, gt=0, description="inverse regularisation of the logistic regression")
 
 
 class InfluenceSpec(_ValuationSpec):
@@ -241,11 +241,14 @@ class CrossPartitionSpec(StageSpec):
     stage: Literal["cross_partition"] = "cross_partition"
     folds: int = Field(5, ge=2, le=50)
     repeats: int = Field(1, ge=1, le=20, description="times the folds are redrawn; probabilities are averaged")
+    margin: float = Field(
+        0.15, ge=0, le=1, description="flag when the held-out prediction beats the record's label by this much"
+    )
     action: Literal["relabel", "drop"] = "relabel"
     relabel_confidence: float = Field(
         0.5, ge=0, le=1, description="probability of the new label needed to relabel; below it the record is dropped"
     )
-    c: float = Field(10.0, gt=0)
+    c: float = Field(1.0, gt=0)
     seed: int = 0
 
 
@@ -258,7 +261,7 @@ class ConfidentLearningSpec(StageSpec):
         "prune_by_noise_rate"
     )
     action: Literal["relabel", "drop"] = "drop"
-    c: float = Field(10.0, gt=0)
+    c: float = Field(1.0, gt=0)
     seed: int = 0
 
 
