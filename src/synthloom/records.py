@@ -401,7 +401,7 @@ def read_hf_rows(source: str | Path, split: str | None = None) -> list[dict[str,
     try:
         import datasets
     except ImportError:
-        raise DataError(f"{source}: reading Hugging Face datasets needs `pip install datasets`") from None
+        raise DataError(f"{source}: reading Hugging Face datasets needs `pip install 'synthloom[curation]'`") from None
     text = str(source)
     if text.startswith(HF_PREFIX):
         try:

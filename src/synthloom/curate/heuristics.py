@@ -149,7 +149,10 @@ COMMON_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "nl", "ru", "zh", "ja", 
 @lru_cache(maxsize=4)
 def language_detector(codes: tuple[str, ...]) -> Any:
     """A lingua detector for these ISO 639-1 codes; its models ship inside the package."""
-    from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+    try:
+        from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+    except ImportError:
+        raise ImportError("the language_filter stage needs lingua: pip install 'synthloom[curation]'") from None
 
     languages = []
     for code in codes:

@@ -107,7 +107,7 @@ class ConfidentLearning(_AuxiliaryRelabel):
         try:
             from cleanlab.filter import find_label_issues
         except ImportError:
-            raise RuntimeError("the confident_learning stage needs cleanlab: pip install 'synthloom[curation]'") from None
+            raise ImportError("the confident_learning stage needs cleanlab: pip install 'synthloom[curation]'") from None
         # cleanlab wants a column for every label index present; drop labels nobody carries.
         present = np.unique(y)
         remap = np.full(P.shape[1], -1)
