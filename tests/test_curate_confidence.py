@@ -35,7 +35,7 @@ def context_with(responder, tmp_path=None):
 
 
 def text_of(request):
-    return request.messages[-1]["content"].removeprefix("Text: ").removesuffix("\nLabel:")
+    return request.messages[-1]["content"].removeprefix("Text: ").removesuffix("\nLabel?")
 
 
 def sms():
@@ -59,8 +59,11 @@ def test_self_consistency_scores_agreement_and_caches(tmp_path):
     assert [r.scores["self_consistency"] for r in records] == [0.8, 1.0, 0.2]
     assert [r.flags["self_consistency"] for r in records] == [KEEP, KEEP, DROP]
     assert "1 of 5 answers agree; others: spam" in records[2].reasons["self_consistency"]
-    system = backends[0].calls[0].messages[0]["content"]
-    assert "- spam: adverts and prizes" in system and "SMS messages" in system
+    prompt = next(c.messages for c in backends[0].calls if text_of(c) == "See you at dinner")
+    assert prompt[0]["content"].startswith("You label SMS messages. The labels are: spam (adverts and prizes), ham")
+    # one demonstration per label, drawn from the other records, as earlier turns
+    turns = [(q["content"], a["content"]) for q, a in zip(prompt[1:-1:2], prompt[2:-1:2])]
+    assert sorted(turns) == [("Text: Claim your free prize today\nLabel?", "ham"), ("Text: You won a prize! Call now\nLabel?", "spam")]
     assert len(backends[0].calls) == 15
     again = sms()
     curate(again, [SelfConsistencySpec(samples=5, min_score=0.5)], ctx)

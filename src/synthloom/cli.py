@@ -91,14 +91,20 @@ def curate(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
 ) -> None:
     """Run curation stages on an existing dataset (not only data generated here)."""
+    from .llm import RunAborted
     from .run import curate_data
 
     if (recipe is None) == (stages is None):
         raise UserError("give the stages with --recipe RECIPE or --stages FILE (one of them)")
-    result = curate_data(
-        data, out, recipe=recipe, stages=stages, text_field=text_field, label_field=label_field,
-        split=split, progress=progress,
-    )
+    try:
+        result = curate_data(
+            data, out, recipe=recipe, stages=stages, text_field=text_field, label_field=label_field,
+            split=split, progress=progress,
+        )
+    except RunAborted as exc:
+        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"answers so far are saved in {out / 'cache.sqlite'}; rerun the same command to resume", err=True)
+        raise typer.Exit(1)
     summary = result.summary
     for note in summary["notes"]:
         typer.echo(f"note: {note}")
@@ -146,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         _print_and_exit(str(exc), 2)
     except FileNotFoundError as exc:
         _print_and_exit(f"{exc.filename}: file not found", 2)
+    except ImportError as exc:  # an optional package a stage needs; the message says what to install
+        _print_and_exit(str(exc), 2)
     except KeyboardInterrupt:
         _print_and_exit("interrupted", 130)
     except Exception as exc:

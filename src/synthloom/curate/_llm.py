@@ -9,6 +9,7 @@ so a rerun of the same curation pays for nothing.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from typing import Any, Callable, Sequence
 
@@ -54,20 +55,62 @@ def ask_all(
             cache.close()
 
 
-def label_messages(text: str, labels: Sequence[str], context: CurationContext) -> tuple[dict[str, str], ...]:
-    """A zero-shot labelling prompt: the task, the labels (with descriptions), the text."""
-    lines = []
-    for label in labels:
-        description = context.label_descriptions.get(label)
-        lines.append(f"- {label}: {description}" if description else f"- {label}")
-    what = f" {context.description}" if context.description else " texts"
-    system = (
-        f"You label{what}. Possible labels:\n" + "\n".join(lines) + "\nAnswer with exactly one label and nothing else."
-    )
-    return (
-        {"role": "system", "content": system},
-        {"role": "user", "content": f"Text: {text}\nLabel:"},
-    )
+class LabelPrompt:
+    """A labelling prompt: the task and its labels, a few records of other labels as
+    demonstration turns, then the text to label.
+
+    Small models answer in the shown format far more often than in a described
+    one, so each prompt shows `shots` records per label (for at most
+    `MAX_DEMO_LABELS` labels), drawn from the records being curated, never the
+    record itself, in an order drawn per record and sample.
+    """
+
+    MAX_DEMO_LABELS = 8
+
+    def __init__(
+        self,
+        records: Sequence[Any],
+        labels: Sequence[str],
+        context: CurationContext,
+        field: str | None,
+        shots: int = 1,
+        seed: int = 0,
+    ):
+        self.labels = list(labels)
+        self.context = context
+        self.field = field
+        self.shots = shots
+        self.seed = seed
+        self.by_label: dict[str, list[Any]] = {label: [] for label in self.labels}
+        for record in records:
+            if record.label in self.by_label:
+                self.by_label[record.label].append(record)
+
+    def _system(self) -> str:
+        described = [
+            f"{label} ({self.context.label_descriptions[label]})" if self.context.label_descriptions.get(label) else label
+            for label in self.labels
+        ]
+        what = self.context.description or "texts"
+        return f"You label {what}. The labels are: {', '.join(described)}. Answer with the label only."
+
+    def messages(self, record: Any, sample: int = 0) -> tuple[dict[str, str], ...]:
+        rng = random.Random(f"{self.seed}:{record.id}:{sample}")
+        out = [{"role": "system", "content": self._system()}]
+        if self.shots:
+            labels = [label for label in self.labels if self.by_label[label]]
+            rng.shuffle(labels)
+            turns = []
+            for label in labels[: self.MAX_DEMO_LABELS]:
+                others = [r for r in self.by_label[label] if r.id != record.id]
+                for demo in rng.sample(others, min(self.shots, len(others))):
+                    turns.append((demo.text(self.field), label))
+            rng.shuffle(turns)
+            for text, label in turns:
+                out.append({"role": "user", "content": f"Text: {text}\nLabel?"})
+                out.append({"role": "assistant", "content": label})
+        out.append({"role": "user", "content": f"Text: {record.text(self.field)}\nLabel?"})
+        return tuple(out)
 
 
 def _label_regex(labels: Sequence[str]) -> re.Pattern[str]:

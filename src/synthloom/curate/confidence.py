@@ -24,7 +24,7 @@ from typing import Any, Sequence
 from ..llm import Completion, InvalidAnswer, Request
 from ..recipe import AuxConfidenceSpec, JudgeSpec, LabelLogprobSpec, SelfConsistencySpec
 from ..records import Record
-from ._llm import LabelParser, ask_all, label_messages
+from ._llm import LabelParser, LabelPrompt, ask_all
 from .auxiliary import held_out_probabilities, labelled_matrix
 from .base import DROP, KEEP, CurationContext, stage_for
 
@@ -59,9 +59,10 @@ class SelfConsistency(_ModelStage):
         s = self.spec
         labels = self.context.label_set(records)
         todo = [r for r in records if r.label is not None]
+        prompt = LabelPrompt(todo, labels, self.context, self.field, s.shots, s.seed)
         requests = [
             Request(
-                messages=label_messages(r.text(self.field), labels, self.context),
+                messages=prompt.messages(r, k),
                 temperature=s.temperature,
                 max_tokens=s.max_tokens,
                 seed=s.seed + k,
@@ -117,9 +118,10 @@ class LabelLogprob(_ModelStage):
         s = self.spec
         labels = self.context.label_set(records)
         todo = [r for r in records if r.label is not None]
+        prompt = LabelPrompt(todo, labels, self.context, self.field, s.shots, s.seed)
         requests = [
             Request(
-                messages=label_messages(r.text(self.field), labels, self.context),
+                messages=prompt.messages(r),
                 temperature=0.0,
                 max_tokens=s.max_tokens,
                 seed=s.seed,

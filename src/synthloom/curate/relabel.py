@@ -26,7 +26,7 @@ import numpy as np
 from ..llm import Request
 from ..recipe import ConfidentLearningSpec, CrossPartitionSpec, TeacherSpec
 from ..records import Record
-from ._llm import LabelParser, ask_all, label_messages
+from ._llm import LabelParser, LabelPrompt, ask_all
 from .auxiliary import held_out_probabilities, labelled_matrix
 from .base import DROP, KEEP, RELABEL, CurationContext, stage_for
 
@@ -141,9 +141,11 @@ class Teacher:
         s = self.spec
         labels = self.context.label_set(records)
         chosen = [(r, why) for r in records if r.label is not None and (why := self._selected(r))]
+        under_review = {id(r) for r, _ in chosen}
+        prompt = LabelPrompt([r for r in records if id(r) not in under_review], labels, self.context, self.field, s.shots, s.seed)
         requests = [
             Request(
-                messages=label_messages(r.text(self.field), labels, self.context),
+                messages=prompt.messages(r),
                 temperature=s.temperature,
                 max_tokens=s.max_tokens,
                 seed=s.seed,

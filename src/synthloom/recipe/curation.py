@@ -169,6 +169,7 @@ class SelfConsistencySpec(ModelStageSpec):
 
     stage: Literal["self_consistency"] = "self_consistency"
     samples: int = Field(5, ge=2, le=64)
+    shots: int = Field(1, ge=0, le=8, description="example records per label shown in the prompt")
     temperature: float = Field(0.8, ge=0, le=2)
     max_tokens: int = Field(8, ge=1, le=4096)
 
@@ -178,6 +179,7 @@ class LabelLogprobSpec(ModelStageSpec):
 
     stage: Literal["label_logprob"] = "label_logprob"
     top_logprobs: int = Field(20, ge=1, le=20)
+    shots: int = Field(1, ge=0, le=8, description="example records per label shown in the prompt")
     max_tokens: int = Field(1, ge=1, le=16)
 
 
@@ -271,6 +273,7 @@ class TeacherSpec(ModelStageSpec):
     stage: Literal["teacher"] = "teacher"
     review: list[str] = Field(..., min_length=1, description="stages whose relabelled or low-scoring records to re-annotate")
     below: float | None = Field(None, ge=0, le=1, description="also re-annotate records these stages scored below this")
+    shots: int = Field(1, ge=0, le=8, description="example records per label (of those not under review) in the prompt")
     max_tokens: int = Field(12, ge=1, le=4096)
 
 
