@@ -57,6 +57,24 @@ class CurationContext:
         return list(self.labels) or sorted({r.label for r in records if r.label is not None})
 
 
+class SpecStage:
+    """The usual stage constructor: its settings, the context, and the text field it reads."""
+
+    name = ""
+
+    def __init__(self, spec: Any, context: CurationContext):
+        self.spec = spec
+        self.context = context
+        self.field = spec.field or context.text_field
+
+
+def mark_unlabelled(records: Sequence[Record], stage: str) -> None:
+    """Stages that judge labels keep the records that have none, and say so."""
+    for record in records:
+        if record.label is None:
+            record.decide(stage, KEEP, None, "no label")
+
+
 _STAGES: dict[type, Callable[[Any, CurationContext], Stage]] = {}
 
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..llm import Completion, InvalidAnswer, Request
 from ..recipe import AuxConfidenceSpec, JudgeSpec, LabelLogprobSpec, SelfConsistencySpec
 from ..records import Record
 from ._llm import LabelParser, LabelPrompt, ask_all
 from .auxiliary import held_out_probabilities, labelled_matrix
-from .base import DROP, KEEP, CurationContext, stage_for
+from .base import DROP, KEEP, SpecStage, mark_unlabelled, stage_for
 
 __all__ = ["AuxConfidence", "DEFAULT_RUBRIC", "LabelLogprob", "LlmJudge", "SelfConsistency", "label_probabilities"]
 
@@ -40,17 +40,8 @@ def _decide(stage: str, record: Record, score: float | None, min_score: float | 
         record.decide(stage, KEEP, score, reason)
 
 
-class _ModelStage:
-    name = ""
-
-    def __init__(self, spec: Any, context: CurationContext):
-        self.spec = spec
-        self.context = context
-        self.field = spec.field or context.text_field
-
-
 @stage_for(SelfConsistencySpec)
-class SelfConsistency(_ModelStage):
+class SelfConsistency(SpecStage):
     """The share of sampled model labels that agree with the record's label."""
 
     name = "self_consistency"
@@ -81,9 +72,7 @@ class SelfConsistency(_ModelStage):
             others = sorted({a for a in answers if a != record.label})
             reason = f"{agree} of {len(answers)} answers agree" + (f"; others: {', '.join(others)}" if others else "")
             _decide(self.name, record, agree / len(answers), s.min_score, reason)
-        for record in records:
-            if record.label is None:
-                record.decide(self.name, KEEP, None, "no label")
+        mark_unlabelled(records, self.name)
         return records
 
 
@@ -109,7 +98,7 @@ def label_probabilities(completion: Completion, labels: Sequence[str]) -> dict[s
 
 
 @stage_for(LabelLogprobSpec)
-class LabelLogprob(_ModelStage):
+class LabelLogprob(SpecStage):
     """The model's probability of the record's label, from its label-token log-probabilities."""
 
     name = "label_logprob"
@@ -138,9 +127,7 @@ class LabelLogprob(_ModelStage):
             best = max(probabilities, key=probabilities.get)
             reason = f"most likely label {best} ({probabilities[best]:.2f})"
             _decide(self.name, record, probabilities[record.label], s.min_score, reason)
-        for record in records:
-            if record.label is None:
-                record.decide(self.name, KEEP, None, "no label")
+        mark_unlabelled(records, self.name)
         return records
 
 
@@ -171,7 +158,7 @@ def parse_judgement(completion: Completion) -> tuple[int, str]:
 
 
 @stage_for(JudgeSpec)
-class LlmJudge(_ModelStage):
+class LlmJudge(SpecStage):
     """A rubric-driven judge: a 1-5 score (stored as 0-1) and a short reason per record."""
 
     name = "llm_judge"
@@ -210,15 +197,10 @@ class LlmJudge(_ModelStage):
 
 
 @stage_for(AuxConfidenceSpec)
-class AuxConfidence:
+class AuxConfidence(SpecStage):
     """The auxiliary model's held-out probability of each record's label."""
 
     name = "aux_confidence"
-
-    def __init__(self, spec: AuxConfidenceSpec, context: CurationContext):
-        self.spec = spec
-        self.context = context
-        self.field = spec.field or context.text_field
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         s = self.spec
@@ -228,7 +210,5 @@ class AuxConfidence:
             best = int(P[i].argmax())
             reason = "" if best == data.y[i] else f"the auxiliary model prefers {data.labels[best]} ({P[i, best]:.2f})"
             _decide(self.name, record, float(P[i, data.y[i]]), s.min_score, reason)
-        for record in records:
-            if record.label is None:
-                record.decide(self.name, KEEP, None, "no label")
+        mark_unlabelled(records, self.name)
         return records

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..recipe import NearDedupSpec, SemanticDedupSpec
 from ..records import Record
-from .base import DROP, KEEP, CurationContext, stage_for
+from .base import DROP, KEEP, SpecStage, stage_for
 
 __all__ = [
     "MinHashResult",
@@ -238,14 +238,10 @@ def minhash_dedup(
 
 
 @stage_for(NearDedupSpec)
-class NearDedup:
+class NearDedup(SpecStage):
     """Drops near duplicates found by MinHash LSH, keeping the first record of each cluster."""
 
     name = "near_dedup"
-
-    def __init__(self, spec: NearDedupSpec, context: CurationContext):
-        self.spec = spec
-        self.field = spec.field or context.text_field
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         s = self.spec
@@ -301,15 +297,10 @@ def semantic_duplicates(vectors: np.ndarray, threshold: float, block: int = 4096
 
 
 @stage_for(SemanticDedupSpec)
-class SemanticDedup:
+class SemanticDedup(SpecStage):
     """Drops records whose embedding is nearly the same as an earlier kept record's."""
 
     name = "semantic_dedup"
-
-    def __init__(self, spec: SemanticDedupSpec, context: CurationContext):
-        self.spec = spec
-        self.context = context
-        self.field = spec.field or context.text_field
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         vectors = self.context.get_embedder().encode([r.text(self.field) for r in records], progress=self.context.progress)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from ..recipe import ExactDedupSpec, GarbageFilterSpec, LanguageFilterSpec, LengthFilterSpec, RepetitionFilterSpec
 from ..records import Record
-from .base import DROP, KEEP, CurationContext, stage_for
+from .base import DROP, KEEP, CurationContext, SpecStage, stage_for
 
 _PUNCT = re.compile(r"[^\w\s]|_")
 _SPACE = re.compile(r"\s+")
@@ -29,12 +29,8 @@ def normalise(text: str) -> str:
 
 
 @stage_for(ExactDedupSpec)
-class ExactDedup:
+class ExactDedup(SpecStage):
     name = "exact_dedup"
-
-    def __init__(self, spec: ExactDedupSpec, context: CurationContext):
-        self.spec = spec
-        self.field = spec.field or context.text_field
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         first: dict[str, str] = {}
@@ -49,12 +45,8 @@ class ExactDedup:
 
 
 @stage_for(LengthFilterSpec)
-class LengthFilter:
+class LengthFilter(SpecStage):
     name = "length_filter"
-
-    def __init__(self, spec: LengthFilterSpec, context: CurationContext):
-        self.spec = spec
-        self.field = spec.field or context.text_field
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         s = self.spec
@@ -75,14 +67,13 @@ class LengthFilter:
 
 
 @stage_for(RepetitionFilterSpec)
-class RepetitionFilter:
+class RepetitionFilter(SpecStage):
     """Drops texts that loop: a high share of repeated word n-grams, or a long run of one character."""
 
     name = "repetition_filter"
 
     def __init__(self, spec: RepetitionFilterSpec, context: CurationContext):
-        self.spec = spec
-        self.field = spec.field or context.text_field
+        super().__init__(spec, context)
         self._run = re.compile(r"(.)\1{%d,}" % spec.max_char_run, re.S)
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
@@ -125,14 +116,10 @@ def garbage_reason(text: str, min_letter_share: float) -> tuple[float, str]:
 
 
 @stage_for(GarbageFilterSpec)
-class GarbageFilter:
+class GarbageFilter(SpecStage):
     """Drops non-text: control characters, broken encodings, too few letters."""
 
     name = "garbage_filter"
-
-    def __init__(self, spec: GarbageFilterSpec, context: CurationContext):
-        self.spec = spec
-        self.field = spec.field or context.text_field
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         for record in records:
@@ -164,14 +151,13 @@ def language_detector(codes: tuple[str, ...]) -> Any:
 
 
 @stage_for(LanguageFilterSpec)
-class LanguageFilter:
+class LanguageFilter(SpecStage):
     """Drops texts the offline detector confidently places in a language not wanted."""
 
     name = "language_filter"
 
     def __init__(self, spec: LanguageFilterSpec, context: CurationContext):
-        self.spec = spec
-        self.field = spec.field or context.text_field
+        super().__init__(spec, context)
         self.wanted = {code.lower() for code in spec.languages}
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:

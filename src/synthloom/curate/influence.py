@@ -38,7 +38,7 @@ import numpy as np
 from ..recipe import InfluenceSpec, KnnShapleySpec
 from ..records import Record, load_dataset
 from .auxiliary import fit_logreg, labelled_matrix
-from .base import DROP, KEEP, REWEIGHT, CurationContext, stage_for
+from .base import DROP, KEEP, REWEIGHT, SpecStage, mark_unlabelled, stage_for
 
 __all__ = ["Influence", "KnnShapley", "influence_scores", "knn_shapley_values"]
 
@@ -133,14 +133,7 @@ def knn_shapley_values(
     return values / max(1, len(X_val))
 
 
-class _Valuation:
-    name = ""
-
-    def __init__(self, spec, context: CurationContext):
-        self.spec = spec
-        self.context = context
-        self.field = spec.field or context.text_field
-
+class _Valuation(SpecStage):
     def values(self, X, y, X_val, y_val) -> np.ndarray:
         raise NotImplementedError
 
@@ -165,9 +158,7 @@ class _Valuation:
             else:
                 record.weight *= 1.0 / (1.0 + (-value) / median_harm)
                 record.decide(self.name, REWEIGHT, value, f"harmful ({value:.3g}): weight {record.weight:.2f}")
-        for record in records:
-            if record.label is None:
-                record.decide(self.name, KEEP, None, "no label")
+        mark_unlabelled(records, self.name)
         return records
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..recipe import NoveltySpec
 from ..records import Record, load_dataset
-from .base import DROP, KEEP, CurationContext, stage_for
+from .base import DROP, KEEP, SpecStage, stage_for
 
 __all__ = ["NoveltyResult", "Novelty", "rouge_l", "rouge_l_novelty", "rouge_tokens"]
 
@@ -186,14 +186,10 @@ def rouge_l_novelty(
 
 
 @stage_for(NoveltySpec)
-class Novelty:
+class Novelty(SpecStage):
     """Drops records too similar (ROUGE-L) to a pool or to an earlier kept record."""
 
     name = "novelty"
-
-    def __init__(self, spec: NoveltySpec, context: CurationContext):
-        self.spec = spec
-        self.field = spec.field or context.text_field
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         pool = load_dataset(self.spec.pool) if self.spec.pool is not None else []

@@ -28,7 +28,7 @@ from ..recipe import ConfidentLearningSpec, CrossPartitionSpec, TeacherSpec
 from ..records import Record
 from ._llm import LabelParser, LabelPrompt, ask_all
 from .auxiliary import held_out_probabilities, labelled_matrix
-from .base import DROP, KEEP, RELABEL, CurationContext, stage_for
+from .base import DROP, KEEP, RELABEL, SpecStage, mark_unlabelled, stage_for
 
 __all__ = ["ConfidentLearning", "CrossPartition", "Teacher", "disagreements", "relabel"]
 
@@ -47,14 +47,7 @@ def disagreements(P: np.ndarray, y: np.ndarray, margin: float) -> np.ndarray:
     return (best != y) & (P[rows, best] - P[rows, y] >= margin)
 
 
-class _AuxiliaryRelabel:
-    name = ""
-
-    def __init__(self, spec, context: CurationContext):
-        self.spec = spec
-        self.context = context
-        self.field = spec.field or context.text_field
-
+class _AuxiliaryRelabel(SpecStage):
     def flagged(self, P: np.ndarray, y: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -78,9 +71,7 @@ class _AuxiliaryRelabel:
                 relabel(record, self.name, new, given, f"{record.label} -> {new} ({why})")
             else:
                 record.decide(self.name, DROP, given, f"label looks wrong ({why})")
-        for record in records:
-            if record.label is None:
-                record.decide(self.name, KEEP, None, "no label")
+        mark_unlabelled(records, self.name)
         return records
 
 
@@ -118,15 +109,10 @@ class ConfidentLearning(_AuxiliaryRelabel):
 
 
 @stage_for(TeacherSpec)
-class Teacher:
+class Teacher(SpecStage):
     """A stronger model re-annotates the records other stages flagged; its label wins."""
 
     name = "teacher"
-
-    def __init__(self, spec: TeacherSpec, context: CurationContext):
-        self.spec = spec
-        self.context = context
-        self.field = spec.field or context.text_field
 
     def _selected(self, record: Record) -> str:
         for stage in self.spec.review:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from ..recipe import LabelLeakFilterSpec, MetaTalkFilterSpec, SchemaFilterSpec
 from ..records import Record
-from .base import DROP, KEEP, CurationContext, stage_for
+from .base import DROP, KEEP, CurationContext, SpecStage, stage_for
 
 __all__ = ["BUILTIN_META_PATTERNS", "LabelLeakFilter", "MetaTalkFilter", "SchemaFilter", "prompt_text"]
 
@@ -51,14 +51,13 @@ _WORD = re.compile(r"\w+")
 
 
 @stage_for(MetaTalkFilterSpec)
-class MetaTalkFilter:
+class MetaTalkFilter(SpecStage):
     """Drops texts that talk about the task instead of doing it, or echo the prompt."""
 
     name = "meta_talk_filter"
 
     def __init__(self, spec: MetaTalkFilterSpec, context: CurationContext):
-        self.spec = spec
-        self.field = spec.field or context.text_field
+        super().__init__(spec, context)
         patterns = (list(BUILTIN_META_PATTERNS) if spec.builtin_patterns else []) + list(spec.patterns)
         self.patterns = [re.compile(p, re.I | re.M) for p in patterns]
 
@@ -87,15 +86,10 @@ def _label_pattern(words: Sequence[str]) -> re.Pattern[str]:
 
 
 @stage_for(LabelLeakFilterSpec)
-class LabelLeakFilter:
+class LabelLeakFilter(SpecStage):
     """Drops texts that name their own label (or one of the words given for it)."""
 
     name = "label_leak_filter"
-
-    def __init__(self, spec: LabelLeakFilterSpec, context: CurationContext):
-        self.spec = spec
-        self.context = context
-        self.field = spec.field or context.text_field
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         patterns = {
@@ -126,14 +120,13 @@ def _type_ok(value: Any, kind: str) -> bool:
 
 
 @stage_for(SchemaFilterSpec)
-class SchemaFilter:
+class SchemaFilter(SpecStage):
     """Drops records that are not records of the task: empty fields, unknown labels, wrong types."""
 
     name = "schema_filter"
 
     def __init__(self, spec: SchemaFilterSpec, context: CurationContext):
-        self.spec = spec
-        self.context = context
+        super().__init__(spec, context)
         self.patterns = {f: re.compile(p) for f, p in spec.patterns.items()}
 
     def _problem(self, record: Record, labels: set[str]) -> str:

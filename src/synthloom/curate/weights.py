@@ -22,7 +22,7 @@ import numpy as np
 
 from ..recipe import ReweightSpec
 from ..records import Record
-from .base import KEEP, REWEIGHT, CurationContext, stage_for
+from .base import KEEP, REWEIGHT, SpecStage, stage_for
 
 __all__ = ["Reweight", "confidence_weights"]
 
@@ -37,13 +37,10 @@ def confidence_weights(confidence: np.ndarray, floor: float = 0.1, power: float 
 
 
 @stage_for(ReweightSpec)
-class Reweight:
+class Reweight(SpecStage):
     """Writes a confidence-derived weight on every record."""
 
     name = "reweight"
-
-    def __init__(self, spec: ReweightSpec, context: CurationContext):
-        self.spec = spec
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         s = self.spec
