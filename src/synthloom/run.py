@@ -222,7 +222,6 @@ def curate_data(
             progress=progress,
         )
         source = {"stages_file": str(stages)}
-        label_field = label_field if label_field is not None else spec_file.label_field
     text_field = text_field or context.text_field
     label_field = label_field if label_field is not None else context.label_field
     records, notes = read_data_records(data, text_field, label_field, split)
