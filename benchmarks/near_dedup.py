@@ -4,9 +4,10 @@ How the documents are made (fixed seed 0, from $SYNTHLOOM_DATA, default ../share
 
 1. Texts: every SMS of sms_spam, every banking77 request (train and test),
    every ag_news title + description, every imdb review, every RTE sentence
-   (both sentences, all splits). Texts are split at sentence ends into
-   chunks of 10 to 40 words (shorter texts are joined with the next text of
-   the same source); chunks that repeat (after lower-casing) are removed.
+   (both sentences, all splits). Each source's texts are cut at sentence
+   ends into chunks of 10 to 40 words (short sentences and texts are joined
+   with the ones that follow them in the same source; longer ones are cut);
+   chunks that repeat (after lower-casing) are removed.
 2. 90,000 base documents, each 4 chunks drawn at random, with no pair of
    chunks ever in two documents. So two base documents share at most one
    chunk, and their Jaccard similarity stays far below the threshold:

@@ -166,3 +166,18 @@ def test_run_manifest_funnel_shows_relabel_and_reweight_with_reasons(tmp_path):
     assert sorted({round(r["weight"], 6) for r in rows}) == [round(0.1 / 0.55, 6), round(1 / 0.55, 6)]
     again = synthloom.run(recipe, tmp_path / "out", progress=False)
     assert again.manifest["curation"] == result.manifest["curation"]
+
+
+def test_the_curation_example_runs_and_fixes_its_planted_problems(tmp_path):
+    from conftest import ROOT
+
+    done = run_cli("curate", str(ROOT / "examples" / "data" / "messy_sms.jsonl"),
+                   "--stages", str(ROOT / "examples" / "curate_stages.yaml"), "--out", str(tmp_path / "out"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    rejected = {r["id"] for r in pq.read_table(tmp_path / "out" / "rejected.parquet").to_pylist()}
+    assert rejected == {"sms-30", "sms-31", "sms-32", "sms-33", "sms-34", "sms-35"}  # the planted junk
+    kept = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "curated.parquet").to_pylist()}
+    relabelled = {i for i, r in kept.items() if r["cross_partition_flag"] == "relabel"}
+    assert relabelled == {"sms-36", "sms-37", "sms-38", "sms-39"}  # the planted wrong labels
+    assert [kept[i]["label"] for i in sorted(relabelled)] == ["spam", "ham", "spam", "ham"]
+    assert abs(sum(r["weight"] for r in kept.values()) / len(kept) - 1.0) < 1e-9
