@@ -37,6 +37,9 @@ bench: setup
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/embedded.py
 	$(BIN)/python benchmarks/demo.py
+	$(BIN)/python benchmarks/novelty.py
+	$(BIN)/python benchmarks/near_dedup.py
+	$(BIN)/python benchmarks/label_noise.py
 
 clean:
 	rm -rf $(VENV) runs

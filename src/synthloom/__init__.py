@@ -9,14 +9,16 @@ __version__ = "0.1.0"
 
 from .recipe import Recipe, RecipeError, load_recipe  # noqa: E402
 from .records import Record, read_records, write_records  # noqa: E402
-from .run import RunResult, run  # noqa: E402
+from .run import CurationRun, RunResult, curate_data, run  # noqa: E402
 
 __all__ = [
+    "CurationRun",
     "Record",
     "Recipe",
     "RecipeError",
     "RunResult",
     "__version__",
+    "curate_data",
     "load_recipe",
     "read_records",
     "run",

@@ -80,6 +80,45 @@ def run(
 
 
 @app.command()
+def curate(
+    data: str = typer.Argument(..., help="a JSONL/CSV/TSV/Parquet file or folder, a saved Hugging Face dataset, or hf:NAME"),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="take the stages (and labels) from this recipe"),
+    stages: Optional[Path] = typer.Option(None, "--stages", "-s", help="a stages file (see docs/curation.md)"),
+    out: Path = typer.Option(..., "--out", "-o", help="where to write curated.parquet, rejected.parquet, curation.json"),
+    text_field: Optional[str] = typer.Option(None, "--text-field", help="the text column (default: text)"),
+    label_field: Optional[str] = typer.Option(None, "--label-field", help="the label column (default: label)"),
+    split: Optional[str] = typer.Option(None, "--split", help="the split of a Hugging Face dataset"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+) -> None:
+    """Run curation stages on an existing dataset (not only data generated here)."""
+    from .llm import RunAborted
+    from .run import curate_data
+
+    if (recipe is None) == (stages is None):
+        raise UserError("give the stages with --recipe RECIPE or --stages FILE (one of them)")
+    try:
+        result = curate_data(
+            data, out, recipe=recipe, stages=stages, text_field=text_field, label_field=label_field,
+            split=split, progress=progress,
+        )
+    except RunAborted as exc:
+        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"answers so far are saved in {out / 'cache.sqlite'}; rerun the same command to resume", err=True)
+        raise typer.Exit(1)
+    summary = result.summary
+    for note in summary["notes"]:
+        typer.echo(f"note: {note}")
+    typer.echo(f"{'stage':<22}{'seen':>8}{'kept':>8}{'dropped':>9}{'relabelled':>12}{'reweighted':>12}")
+    for step in summary["curation"]["funnel"]:
+        typer.echo(
+            f"{step['stage']:<22}{step['seen']:>8}{step['kept']:>8}{step['dropped']:>9}"
+            f"{step['relabelled']:>12}{step['reweighted']:>12}"
+        )
+    counts = summary["counts"]
+    typer.echo(f"{counts['curated']} of {counts['records']} records kept: {(result.out / 'curated.parquet').resolve()}")
+
+
+@app.command()
 def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     """Rebuild report.html of a run directory from its files."""
     from .report import build_report
@@ -113,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
         _print_and_exit(str(exc), 2)
     except FileNotFoundError as exc:
         _print_and_exit(f"{exc.filename}: file not found", 2)
+    except ImportError as exc:  # an optional package a stage needs; the message says what to install
+        _print_and_exit(str(exc), 2)
     except KeyboardInterrupt:
         _print_and_exit("interrupted", 130)
     except Exception as exc:

@@ -382,3 +382,88 @@ def load_dataset(spec: Any) -> list[Record]:
         )
         for row in rows
     ]
+
+
+# -- any dataset as records (for curating data made elsewhere) ------------------
+
+HF_PREFIX = "hf:"
+
+
+def is_hf_saved_dataset(path: str | Path) -> bool:
+    """A folder written by `datasets.Dataset.save_to_disk` (or `DatasetDict.save_to_disk`)."""
+    path = Path(path)
+    return path.is_dir() and any((path / name).exists() for name in ("state.json", "dataset_dict.json"))
+
+
+def read_hf_rows(source: str | Path, split: str | None = None) -> list[dict[str, Any]]:
+    """Rows of a Hugging Face dataset: a folder saved with `save_to_disk`, or `hf:NAME` (loaded
+    with `datasets.load_dataset`, from the local cache or the hub)."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"{source}: reading Hugging Face datasets needs `pip install 'synthloom[curation]'`") from None
+    text = str(source)
+    if text.startswith(HF_PREFIX):
+        try:
+            data = datasets.load_dataset(text[len(HF_PREFIX) :], split=split)
+        except Exception as exc:  # the library raises many kinds; the user needs one line
+            raise DataError(f"{source}: cannot load the dataset ({type(exc).__name__}: {exc})") from None
+    else:
+        data = datasets.load_from_disk(text)
+    if isinstance(data, (datasets.DatasetDict, dict)):
+        names = list(data)
+        chosen = split or ("train" if "train" in names else names[0] if len(names) == 1 else None)
+        if chosen not in names:
+            raise DataError(f"{source}: choose a split with --split ({', '.join(names)})")
+        data = data[chosen]
+    return data.to_list()
+
+
+def read_data_records(
+    source: str | Path,
+    text_field: str = "text",
+    label_field: str | None = "label",
+    split: str | None = None,
+    format: str = "auto",
+) -> tuple[list[Record], list[str]]:
+    """Records from any data: a JSONL/CSV/TSV/Parquet file or folder, a saved Hugging Face
+    dataset, or `hf:NAME`. Returns the records and notes for the user.
+
+    The text column must exist; a missing label column leaves the records
+    unlabelled (with a note). A file synthloom wrote keeps its stage columns.
+    """
+    notes: list[str] = []
+    text = str(source)
+    path = Path(source)
+    if not text.startswith(HF_PREFIX) and not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.suffix == ".parquet" and METADATA_KEY in (pq.read_schema(path).metadata or {}):
+        return read_records(path), notes
+    if text.startswith(HF_PREFIX) or is_hf_saved_dataset(path):
+        rows = read_hf_rows(source, split)
+    else:
+        rows = read_rows(path, format)
+    if not rows:
+        raise DataError(f"{source}: no rows (empty file)")
+    columns = list(rows[0])
+    if text_field not in columns:
+        raise DataError(f"{source}: no column {text_field!r} (columns: {', '.join(map(str, columns))})")
+    if label_field is not None and label_field not in columns:
+        notes.append(f"{source}: no column {label_field!r}; the records are unlabelled")
+        label_field = None
+    fields = [text_field] + [c for c in columns if c not in (text_field, label_field, "id")]
+    stem = Path(text[len(HF_PREFIX) :] if text.startswith(HF_PREFIX) else path).stem or "row"
+    records = []
+    for i, row in enumerate(rows):
+        value = row.get(text_field)
+        if value is not None and not isinstance(value, str):
+            raise DataError(f"{source}: row {i + 1}: column {text_field!r} is {type(value).__name__}, not text")
+        label = row.get(label_field) if label_field else None
+        records.append(
+            Record(
+                id=str(row["id"]) if row.get("id") is not None else f"{stem}-{i}",
+                fields={f: row.get(f) for f in fields},
+                label=None if label is None else str(label),
+            )
+        )
+    return records, notes

@@ -70,6 +70,20 @@ def _write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = False) -> CurationContext:
+    """What curation stages know of a recipe's task: fields, labels, descriptions, the run's cache."""
+    task = recipe.task
+    return CurationContext(
+        text_field=recipe.text_field,
+        label_field=task.label_field,
+        labels=task.label_names,
+        label_descriptions={label: task.label_description(label) or "" for label in task.label_names},
+        description=task.description,
+        cache_path=cache_path,
+        progress=progress,
+    )
+
+
 def run(
     recipe: Recipe | str | Path,
     out: str | Path,
@@ -146,9 +160,7 @@ def run(
     write_records(out / "generated.parquet", generated, recipe.task.label_field)
 
     t0 = time.time()
-    curation = curate(
-        generated, recipe.curation, CurationContext(recipe.text_field, recipe.task.label_field)
-    )
+    curation = curate(generated, recipe.curation, curation_context(recipe, out / "cache.sqlite", progress))
     write_records(out / "curated.parquet", curation.kept, recipe.task.label_field, prompts=False)
     write_records(out / "rejected.parquet", curation.dropped, recipe.task.label_field, prompts=False)
     manifest["curation"] = {"funnel": [step.to_json() for step in curation.funnel]}
@@ -169,3 +181,76 @@ def run(
     manifest["timings"]["total_s"] = round(time.time() - started, 3)
     _write_json(out / "manifest.json", manifest)
     return RunResult(out, manifest, metrics, curation.kept)
+
+
+@dataclass
+class CurationRun:
+    out: Path
+    summary: dict[str, Any]
+    kept: list[Record]
+    dropped: list[Record]
+
+
+def curate_data(
+    data: str | Path,
+    out: str | Path,
+    *,
+    recipe: Recipe | str | Path | None = None,
+    stages: str | Path | None = None,
+    text_field: str | None = None,
+    label_field: str | None = None,
+    split: str | None = None,
+    progress: bool = True,
+) -> CurationRun:
+    """Curate any dataset (a file, a folder, a saved Hugging Face dataset, `hf:NAME`) into `out`.
+
+    The stages come from a recipe's `curation:` section or from a stages file
+    (see docs/curation.md). Writes `curated.parquet`, `rejected.parquet`,
+    `curation.json` (the funnel, with example reasons) and, for stages that
+    ask a model, `cache.sqlite`, so that running it again pays for nothing.
+    """
+    from .recipe import load_curation_file
+    from .records import read_data_records
+
+    if (recipe is None) == (stages is None):
+        raise ValueError("give either a recipe or a stages file")
+    out = Path(out)
+    if recipe is not None:
+        if not isinstance(recipe, Recipe):
+            recipe = load_recipe(recipe)
+        specs = list(recipe.curation)
+        context = curation_context(recipe, out / "cache.sqlite", progress)
+        source = {"recipe": recipe.name}
+    else:
+        spec_file = load_curation_file(stages)
+        specs = list(spec_file.curation)
+        context = CurationContext(
+            text_field=spec_file.text_field,
+            label_field=spec_file.label_field or "label",
+            labels=list(spec_file.labels or []),
+            description=spec_file.description,
+            cache_path=out / "cache.sqlite",
+            progress=progress,
+        )
+        source = {"stages_file": str(stages)}
+    text_field = text_field or context.text_field
+    label_field = label_field if label_field is not None else context.label_field
+    records, notes = read_data_records(data, text_field, label_field, split)
+    context.text_field = text_field
+    started = time.time()
+    result = curate(records, specs, context)
+    out.mkdir(parents=True, exist_ok=True)
+    write_records(out / "curated.parquet", result.kept, label_field or "label", prompts=False)
+    write_records(out / "rejected.parquet", result.dropped, label_field or "label", prompts=False)
+    summary = {
+        "data": str(data),
+        **source,
+        "stages": [spec.model_dump(mode="json") for spec in specs],
+        "counts": {"records": len(records), "curated": len(result.kept), "rejected": len(result.dropped)},
+        "curation": {"funnel": [step.to_json() for step in result.funnel]},
+        "notes": notes,
+        "seconds": round(time.time() - started, 3),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    _write_json(out / "curation.json", summary)
+    return CurationRun(out, summary, result.kept, result.dropped)

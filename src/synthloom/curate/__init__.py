@@ -1,10 +1,26 @@
-"""Curation: from D_gen to a scored, filtered, re-weighted and relabelled D_curated."""
+"""Curation: from D_gen to a scored, filtered, re-weighted and relabelled D_curated.
+
+Every stage is listed in a recipe's `curation:` section (or a stages file for
+`synthloom curate`), and works on any records, generated here or not:
+
+    from synthloom.curate import curate
+    from synthloom.records import read_records
+    result = curate(read_records("data.jsonl"), [NoveltySpec(), NearDedupSpec()])
+
+Families of stages, one module each: `heuristics` and `task_filters` (cheap
+rules), `dedup` (near and semantic duplicates), `novelty` (the Self-Instruct
+ROUGE-L rule), `confidence` (self-consistency, label log-probability, an LLM
+judge, the auxiliary model), `weights` (re-weighting), `influence`
+(influence functions, k-NN Shapley) and `relabel` (cross-partition
+labelling, confident learning, a teacher model). See docs/curation.md.
+"""
 
 from typing import Sequence
 
 from ..recipe import StageSpec
 from ..records import Record
-from . import heuristics  # noqa: F401  (registration)
+from . import confidence, dedup, heuristics, influence, novelty, relabel, task_filters, weights  # noqa: F401
+from .auxiliary import held_out_probabilities
 from .base import (
     DROP,
     KEEP,
@@ -19,7 +35,13 @@ from .base import (
     run_stages,
     stage_for,
 )
+from .confidence import label_probabilities
+from .dedup import MinHashResult, minhash_dedup, semantic_duplicates
 from .heuristics import ExactDedup, LengthFilter, normalise
+from .influence import influence_scores, knn_shapley_values
+from .novelty import Novelty, NoveltyResult, rouge_l, rouge_l_novelty
+from .relabel import disagreements
+from .weights import confidence_weights
 
 
 def curate(records: Sequence[Record], specs: Sequence[StageSpec], context: CurationContext | None = None) -> CurationResult:
@@ -38,11 +60,24 @@ __all__ = [
     "ExactDedup",
     "FunnelStep",
     "LengthFilter",
+    "MinHashResult",
+    "Novelty",
+    "NoveltyResult",
     "Stage",
     "build_stage",
+    "confidence_weights",
     "curate",
+    "disagreements",
+    "held_out_probabilities",
+    "influence_scores",
     "is_dropped",
+    "knn_shapley_values",
+    "label_probabilities",
+    "minhash_dedup",
     "normalise",
+    "rouge_l",
+    "rouge_l_novelty",
     "run_stages",
+    "semantic_duplicates",
     "stage_for",
 ]

@@ -10,8 +10,10 @@ report can say why each record was kept, dropped, re-weighted or relabelled.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
+from ..embed import Embedder
 from ..recipe import StageSpec
 from ..records import Record
 
@@ -26,11 +28,51 @@ class Stage(Protocol):
 
 @dataclass
 class CurationContext:
-    """What stages may need beyond their own settings."""
+    """What stages may need beyond their own settings.
+
+    `labels` is the task's label set (empty: the labels found in the records);
+    `description` and `label_descriptions` tell model-backed stages what a
+    record is; their answers are kept in the SQLite cache at `cache_path`
+    (none: not kept), so that a rerun pays for nothing.
+    """
 
     text_field: str = "text"
     label_field: str = "label"
+    labels: list[str] = field(default_factory=list)
+    label_descriptions: dict[str, str] = field(default_factory=dict)
+    description: str | None = None
+    cache_path: Path | None = None
+    progress: bool = False
+    embedder: Embedder | None = None
+    backend_factory: Callable[[Any], Any] | None = None  # default: synthloom.llm.create_backend
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def get_embedder(self) -> Embedder:
+        if self.embedder is None:
+            self.embedder = Embedder.shared()
+        return self.embedder
+
+    def label_set(self, records: Sequence[Record]) -> list[str]:
+        """The task's labels, or else every label the records carry, sorted."""
+        return list(self.labels) or sorted({r.label for r in records if r.label is not None})
+
+
+class SpecStage:
+    """The usual stage constructor: its settings, the context, and the text field it reads."""
+
+    name = ""
+
+    def __init__(self, spec: Any, context: CurationContext):
+        self.spec = spec
+        self.context = context
+        self.field = spec.field or context.text_field
+
+
+def mark_unlabelled(records: Sequence[Record], stage: str) -> None:
+    """Stages that judge labels keep the records that have none, and say so."""
+    for record in records:
+        if record.label is None:
+            record.decide(stage, KEEP, None, "no label")
 
 
 _STAGES: dict[type, Callable[[Any, CurationContext], Stage]] = {}
@@ -79,6 +121,19 @@ class CurationResult:
     funnel: list[FunnelStep]
 
 
+def _examples(records: Sequence[Record], stage: str, per_flag: int) -> list[dict[str, str]]:
+    """A few records per decision other than keep: the funnel's "why"."""
+    out: list[dict[str, str]] = []
+    counts: dict[str, int] = {}
+    for r in records:
+        flag = r.flags.get(stage)
+        if flag in (None, KEEP) or counts.get(flag, 0) >= per_flag:
+            continue
+        counts[flag] = counts.get(flag, 0) + 1
+        out.append({"id": r.id, "flag": flag, "reason": r.reasons.get(stage, ""), "text": r.text()[:120]})
+    return out
+
+
 def run_stages(records: Sequence[Record], stages: Sequence[Stage], examples: int = 3) -> CurationResult:
     """Apply stages in order, each to the records all earlier stages kept."""
     current = list(records)
@@ -97,10 +152,7 @@ def run_stages(records: Sequence[Record], stages: Sequence[Stage], examples: int
                 dropped=len(lost),
                 relabelled=flags.count(RELABEL),
                 reweighted=flags.count(REWEIGHT),
-                examples=[
-                    {"id": r.id, "reason": r.reasons.get(stage.name, ""), "text": r.text()[:120]}
-                    for r in lost[:examples]
-                ],
+                examples=_examples(out, stage.name, examples),
             )
         )
         dropped.extend(lost)

@@ -18,7 +18,35 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from ..llm import BackendConfig, LlamaCppConfig, backend_config_classes
 from .common import DatasetSpec, SplitSpec, Strict
-from .curation import CurationStage, ExactDedupSpec, LengthFilterSpec, StageSpec, default_curation
+from .curation import (
+    AuxConfidenceSpec,
+    ConfidentLearningSpec,
+    CrossPartitionSpec,
+    CurationFile,
+    CurationStage,
+    ExactDedupSpec,
+    GarbageFilterSpec,
+    InfluenceSpec,
+    JudgeSpec,
+    KnnShapleySpec,
+    LabelLeakFilterSpec,
+    LabelLogprobSpec,
+    LanguageFilterSpec,
+    LengthFilterSpec,
+    MetaTalkFilterSpec,
+    ModelStageSpec,
+    NearDedupSpec,
+    NoveltySpec,
+    RepetitionFilterSpec,
+    ReweightSpec,
+    SchemaFilterSpec,
+    SelfConsistencySpec,
+    SemanticDedupSpec,
+    StageSpec,
+    TeacherSpec,
+    TextPoolSpec,
+    default_curation,
+)
 from .evaluation import DiversitySpec, DownstreamSpec, EvaluationStage, default_evaluation
 from .conditions import ConceptTreeSpec, KnowledgeGraphSpec, PersonasSpec
 from .generation import (
@@ -145,6 +173,20 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     return recipe_from_dict(data, base_dir=path.parent, file=str(path), lines=lines)
 
 
+def load_curation_file(path: str | Path) -> CurationFile:
+    """Read a stand-alone stages file (`synthloom curate --stages`); errors name file:line:key."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    if isinstance(data, list):  # a bare list of stages
+        data, lines = {"curation": data}, {("curation",) + k: v for k, v in lines.items()}
+    if not isinstance(data, dict):
+        raise RecipeError("a stages file is a mapping with a `curation:` list of stages", str(path), 1)
+    try:
+        return CurationFile.model_validate(data, context={"base_dir": str(path.parent)})
+    except ValidationError as exc:
+        raise error_from_validation(exc, data, lines, str(path)) from None
+
+
 def recipe_from_dict(
     data: dict[str, Any],
     base_dir: str | Path | None = None,
@@ -160,29 +202,52 @@ def recipe_from_dict(
 __all__ = [
     "AllocationWeights",
     "AnnotationSpec",
+    "AuxConfidenceSpec",
     "BackendConfig",
     "ConceptTreeSpec",
-    "DialogueSpec",
-    "FieldSpec",
-    "KnowledgeGraphSpec",
-    "PersonasSpec",
-    "RoundsSpec",
-    "StepSpec",
+    "ConfidentLearningSpec",
+    "CrossPartitionSpec",
+    "CurationFile",
     "CurationStage",
     "DatasetSpec",
     "DemonstrationsSpec",
+    "DialogueSpec",
     "DiversitySpec",
     "DownstreamSpec",
     "EvaluationStage",
     "ExactDedupSpec",
+    "FieldSpec",
+    "GarbageFilterSpec",
     "GenerationSpec",
+    "InfluenceSpec",
+    "JudgeSpec",
+    "KnnShapleySpec",
+    "KnowledgeGraphSpec",
+    "LabelLeakFilterSpec",
+    "LabelLogprobSpec",
+    "LanguageFilterSpec",
     "LengthFilterSpec",
+    "MetaTalkFilterSpec",
+    "ModelStageSpec",
+    "NearDedupSpec",
+    "NoveltySpec",
+    "PersonasSpec",
     "Recipe",
     "RecipeError",
+    "RepetitionFilterSpec",
+    "ReweightSpec",
+    "RoundsSpec",
+    "SchemaFilterSpec",
+    "SelfConsistencySpec",
+    "SemanticDedupSpec",
     "SplitSpec",
     "StageSpec",
+    "StepSpec",
     "TaskSpec",
+    "TeacherSpec",
     "TemplatesSpec",
+    "TextPoolSpec",
+    "load_curation_file",
     "load_recipe",
     "recipe_from_dict",
 ]

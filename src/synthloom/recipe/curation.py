@@ -3,6 +3,10 @@
 Each stage's settings are a small strict model here; the stage that acts on
 them lives in `synthloom.curate`. Keeping the settings here lets a recipe be
 validated (with line numbers) without importing any curation code.
+
+Stages that need a model take a `model:` section shaped like the recipe's
+(default: the embedded SmolLM2); stages that need real labelled data (the
+influence of each record on a validation set) take a data file spec.
 """
 
 from __future__ import annotations
@@ -11,11 +15,23 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from .common import Strict
+from ..llm import LlamaCppConfig, backend_config_classes
+from .common import DatasetSpec, Strict
+
+ModelConfig = Annotated[Union[backend_config_classes()], Field(discriminator="backend")]  # type: ignore[valid-type]
 
 
 class StageSpec(Strict):
     field: str | None = Field(None, description="the text field to look at; default: the first")
+
+
+class TextPoolSpec(DatasetSpec):
+    """A file of texts to compare against; it needs no label column."""
+
+    label_field: str | None = None
+
+
+# -- heuristic filters -----------------------------------------------------------
 
 
 class ExactDedupSpec(StageSpec):
@@ -42,9 +58,260 @@ class LengthFilterSpec(StageSpec):
         return self
 
 
-CURATION_STAGES: tuple[type[StageSpec], ...] = (ExactDedupSpec, LengthFilterSpec)
+class RepetitionFilterSpec(StageSpec):
+    """Drop texts that repeat themselves: repeated word n-grams, or one character run on and on."""
 
-CurationStage = Annotated[Union[ExactDedupSpec, LengthFilterSpec], Field(discriminator="stage")]
+    stage: Literal["repetition_filter"] = "repetition_filter"
+    n: int = Field(3, ge=1, le=10, description="word n-gram size")
+    max_repeated: float = Field(0.3, gt=0, le=1, description="highest share of n-grams that repeat an earlier one")
+    max_char_run: int = Field(12, ge=2, description="longest run of one character")
+
+
+class GarbageFilterSpec(StageSpec):
+    """Drop texts with control characters, broken encodings (mojibake, U+FFFD) or too few letters."""
+
+    stage: Literal["garbage_filter"] = "garbage_filter"
+    min_letter_share: float = Field(0.5, ge=0, le=1, description="letters among the non-space characters")
+
+
+class LanguageFilterSpec(StageSpec):
+    """Drop texts not in the wanted languages (an offline detector whose models ship with it)."""
+
+    stage: Literal["language_filter"] = "language_filter"
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1, description="ISO 639-1 codes")
+    min_confidence: float = Field(0.5, ge=0, le=1, description="the detector's confidence needed to drop")
+    min_chars: int = Field(20, ge=0, description="shorter texts are kept: too little to tell")
+
+
+class MetaTalkFilterSpec(StageSpec):
+    """Drop texts where the model talks about the task ("Sure, here is...") or echoes its prompt."""
+
+    stage: Literal["meta_talk_filter"] = "meta_talk_filter"
+    patterns: list[str] = Field(default_factory=list, description="extra regular expressions (case-insensitive)")
+    builtin_patterns: bool = True
+    max_prompt_overlap: float = Field(
+        0.5, gt=0, le=1, description="highest share of the text's word n-grams found in its prompt"
+    )
+    n: int = Field(4, ge=2, le=10)
+
+
+class LabelLeakFilterSpec(StageSpec):
+    """Drop texts that name their own label ("this spam message...")."""
+
+    stage: Literal["label_leak_filter"] = "label_leak_filter"
+    words: dict[str, list[str]] = Field(
+        default_factory=dict, description="label -> more words that give it away; label names always count"
+    )
+
+
+class SchemaFilterSpec(StageSpec):
+    """Drop records that break the task's shape: missing fields, unknown labels, wrong types or patterns."""
+
+    stage: Literal["schema_filter"] = "schema_filter"
+    required: list[str] | None = Field(None, description="fields that must be non-empty; default: every field")
+    labels: list[str] | None = Field(None, description="allowed labels; default: the task's")
+    types: dict[str, Literal["str", "int", "float", "bool"]] = Field(default_factory=dict)
+    patterns: dict[str, str] = Field(default_factory=dict, description="field -> regex its value must match")
+
+
+# -- dedup and novelty -------------------------------------------------------------
+
+
+class NearDedupSpec(StageSpec):
+    """MinHash with LSH: drop records whose shingles overlap an earlier record's; clusters are kept."""
+
+    stage: Literal["near_dedup"] = "near_dedup"
+    num_perm: int = Field(128, ge=8, le=1024)
+    bands: int = Field(16, ge=1)
+    shingle: Literal["word", "char"] = "word"
+    ngram: int = Field(3, ge=1, le=20)
+    threshold: float = Field(0.7, ge=0, le=1, description="estimated Jaccard a candidate pair must reach")
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _bands(self) -> NearDedupSpec:
+        if self.num_perm % self.bands:
+            raise ValueError(f"num_perm ({self.num_perm}) must be a multiple of bands ({self.bands})")
+        return self
+
+
+class SemanticDedupSpec(StageSpec):
+    """Drop records whose embedding is within a cosine threshold of an earlier kept record's."""
+
+    stage: Literal["semantic_dedup"] = "semantic_dedup"
+    threshold: float = Field(0.95, gt=0, le=1)
+    block: int = Field(4096, ge=16, description="rows compared at once (memory: block x records floats)")
+
+
+class NoveltySpec(StageSpec):
+    """Self-Instruct's rule: drop a record whose ROUGE-L with the pool or an earlier kept record is above threshold."""
+
+    stage: Literal["novelty"] = "novelty"
+    threshold: float = Field(0.7, ge=0, le=1)
+    pool: TextPoolSpec | None = Field(None, description="texts to compare against too, e.g. the seed tasks")
+
+
+# -- confidence ----------------------------------------------------------------------
+
+
+class ModelStageSpec(StageSpec):
+    """A stage that asks a model; answers go to the run's cache, so reruns cost nothing."""
+
+    model: ModelConfig = Field(default_factory=LlamaCppConfig)  # type: ignore[valid-type]
+    min_score: float | None = Field(None, ge=0, le=1, description="drop records scoring below this")
+    max_tokens: int = Field(64, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0, le=2)
+    seed: int = 0
+
+
+class SelfConsistencySpec(ModelStageSpec):
+    """Ask the model for the label several times; the score is the share that agrees with the record's."""
+
+    stage: Literal["self_consistency"] = "self_consistency"
+    samples: int = Field(5, ge=2, le=64)
+    shots: int = Field(1, ge=0, le=8, description="example records per label shown in the prompt")
+    temperature: float = Field(0.8, ge=0, le=2)
+    max_tokens: int = Field(8, ge=1, le=4096)
+
+
+class LabelLogprobSpec(ModelStageSpec):
+    """The model's probability of the record's label, from the log-probabilities of the label tokens."""
+
+    stage: Literal["label_logprob"] = "label_logprob"
+    top_logprobs: int = Field(20, ge=1, le=20)
+    shots: int = Field(1, ge=0, le=8, description="example records per label shown in the prompt")
+    max_tokens: int = Field(1, ge=1, le=16)
+
+
+class JudgeSpec(ModelStageSpec):
+    """An LLM judge with a rubric: a 1-5 score (stored as 0-1) and a short reason."""
+
+    stage: Literal["llm_judge"] = "llm_judge"
+    rubric: str | None = Field(None, description="what to judge; default: realistic, on task, label right")
+    max_tokens: int = Field(96, ge=8, le=4096)
+
+
+class AuxConfidenceSpec(StageSpec):
+    """An auxiliary model's cross-validated probability of the record's label (embeddings + logistic regression)."""
+
+    stage: Literal["aux_confidence"] = "aux_confidence"
+    folds: int = Field(5, ge=2, le=50)
+    c: float = Field(1.0, gt=0, description="inverse regularisation of the logistic regression")
+    min_score: float | None = Field(None, ge=0, le=1)
+    seed: int = 0
+
+
+# -- weights and influence --------------------------------------------------------------
+
+
+class ReweightSpec(StageSpec):
+    """A training weight per record from confidence scores (formula in docs/curation.md)."""
+
+    stage: Literal["reweight"] = "reweight"
+    sources: list[str] = Field(..., min_length=1, description="stages whose 0-1 scores are the confidence")
+    floor: float = Field(0.1, ge=0, le=1, description="weight at confidence 0")
+    power: float = Field(1.0, gt=0)
+    normalise: bool = Field(True, description="scale weights to a mean of 1")
+
+
+class _ValuationSpec(StageSpec):
+    validation: DatasetSpec = Field(..., description="a small set of real labelled records")
+    action: Literal["drop", "reweight", "score"] = "drop"
+    max_fraction: float = Field(0.1, gt=0, le=1, description="at most this share of records is dropped or down-weighted")
+    c: float = Field(1.0, gt=0, description="inverse regularisation of the logistic regression")
+
+
+class InfluenceSpec(_ValuationSpec):
+    """Closed-form influence of each record on the validation loss (embeddings + logistic regression)."""
+
+    stage: Literal["influence"] = "influence"
+
+
+class KnnShapleySpec(_ValuationSpec):
+    """k-nearest-neighbour Shapley value of each record for the validation set (a cheaper valuation)."""
+
+    stage: Literal["knn_shapley"] = "knn_shapley"
+    k: int = Field(10, ge=1)
+
+
+# -- label enhancement -------------------------------------------------------------------
+
+
+class CrossPartitionSpec(StageSpec):
+    """Split into folds, train the auxiliary model on the others, and relabel or drop confident disagreements."""
+
+    stage: Literal["cross_partition"] = "cross_partition"
+    folds: int = Field(5, ge=2, le=50)
+    repeats: int = Field(1, ge=1, le=20, description="times the folds are redrawn; probabilities are averaged")
+    margin: float = Field(
+        0.15, ge=0, le=1, description="flag when the held-out prediction beats the record's label by this much"
+    )
+    action: Literal["relabel", "drop"] = "relabel"
+    relabel_confidence: float = Field(
+        0.5, ge=0, le=1, description="probability of the new label needed to relabel; below it the record is dropped"
+    )
+    c: float = Field(1.0, gt=0)
+    seed: int = 0
+
+
+class ConfidentLearningSpec(StageSpec):
+    """cleanlab's find_label_issues on the auxiliary model's cross-validated probabilities."""
+
+    stage: Literal["confident_learning"] = "confident_learning"
+    folds: int = Field(5, ge=2, le=50)
+    filter_by: Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"] = (
+        "prune_by_noise_rate"
+    )
+    action: Literal["relabel", "drop"] = "drop"
+    c: float = Field(1.0, gt=0)
+    seed: int = 0
+
+
+class TeacherSpec(ModelStageSpec):
+    """A second (stronger) model re-annotates only the records other stages flagged."""
+
+    stage: Literal["teacher"] = "teacher"
+    review: list[str] = Field(..., min_length=1, description="stages whose relabelled or low-scoring records to re-annotate")
+    below: float | None = Field(None, ge=0, le=1, description="also re-annotate records these stages scored below this")
+    shots: int = Field(1, ge=0, le=8, description="example records per label (of those not under review) in the prompt")
+    max_tokens: int = Field(12, ge=1, le=4096)
+
+
+CURATION_STAGES: tuple[type[StageSpec], ...] = (
+    ExactDedupSpec,
+    LengthFilterSpec,
+    RepetitionFilterSpec,
+    GarbageFilterSpec,
+    LanguageFilterSpec,
+    MetaTalkFilterSpec,
+    LabelLeakFilterSpec,
+    SchemaFilterSpec,
+    NearDedupSpec,
+    SemanticDedupSpec,
+    NoveltySpec,
+    SelfConsistencySpec,
+    LabelLogprobSpec,
+    JudgeSpec,
+    AuxConfidenceSpec,
+    ReweightSpec,
+    InfluenceSpec,
+    KnnShapleySpec,
+    CrossPartitionSpec,
+    ConfidentLearningSpec,
+    TeacherSpec,
+)
+
+CurationStage = Annotated[Union[CURATION_STAGES], Field(discriminator="stage")]  # type: ignore[valid-type]
+
+
+class CurationFile(Strict):
+    """A stand-alone list of stages for `synthloom curate --stages FILE`: data columns, labels, stages."""
+
+    text_field: str = "text"
+    label_field: str | None = "label"
+    labels: list[str] | None = Field(None, description="the label set; default: the labels found in the data")
+    description: str | None = Field(None, description="what a record is (for model-backed stages)")
+    curation: list[CurationStage] = Field(..., min_length=1)  # type: ignore[valid-type]
 
 
 def default_curation() -> list[StageSpec]:
