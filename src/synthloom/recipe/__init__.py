@@ -19,7 +19,16 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from ..llm import BackendConfig, LlamaCppConfig, backend_config_classes
 from .common import DatasetSpec, SplitSpec, Strict
 from .curation import CurationStage, ExactDedupSpec, LengthFilterSpec, StageSpec, default_curation
-from .evaluation import DiversitySpec, DownstreamSpec, EvaluationStage, default_evaluation
+from .evaluation import (
+    BenchmarkRef,
+    DiversitySpec,
+    DownstreamSpec,
+    EvaluationStage,
+    FaithfulnessSpec,
+    FidelitySpec,
+    PairwiseSpec,
+    default_evaluation,
+)
 from .generation import (
     ConditionValues,
     DemonstrationsSpec,
@@ -98,6 +107,10 @@ def recipe_from_dict(
 
 __all__ = [
     "BackendConfig",
+    "BenchmarkRef",
+    "FaithfulnessSpec",
+    "FidelitySpec",
+    "PairwiseSpec",
     "CurationStage",
     "DatasetSpec",
     "DemonstrationsSpec",
