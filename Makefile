@@ -30,12 +30,16 @@ demo: setup
 	$(BIN)/synthloom run examples/sms_spam.yaml --out runs/sms_spam
 
 test: setup
+	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/embedded.py
 	$(BIN)/python benchmarks/demo.py
+	$(BIN)/python benchmarks/diversity_speed.py
+	$(BIN)/python benchmarks/judge_calibration.py
+	$(BIN)/python benchmarks/headline.py
 
 clean:
 	rm -rf $(VENV) runs
