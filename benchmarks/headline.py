@@ -134,7 +134,7 @@ def row(name: str, scores: dict[str, Any]) -> dict[str, Any]:
             "macro_f1": scores["macro_f1"], "macro_f1_ci": scores["macro_f1_ci"]}
 
 
-def run_dataset(key: str, records: int) -> dict[str, Any]:
+def run_dataset(key: str, records: int, limit: int | None = None) -> dict[str, Any]:
     out = RESULTS / key
     out.mkdir(parents=True, exist_ok=True)
     if key == "sms_spam":
@@ -153,7 +153,7 @@ def run_dataset(key: str, records: int) -> dict[str, Any]:
     write_records(out / "test.jsonl", test, prompts=False)
     recipe, options = build_recipe(f"headline-{key}", spec, labels, out / "support.jsonl", out / "test.jsonl", benchmark, records)
     t0 = time.time()
-    result = synthloom.run(recipe, out / "run", progress=True)
+    result = synthloom.run(recipe, out / "run", limit=limit, progress=True)
     elapsed = time.time() - t0
     settings = result.metrics["downstream"]["settings"]
     generated = read_records(out / "run" / "generated.parquet")
@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--records-sms", type=int, default=240)
     parser.add_argument("--per-intent", type=int, default=20, help="synthetic records per BANKING77 intent")
     parser.add_argument("--only", choices=["sms_spam", "banking77_20"])
+    parser.add_argument("--limit", type=int, help="generate only the first N planned records (the same plan, so the cache still serves them)")
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(f"real data not found at {DATA}; set SYNTHLOOM_DATA")
@@ -188,7 +189,7 @@ def main() -> None:
     for key, records in [("sms_spam", args.records_sms), ("banking77_20", 20 * args.per_intent)]:
         if args.only and key != args.only:
             continue
-        results.append(run_dataset(key, records))
+        results.append(run_dataset(key, records, args.limit))
         (RESULTS / f"headline-{key}.json").write_text(json.dumps(results[-1], indent=2) + "\n")
     for res in results:
         print(f"\n{res['dataset']}: {res['classes']} classes, {res['n_test']} test rows; {res['generated']} generated, "

@@ -188,3 +188,21 @@ def test_faithfulness_and_pairwise_on_the_embedded_model(tmp_path):
     assert again["judge"]["model_calls"] == 0
     pairs = compare_answers(["What is 2 + 2?"], ["2 + 2 is 4."], ["It is 5."], Judge(config, tmp_path / "cache.sqlite"), resamples=20)
     assert pairs["judged"] == 1 and pairs["win_rate"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def test_pairwise_stage_matches_records_to_the_baseline_by_prompt(tmp_path):
+    from synthloom.evaluate import EvaluationContext, evaluate
+    from synthloom.recipe import DatasetSpec, PairwiseSpec
+
+    (tmp_path / "baseline.jsonl").write_text("".join(json.dumps({"q": f"q{i}", "a": f"base {i}"}) + "\n" for i in range(5)))
+    ours = [Record(id=str(i), fields={"q": f"q{i}", "a": f"a much longer answer {i}"}) for i in range(8)]
+    spec = PairwiseSpec(
+        baseline=DatasetSpec.model_validate({"path": str(tmp_path / "baseline.jsonl"), "label_field": None}),
+        prompt_field="q", answer_field="a", judge=FakeConfig(responses=['{"winner": "1"}']), bootstrap=50,
+    )
+    out = evaluate(ours, [spec], EvaluationContext(text_field="q", run_dir=tmp_path))["pairwise"]
+    assert out["prompts"] == 5 and out["judged"] == 5  # q5-q7 have no baseline answer
+    assert out["ties"] == 1.0 and out["position_consistency"] == 0.0  # a judge that always says "1"
+    assert out["judge"]["model_calls"] == 10
+    again = evaluate(ours, [spec], EvaluationContext(text_field="q", run_dir=tmp_path))["pairwise"]
+    assert again["judge"]["model_calls"] == 0 and again["judge"]["served_from_cache"] == 10
