@@ -121,7 +121,7 @@ def build_report(
         "labels": bar_chart(sorted(label_counts.items(), key=lambda kv: -kv[1])),
         "funnel": funnel_chart,
         "lengths": histogram({k: v for k, v in lengths.items() if v}),
-        "map": scatter({k: embedding_map[k] for k in ("synthetic", "real") if embedding_map.get(k)}),
+        "map": scatter({k: embedding_map[k] for k in ("real", "synthetic") if embedding_map.get(k)}),
         "coverage": coverage_chart(metrics.get("diversity", {}).get("coverage")),
         **{f"downstream_{k}": v for k, v in downstream_charts(metrics.get("downstream")).items()},
     }

@@ -69,7 +69,7 @@ def _axes(x0: float, y0: float, w: float, h: float, xlabel: str, ylabel: str) ->
     )
 
 
-def histogram(series: dict[str, Sequence[float]], bins: int = 24, width: int = 520, height: int = 220, xlabel: str = "words") -> str:
+def histogram(series: dict[str, Sequence[float]], bins: int = 24, width: int = 560, height: int = 220, xlabel: str = "words") -> str:
     """Overlaid histograms (as shares of each series, so sets of different sizes compare)."""
     series = {k: np.asarray(v, dtype=float) for k, v in series.items() if len(v)}
     if not series:
@@ -77,7 +77,7 @@ def histogram(series: dict[str, Sequence[float]], bins: int = 24, width: int = 5
     edges = np.histogram_bin_edges(np.concatenate(list(series.values())), bins=bins)
     shares = {k: np.histogram(v, edges)[0] / len(v) for k, v in series.items()}
     top = max(s.max() for s in shares.values()) or 1
-    x0, y0, w, h = 50, 10, width - 160, height - 50
+    x0, y0, w, h = 50, 10, width - 190, height - 50
     parts = [_open(width, height, "histogram"), _axes(x0, y0, w, h, xlabel, "share")]
     bw = w / bins
     for si, (name, s) in enumerate(shares.items()):
@@ -97,7 +97,10 @@ def histogram(series: dict[str, Sequence[float]], bins: int = 24, width: int = 5
 
 
 def scatter(series: dict[str, Sequence[Sequence]], width: int = 560, height: int = 380) -> str:
-    """Points `[x, y, label]` per named set; sets are told apart by colour, labels by hover."""
+    """Points `[x, y, label]` per named set; sets are told apart by colour, labels by hover.
+
+    Sets are drawn in order, so the last one is on top: pass the real data first.
+    """
     series = {k: v for k, v in series.items() if v}
     if not series:
         return ""
@@ -107,15 +110,15 @@ def scatter(series: dict[str, Sequence[Sequence]], width: int = 560, height: int
     span_x = (xs.max() - xs.min()) or 1
     span_y = (ys.max() - ys.min()) or 1
     parts = [_open(width, height, "embedding map"), f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="#fafbfc" stroke="#d0d7de"/>']
-    colors = {}
-    for si, (name, pts) in enumerate(series.items()):
-        color = [BLUE, ORANGE][si % 2]
-        colors[name] = color
+    colors = {name: {"synthetic": BLUE, "real": ORANGE}.get(name, PALETTE[i % len(PALETTE)]) for i, name in enumerate(series)}
+    for name, pts in series.items():
+        color = colors[name]
+        radius = 3.2 if name == "synthetic" else 2.4
         for x, y, label in pts:
             cx = x0 + 4 + (w - 8) * (x - xs.min()) / span_x
             cy = y0 + 4 + (h - 8) * (1 - (y - ys.min()) / span_y)
             parts.append(
-                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="2.6" fill="{color}" fill-opacity="0.6">'
+                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{radius}" fill="{color}" fill-opacity="0.6">'
                 f"<title>{escape(name)}{': ' + escape(str(label)) if label is not None else ''}</title></circle>"
             )
     parts.append(_legend([(f"{k} (n={len(v)})", colors[k]) for k, v in series.items()], x0 + w + 12, y0 + 12))
@@ -131,7 +134,7 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequen
     top = v.max() or 1
     label_w = min(170, 7 * max(len(r) for r in rows) + 12)
     head_h = min(120, 6 * max(len(c) for c in columns) + 16)
-    width, height = label_w + cell * len(columns) + 10, head_h + cell * len(rows) + 10
+    width, height = label_w + cell * len(columns) + head_h, head_h + cell * len(rows) + 10
     parts = [_open(width, height, "coverage heatmap")]
     for j, col in enumerate(columns):
         x = label_w + j * cell + cell / 2
