@@ -31,6 +31,7 @@ demo: setup
 	$(BIN)/synthloom run examples/sms_spam.yaml --out runs/sms_spam
 
 test: setup
+	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest -q
 
 bench: setup
@@ -40,6 +41,9 @@ bench: setup
 	$(BIN)/python benchmarks/novelty.py
 	$(BIN)/python benchmarks/near_dedup.py
 	$(BIN)/python benchmarks/label_noise.py
+	$(BIN)/python benchmarks/diversity_speed.py
+	$(BIN)/python benchmarks/judge_calibration.py
+	$(BIN)/python benchmarks/headline.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -8,6 +8,7 @@ answers are already in the run's cache and the same command resumes.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -120,12 +121,56 @@ def curate(
 
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
-    """Rebuild report.html of a run directory from its files."""
-    from .report import build_report
+    """Rebuild report.html and the dataset card (README.md) of a run directory from its files."""
+    from .report import build_card, build_report
 
     if not (run_dir / "manifest.json").exists():
         raise UserError(f"{run_dir}: not a run directory (no manifest.json)")
+    build_card(run_dir)
     typer.echo(f"report: {build_report(run_dir).resolve()}")
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Argument(..., help="a dataset file: Parquet, JSONL, CSV or TSV (or a folder of them)"),
+    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="real data to compare with and test on"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output directory (default: <DATA stem>-evaluation)"),
+    text_field: Optional[str] = typer.Option(None, help="the text column of DATA (default: the first)"),
+    label_field: Optional[str] = typer.Option(None, help="the label column of DATA (default: `label` when present)"),
+    reference_columns: Optional[str] = typer.Option(None, help="column names of a reference file without a header, e.g. label,text"),
+    reference_text_field: Optional[str] = typer.Option(None, help="the text column of the reference (default: DATA's)"),
+    trainer: str = typer.Option("embedding_logreg", help="embedding_logreg, tfidf_linear or finetune_minilm"),
+    judge: int = typer.Option(0, "--judge", min=0, help="judge the faithfulness of this many sampled records (embedded model)"),
+    task: Optional[str] = typer.Option(None, help="what a record is, for the judge: 'SMS messages'"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+) -> None:
+    """Evaluate any dataset file: diversity; with --reference, fidelity and a classifier tested on it."""
+    from .evaluate import TRAINERS
+    from .evaluate_file import evaluate_file
+
+    if trainer not in TRAINERS:
+        raise UserError(f"--trainer: unknown trainer {trainer!r}; known: {', '.join(TRAINERS)}")
+    if reference is not None and not reference.exists():
+        raise UserError(f"{reference}: file not found (--reference)")
+    result = evaluate_file(
+        data, out, reference=reference, text_field=text_field, label_field=label_field,
+        reference_columns=reference_columns.split(",") if reference_columns else None,
+        reference_text_field=reference_text_field, trainer=trainer, judge_sample=judge, task=task, progress=progress,
+    )
+    metrics = json.loads((result / "metrics.json").read_text())
+    diversity = metrics.get("diversity", {})
+    typer.echo(f"{diversity.get('records', 0)} records: distinct-2 {diversity.get('distinct_2', 0):.3f}" + (
+        f", Vendi score {diversity['vendi_score']:.1f}" if "vendi_score" in diversity else ""))
+    if "two_sample_auc" in metrics.get("fidelity", {}):
+        f = metrics["fidelity"]
+        typer.echo(f"against the reference: two-sample AUC {f['two_sample_auc']:.3f}, precision {f['precision']:.3f}, recall {f['recall']:.3f}")
+    if "macro_f1" in metrics.get("downstream", {}):
+        d = metrics["downstream"]
+        typer.echo(f"trained on DATA, tested on the reference: accuracy {d['accuracy']:.3f}, macro-F1 {d['macro_f1']:.3f} ({d['n_test']} rows)")
+    if "faithful" in metrics.get("faithfulness", {}):
+        f = metrics["faithfulness"]["faithful"]
+        typer.echo(f"faithful (judge, n={f['n']}): {f['share']:.1%} [{f['interval'][0]:.1%}, {f['interval'][1]:.1%}]")
+    typer.echo(f"report: {(result / 'report.html').resolve()}")
 
 
 @app.command()
@@ -138,6 +183,7 @@ def backends() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .evaluate import TrainingError
     from .records import DataError
     from .recipe import RecipeError
     from .templating import TemplateError
@@ -148,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (RecipeError, DataError, TemplateError, UserError) as exc:
+    except (RecipeError, DataError, TemplateError, UserError, TrainingError) as exc:
         _print_and_exit(str(exc), 2)
     except FileNotFoundError as exc:
         _print_and_exit(f"{exc.filename}: file not found", 2)

@@ -65,6 +65,11 @@ class Embedder:
         return self._model
 
     @property
+    def model(self) -> Any:
+        """The underlying SentenceTransformer, loaded on first use (a new Embedder loads its own copy)."""
+        return self._load()
+
+    @property
     def dimension(self) -> int:
         return int(self._load().get_sentence_embedding_dimension())
 

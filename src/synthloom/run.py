@@ -4,7 +4,8 @@
 
 The run directory holds everything a run made: `manifest.json`,
 `generated.parquet`, `curated.parquet` (kept records), `rejected.parquet`
-(dropped ones, with reasons), `metrics.json`, `report.html` and
+(dropped ones, with reasons), `metrics.json`, `plots.json` (the report's
+plot data), `report.html`, `README.md` (the dataset card) and
 `cache.sqlite`. The cache is the run's journal: each answer is committed as
 it arrives, so running the same recipe into the same directory again, after
 success, Ctrl-C or `kill -9`, pays only for what was never answered.
@@ -30,7 +31,7 @@ from .llm import Backend, CompletionCache, RunAborted, Scheduler, create_backend
 from .progress import RecordProgress
 from .recipe import Recipe, load_recipe
 from .records import Record, atomic_write_text, write_records
-from .report import build_report
+from .report import build_card, build_report
 from .rounds import Rounds
 
 
@@ -168,15 +169,20 @@ def run(
     manifest["timings"]["curate_s"] = round(time.time() - t0, 3)
 
     t0 = time.time()
-    context = EvaluationContext(text_field=recipe.text_field)
+    context = EvaluationContext(
+        text_field=recipe.text_field, task=recipe.task, conditions=recipe.conditions,
+        model=recipe.model, run_dir=out, progress=progress,
+    )
     metrics = evaluate(curation.kept, recipe.evaluation, context)
     manifest["notes"].extend(context.notes)
     _write_json(out / "metrics.json", metrics)
+    _write_json(out / "plots.json", context.plots)
     manifest["timings"]["evaluate_s"] = round(time.time() - t0, 3)
 
     finish("complete")
     t0 = time.time()
     build_report(out, curated=curation.kept, rejected=curation.dropped)
+    build_card(out, curated=curation.kept)
     manifest["timings"]["report_s"] = round(time.time() - t0, 3)
     manifest["timings"]["total_s"] = round(time.time() - started, 3)
     _write_json(out / "manifest.json", manifest)

@@ -1,77 +1,90 @@
-"""Evaluation: direct measures of the data and indirect ones (train, then test on real data)."""
+"""Evaluation: direct measures of the data and indirect ones (train, then test on real data).
 
-from __future__ import annotations
+Direct: diversity (lexical, semantic, condition coverage), faithfulness (a
+judge on a sample, with an interval; people's reviews and the judge's
+agreement with them) and fidelity against real data. Indirect: a small
+model trained on the data and scored on real data in several settings, the
+benchmark registry, and open (pairwise) evaluation by a judge.
+"""
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
-
-from ..embed import Embedder
-from ..recipe import DiversitySpec, DownstreamSpec
-from ..records import Record, load_dataset
-from .diversity import distinct_n, distinct_ns, tokenize, vocabulary, vocabulary_size
-from .downstream import TrainingError, fit_embedding_logreg, score_predictions, train_and_score
-
-
-@dataclass
-class EvaluationContext:
-    text_field: str = "text"
-    embedder: Embedder | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def get_embedder(self) -> Embedder:
-        if self.embedder is None:
-            self.embedder = Embedder.shared()
-        return self.embedder
-
-
-def _diversity(spec: DiversitySpec, records: Sequence[Record], ctx: EvaluationContext) -> dict[str, Any]:
-    tokens = [tokenize(r.text(spec.field or ctx.text_field)) for r in records]
-    out: dict[str, Any] = {"records": len(tokens), "vocabulary": vocabulary(tokens)}
-    for n, value in distinct_ns(tokens, spec.n).items():
-        out[f"distinct_{n}"] = value
-    return out
-
-
-def _downstream(spec: DownstreamSpec, records: Sequence[Record], ctx: EvaluationContext) -> dict[str, Any]:
-    if not spec.test.exists:
-        note = f"downstream evaluation skipped: test data {spec.test.path} not found"
-        ctx.notes.append(note)
-        return {"skipped": note}
-    test = load_dataset(spec.test)
-    try:
-        result = train_and_score(records, test, ctx.get_embedder(), spec.field or ctx.text_field, spec.seed)
-    except TrainingError as exc:
-        note = f"downstream evaluation not possible: {exc}"
-        ctx.notes.append(note)
-        return {"skipped": note}
-    result["test_data"] = spec.test.path
-    return result
-
-
-EVALUATORS: dict[type, Callable[[Any, Sequence[Record], EvaluationContext], dict[str, Any]]] = {
-    DiversitySpec: _diversity,
-    DownstreamSpec: _downstream,
-}
-
-
-def evaluate(records: Sequence[Record], specs: Sequence[Any], context: EvaluationContext | None = None) -> dict[str, Any]:
-    """Run each evaluation stage; results keyed by stage name (with an index when repeated)."""
-    context = context or EvaluationContext()
-    metrics: dict[str, Any] = {}
-    for spec in specs:
-        key = spec.stage if spec.stage not in metrics else f"{spec.stage}_{len(metrics)}"
-        metrics[key] = EVALUATORS[type(spec)](spec, records, context)
-    return metrics
-
+from .benchmarks import BENCHMARKS, Benchmark, BenchmarkUnavailable, load_benchmark, restrict_labels, score_generative
+from .diversity import (
+    compression_ratio,
+    condition_coverage,
+    distinct_n,
+    mean_pairwise_cosine,
+    ngram_entropy,
+    self_bleu,
+    tokenize,
+    vendi_score,
+    vocabulary_size,
+)
+from .downstream import (
+    bootstrap_intervals,
+    downstream_evaluation,
+    few_per_class,
+    fit_and_score,
+    score_predictions,
+    train_and_score,
+)
+from .faithfulness import (
+    human_faithfulness,
+    human_reviews,
+    judge_agreement,
+    judge_faithfulness,
+    wilson_interval,
+)
+from .fidelity import classifier_two_sample_auc, fidelity_measures, jensen_shannon, knn_precision_recall
+from .judge import Judge
+from .pairwise import compare_answers, length_controlled_win_rate
+from .projection import embedding_map
+from .stages import EVALUATORS, EvaluationContext, evaluate, plot_data
+from .trainers import TRAINERS, EmbeddingLogReg, FinetuneMiniLM, TfidfLinear, Trainer, TrainingError, make_trainer
 
 __all__ = [
+    "BENCHMARKS",
+    "EVALUATORS",
+    "Benchmark",
+    "BenchmarkUnavailable",
+    "EmbeddingLogReg",
     "EvaluationContext",
+    "FinetuneMiniLM",
+    "Judge",
+    "TRAINERS",
+    "TfidfLinear",
+    "Trainer",
     "TrainingError",
+    "bootstrap_intervals",
+    "classifier_two_sample_auc",
+    "compare_answers",
+    "compression_ratio",
+    "condition_coverage",
     "distinct_n",
+    "downstream_evaluation",
+    "embedding_map",
     "evaluate",
-    "fit_embedding_logreg",
+    "few_per_class",
+    "fidelity_measures",
+    "fit_and_score",
+    "human_faithfulness",
+    "human_reviews",
+    "jensen_shannon",
+    "judge_agreement",
+    "judge_faithfulness",
+    "knn_precision_recall",
+    "length_controlled_win_rate",
+    "load_benchmark",
+    "make_trainer",
+    "mean_pairwise_cosine",
+    "ngram_entropy",
+    "plot_data",
+    "restrict_labels",
+    "score_generative",
     "score_predictions",
+    "self_bleu",
     "tokenize",
     "train_and_score",
+    "vendi_score",
     "vocabulary_size",
+    "wilson_interval",
 ]

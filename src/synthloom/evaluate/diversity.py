@@ -1,9 +1,23 @@
-"""Lexical diversity measures: plain functions of a list of texts."""
+"""Diversity measures: plain functions of a list of texts (or of their embeddings).
+
+Lexical measures look at tokens and n-grams (vocabulary, distinct-n, n-gram
+entropy, compression ratio, self-BLEU); semantic ones at sentence embeddings
+(mean pairwise cosine, the Vendi score); coverage at the conditions each
+record was made under. All of them together take a few seconds on 10,000
+texts (see benchmarks/diversity_speed.py): every pairwise quantity is
+computed in closed form or from corpus-wide counts, never pair by pair.
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
-from typing import Iterable, Sequence
+import zlib
+from collections import Counter
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -24,21 +38,227 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> float:
 
 def distinct_ns(token_lists: Sequence[Sequence[str]], ns: Sequence[int]) -> dict[int, float]:
     """distinct-n for several n over texts tokenized once."""
-    out = {}
-    for n in ns:
-        seen: set[tuple[str, ...]] = set()
-        total = 0
-        for tokens in token_lists:
-            if len(tokens) >= n:
-                total += len(tokens) - n + 1
-                seen.update(ngrams(tokens, n))
-        out[n] = len(seen) / total if total else 0.0
-    return out
+    return {n: _distinct(_ngram_counts(token_lists, n)) for n in ns}
+
+
+def _ngram_counts(token_lists: Sequence[Sequence[str]], n: int) -> Counter:
+    counts: Counter = Counter()
+    for tokens in token_lists:
+        if len(tokens) >= n:
+            counts.update(ngrams(tokens, n) if n > 1 else tokens)
+    return counts
+
+
+def _distinct(counts: Counter) -> float:
+    total = sum(counts.values())
+    return len(counts) / total if total else 0.0
 
 
 def vocabulary_size(texts: Sequence[str]) -> int:
-    return len({tok for text in texts for tok in tokenize(text)})
+    return vocabulary([tokenize(t) for t in texts])
 
 
 def vocabulary(token_lists: Sequence[Sequence[str]]) -> int:
     return len({tok for tokens in token_lists for tok in tokens})
+
+
+def ngram_entropy(token_lists: Sequence[Sequence[str]], n: int = 1) -> float:
+    """Shannon entropy (bits) of the corpus's n-gram distribution; higher is more varied."""
+    return _entropy(_ngram_counts(token_lists, n))
+
+
+def _entropy(counts: Counter) -> float:
+    total = sum(counts.values())
+    if not total:
+        return 0.0
+    p = np.fromiter(counts.values(), dtype=np.float64, count=len(counts)) / total
+    return float(-(p * np.log2(p)).sum())
+
+
+def compression_ratio(texts: Sequence[str]) -> float:
+    """Size of the texts joined by newlines over their zlib-compressed size.
+
+    Repetitive corpora compress well, so a higher ratio means less diversity.
+    """
+    raw = "\n".join(texts).encode("utf-8")
+    if not raw:
+        return 0.0
+    return len(raw) / len(zlib.compress(raw, 6))
+
+
+def self_bleu(
+    token_lists: Sequence[Sequence[str]], sample: int = 500, max_n: int = 4, seed: int = 0
+) -> float:
+    """Mean BLEU-`max_n` of sampled texts against all the other texts (Zhu et al., 2018).
+
+    Each sampled text is a hypothesis, every other text a reference: the
+    same quantity as NLTK's `sentence_bleu(others, text)` with uniform
+    weights and add-epsilon smoothing (method1, epsilon 0.1). The clipped
+    count of an n-gram is its highest count in any other text, read from
+    corpus-wide counts (the top two counts per n-gram, so a text never
+    matches itself); the brevity penalty uses the closest other length.
+    Higher means more alike: 0 for a corpus with no shared n-grams.
+    """
+    texts = [list(t) for t in token_lists]
+    if len(texts) < 2:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(texts), size=min(sample, len(texts)), replace=False).tolist())
+    top = [_top_two_counts(texts, n) for n in range(1, max_n + 1)]
+    lengths = np.sort(np.array([len(t) for t in texts]))
+    scores = []
+    for i in chosen:
+        hyp = texts[i]
+        if not hyp:
+            continue
+        log_p = 0.0
+        for n in range(1, max_n + 1):
+            counts = Counter(ngrams(hyp, n))
+            best = top[n - 1]
+            matched = sum(min(c, best[g][2] if best[g][1] == i else best[g][0]) for g, c in counts.items())
+            if n == 1 and not matched:
+                log_p = -math.inf
+                break
+            log_p += math.log((matched or 0.1) / max(1, sum(counts.values()))) / max_n
+        if log_p == -math.inf:
+            scores.append(0.0)
+            continue
+        ref_len = _closest_other_length(lengths, len(hyp))
+        brevity = 1.0 if len(hyp) > ref_len else math.exp(1 - ref_len / len(hyp))
+        scores.append(brevity * math.exp(log_p))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def _top_two_counts(texts: Sequence[Sequence[str]], n: int) -> dict[tuple[str, ...], list[int]]:
+    """n-gram -> [highest count in one text, index of that text, second highest count]."""
+    best: dict[tuple[str, ...], list[int]] = {}
+    for i, tokens in enumerate(texts):
+        for gram, c in Counter(ngrams(tokens, n)).items():
+            entry = best.get(gram)
+            if entry is None:
+                best[gram] = [c, i, 0]
+            elif c > entry[0]:
+                entry[2] = entry[0]
+                entry[0], entry[1] = c, i
+            elif c > entry[2]:
+                entry[2] = c
+    return best
+
+
+def _closest_other_length(sorted_lengths: np.ndarray, length: int) -> int:
+    """The length closest to `length` among all texts but one of that length (ties: shorter)."""
+    at = int(np.searchsorted(sorted_lengths, length))
+    hi = int(np.searchsorted(sorted_lengths, length, side="right"))
+    if hi - at >= 2:
+        return length  # another text has the very same length
+    candidates = []
+    if at > 0:
+        candidates.append(int(sorted_lengths[at - 1]))
+    if hi < len(sorted_lengths):
+        candidates.append(int(sorted_lengths[hi]))
+    return min(candidates, key=lambda x: (abs(x - length), x))
+
+
+def mean_pairwise_cosine(embeddings: np.ndarray) -> float:
+    """Mean cosine similarity over all pairs of distinct rows; lower is more diverse.
+
+    For unit vectors, sum over i != j of x_i . x_j = |sum x|^2 - n: O(n d), not O(n^2 d).
+    """
+    x = _unit_rows(embeddings)
+    n = len(x)
+    if n < 2:
+        return 0.0
+    total = x.sum(axis=0, dtype=np.float64)
+    return float((total @ total - n) / (n * (n - 1)))
+
+
+def vendi_score(embeddings: np.ndarray) -> float:
+    """The Vendi score (Friedman & Dieng, 2023) with the cosine kernel: the effective number of distinct texts.
+
+    exp of the Shannon entropy of the eigenvalues of K/n, K = X X^T. When there
+    are more texts than dimensions the dual form is used: X^T X / n has the
+    same non-zero eigenvalues and is only d x d.
+    """
+    x = _unit_rows(embeddings).astype(np.float64)
+    n = len(x)
+    if n == 0:
+        return 0.0
+    gram = (x.T @ x) / n if n > x.shape[1] else (x @ x.T) / n
+    eig = np.linalg.eigvalsh(gram)
+    eig = eig[eig > 1e-12]
+    eig = eig / eig.sum()
+    return float(np.exp(-(eig * np.log(eig)).sum()))
+
+
+def _unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    x = np.asarray(embeddings, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1, norms)
+
+
+def condition_coverage(
+    conditions: Sequence[Mapping[str, str]], space: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, Any]:
+    """How much of the grid of condition combinations the records cover.
+
+    `space` is each condition's possible values (from the recipe); without
+    it, the values seen in the records. Returns the share of combinations
+    with at least one record, per-condition shares, and the count of each
+    combination seen (`cells`, keyed "key=value|key=value").
+    """
+    keys = list(space) if space else sorted({k for c in conditions for k in c})
+    if not keys:
+        return {"conditions": [], "combinations": 0, "covered": 0, "coverage": None}
+    values = {k: list(space[k]) if space else sorted({c[k] for c in conditions if k in c}) for k in keys}
+    cells = Counter("|".join(f"{k}={c.get(k, '')}" for k in keys) for c in conditions)
+    grid = ["|".join(f"{k}={v}" for k, v in zip(keys, combo)) for combo in itertools.product(*values.values())]
+    covered = sum(1 for cell in grid if cells.get(cell))
+    per_key = {
+        k: len({c.get(k) for c in conditions} & set(values[k])) / len(values[k]) if values[k] else None
+        for k in keys
+    }
+    return {
+        "conditions": keys,
+        "values": values,
+        "combinations": len(grid),
+        "covered": covered,
+        "coverage": covered / len(grid) if grid else None,
+        "coverage_by_condition": per_key,
+        "cells": dict(cells),
+    }
+
+
+def lexical_measures(texts: Sequence[str], ns: Sequence[int] = (1, 2, 3), self_bleu_sample: int = 500, seed: int = 0) -> dict[str, float]:
+    """Every token-level measure of one set of texts, tokenized once."""
+    tokens = [tokenize(t) for t in texts]
+    out: dict[str, float] = {"records": len(texts), "vocabulary": vocabulary(tokens)}
+    for n in ns:
+        counts = _ngram_counts(tokens, n)
+        out[f"distinct_{n}"] = _distinct(counts)
+        out[f"entropy_{n}"] = _entropy(counts)
+    out["compression_ratio"] = compression_ratio(texts)
+    if self_bleu_sample:
+        out["self_bleu"] = self_bleu(tokens, sample=self_bleu_sample, seed=seed)
+    return out
+
+
+def semantic_measures(embeddings: np.ndarray) -> dict[str, float]:
+    return {"mean_pairwise_cosine": mean_pairwise_cosine(embeddings), "vendi_score": vendi_score(embeddings)}
+
+
+__all__ = [
+    "compression_ratio",
+    "condition_coverage",
+    "distinct_n",
+    "distinct_ns",
+    "lexical_measures",
+    "mean_pairwise_cosine",
+    "ngram_entropy",
+    "ngrams",
+    "self_bleu",
+    "semantic_measures",
+    "tokenize",
+    "vendi_score",
+    "vocabulary",
+    "vocabulary_size",
+]

@@ -47,7 +47,16 @@ from .curation import (
     TextPoolSpec,
     default_curation,
 )
-from .evaluation import DiversitySpec, DownstreamSpec, EvaluationStage, default_evaluation
+from .evaluation import (
+    BenchmarkRef,
+    DiversitySpec,
+    DownstreamSpec,
+    EvaluationStage,
+    FaithfulnessSpec,
+    FidelitySpec,
+    PairwiseSpec,
+    default_evaluation,
+)
 from .conditions import ConceptTreeSpec, KnowledgeGraphSpec, PersonasSpec
 from .generation import (
     ConditionValues,
@@ -204,6 +213,7 @@ __all__ = [
     "AnnotationSpec",
     "AuxConfidenceSpec",
     "BackendConfig",
+    "BenchmarkRef",
     "ConceptTreeSpec",
     "ConfidentLearningSpec",
     "CrossPartitionSpec",
@@ -216,6 +226,8 @@ __all__ = [
     "DownstreamSpec",
     "EvaluationStage",
     "ExactDedupSpec",
+    "FaithfulnessSpec",
+    "FidelitySpec",
     "FieldSpec",
     "GarbageFilterSpec",
     "GenerationSpec",
@@ -231,6 +243,7 @@ __all__ = [
     "ModelStageSpec",
     "NearDedupSpec",
     "NoveltySpec",
+    "PairwiseSpec",
     "PersonasSpec",
     "Recipe",
     "RecipeError",

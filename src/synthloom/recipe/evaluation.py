@@ -1,33 +1,130 @@
-"""The evaluation half of a recipe: direct measures and indirect (train, then test) ones."""
+"""The evaluation half of a recipe: direct measures and indirect (train, then test) ones.
+
+Each stage is `stage: <name>` with its own strict settings; the code that
+acts on them lives in `synthloom.evaluate`. Judge-based stages take a model
+config of the same shape as the recipe's `model:` (default: the recipe's
+own model).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .common import DatasetSpec, Strict
+from ..llm import backend_config_classes
+from .common import DatasetSpec, Strict, resolve_path
+
+JudgeModel = Annotated[Union[backend_config_classes()], Field(discriminator="backend")]  # type: ignore[valid-type]
+
+Trainer = Literal["embedding_logreg", "tfidf_linear", "finetune_minilm"]
+Setting = Literal["synthetic", "real", "few_real_plus_synthetic", "learning_curve"]
+Criterion = Literal["fluent", "on_task", "label_correct", "factual"]
+# The benchmark registry's names (synthloom.evaluate.benchmarks.BENCHMARKS; a test keeps them equal).
+BenchmarkName = Literal[
+    "sms_spam", "ag_news", "imdb", "go_emotions", "clinc150", "banking77", "fewrel", "qnli", "rte",
+    "adversarial_qa", "truthful_qa", "math", "toolbench", "niv2", "bigbench",
+]
 
 
 class DiversitySpec(Strict):
-    """Lexical diversity of the curated texts: distinct-n for each n."""
+    """Lexical and semantic diversity of the curated texts, overall and per label, and condition coverage."""
 
     stage: Literal["diversity"] = "diversity"
     n: list[int] = Field(default_factory=lambda: [1, 2, 3])
     field: str | None = None
+    per_label: bool = True
+    embeddings: bool = Field(True, description="mean pairwise cosine and the Vendi score (needs the embedding model)")
+    self_bleu_sample: int = Field(500, ge=0, description="texts scored by self-BLEU; 0 = skip")
+    seed: int = 0
+
+
+class FidelitySpec(Strict):
+    """How close the data is to real data: two-sample AUC, k-NN precision/recall, label and length divergence."""
+
+    stage: Literal["fidelity"] = "fidelity"
+    reference: DatasetSpec
+    field: str | None = None
+    k: int = Field(5, ge=1, le=100, description="neighbours that set a point's radius")
+    max_records: int = Field(5000, ge=10, description="each side is subsampled to at most this many")
+    seed: int = 0
+
+
+class BenchmarkRef(Strict):
+    """A test set from the benchmark registry, from a local copy or the Hugging Face hub."""
+
+    name: BenchmarkName
+    path: str | None = Field(None, description="a local copy (file or folder); default: the hub")
+    split: Literal["train", "test"] = "test"
+    config: str | None = None
+    labels: int | None = Field(None, ge=2, description="keep only the n labels most frequent in the train split")
+
+    @field_validator("path")
+    @classmethod
+    def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = resolve_path(value, info)
+        if not path.exists():
+            raise ValueError(f"file not found: {path}")
+        return str(path)
 
 
 class DownstreamSpec(Strict):
     """Train a small classifier on the curated data and score it on real labelled data."""
 
     stage: Literal["downstream"] = "downstream"
-    test: DatasetSpec
-    trainer: Literal["embedding_logreg"] = "embedding_logreg"
+    test: DatasetSpec | None = None
+    benchmark: BenchmarkRef | None = None
+    train: DatasetSpec | None = Field(None, description="real training data, for the `real` and `few_real_plus_synthetic` settings")
+    trainer: Trainer = "embedding_logreg"
+    settings: list[Setting] = Field(default_factory=lambda: ["synthetic"])
+    few_per_class: int = Field(10, ge=1)
+    learning_curve: list[int] | None = Field(None, description="synthetic set sizes; default: 10, 25, 50, 100%")
+    bootstrap: int = Field(1000, ge=0, description="resamples for the intervals; 0 = none")
+    errors: bool = Field(True, description="per-class and per-condition errors, for the next generation round")
     field: str | None = None
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _one_test_set(self) -> DownstreamSpec:
+        if (self.test is None) == (self.benchmark is None):
+            raise ValueError("give exactly one of `test` (a file) and `benchmark` (a registry entry)")
+        if {"real", "few_real_plus_synthetic"} & set(self.settings) and self.train is None and self.benchmark is None:
+            raise ValueError("settings `real` and `few_real_plus_synthetic` need `train` (real training data)")
+        return self
 
-EvaluationStage = Annotated[Union[DiversitySpec, DownstreamSpec], Field(discriminator="stage")]
+
+class FaithfulnessSpec(Strict):
+    """A judge checks a random sample against a rubric; the faithful share with a Wilson interval."""
+
+    stage: Literal["faithfulness"] = "faithfulness"
+    judge: JudgeModel | None = Field(None, description="the judge model; default: the recipe's model")  # type: ignore[valid-type]
+    sample: int = Field(50, ge=1)
+    criteria: list[Criterion] = Field(default_factory=lambda: ["fluent", "on_task", "label_correct", "factual"])
+    level: float = Field(0.95, gt=0, lt=1)
+    max_tokens: int = Field(96, ge=8)
+    reviews: str | None = Field(None, description="SQLite file with a `reviews` table; default: reviews.sqlite in the run directory")
+    seed: int = 0
+
+
+class PairwiseSpec(Strict):
+    """Open evaluation: a judge compares the records' answers with a baseline's, in both orders."""
+
+    stage: Literal["pairwise"] = "pairwise"
+    judge: JudgeModel | None = None  # type: ignore[valid-type]
+    baseline: DatasetSpec = Field(..., description="answers to compare with, matched on the prompt field")
+    prompt_field: str
+    answer_field: str
+    sample: int | None = Field(None, ge=1, description="judge at most this many prompts")
+    bootstrap: int = Field(1000, ge=10)
+    seed: int = 0
+
+
+EvaluationStage = Annotated[
+    Union[DiversitySpec, FidelitySpec, DownstreamSpec, FaithfulnessSpec, PairwiseSpec],
+    Field(discriminator="stage"),
+]
 
 
 def default_evaluation() -> list[Strict]:

@@ -1,8 +1,9 @@
 """The run report: one self-contained HTML file, no network, assets inlined.
 
-It is built only from files in the run directory (manifest, metrics and
-the Parquet files), so `synthloom report DIR` can rebuild it at any time.
-Charts are inline SVG drawn here: no JavaScript library to ship or fetch.
+It is built only from files in the run directory (manifest, metrics, plot
+data and the Parquet files), so `synthloom report DIR` can rebuild it at
+any time. Charts are inline SVG (see `plots`); the only script is a few
+inline lines that filter the table of records.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import jinja2
-from markupsafe import escape
 
 from ..records import Record, atomic_write_text, read_records
+from .plots import GREEN, bar_chart, heatmap, histogram, interval_chart, line_chart, scatter
 
 
 def _env() -> jinja2.Environment:
@@ -25,35 +26,20 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["fmt"] = _fmt
+    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
     return env
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return f"[{value[0]:.3f}, {value[1]:.3f}]"
     return str(value)
-
-
-def bar_chart(counts: Sequence[tuple[str, float]], width: int = 420, bar: int = 18, color: str = "#4C78A8") -> str:
-    """A horizontal bar chart as an SVG string."""
-    if not counts:
-        return ""
-    top = max(v for _, v in counts) or 1
-    label_w = min(180, 8 * max(len(k) for k, _ in counts) + 10)
-    height = bar * len(counts) + 6
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + label_w + 60}" height="{height}" role="img">']
-    for i, (name, value) in enumerate(counts):
-        y = i * bar + 3
-        w = max(1.0, width * value / top)
-        parts.append(
-            f'<text x="{label_w - 6}" y="{y + bar * 0.7:.1f}" text-anchor="end" font-size="12">{escape(name)}</text>'
-            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar - 4}" fill="{color}"><title>{escape(name)}: {value:g}</title></rect>'
-            f'<text x="{label_w + w + 4:.1f}" y="{y + bar * 0.7:.1f}" font-size="12">{_fmt(value)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def _sample(records: Sequence[Record], n: int) -> list[Record]:
@@ -65,6 +51,44 @@ def _sample(records: Sequence[Record], n: int) -> list[Record]:
 
 def _read(path: Path) -> list[Record]:
     return read_records(path) if path.exists() else []
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def coverage_chart(coverage: dict[str, Any] | None) -> str:
+    """The first two conditions as a grid of record counts (summed over any others)."""
+    if not coverage or not coverage.get("conditions"):
+        return ""
+    keys, values, cells = coverage["conditions"], coverage["values"], coverage["cells"]
+    rows_key = keys[0]
+    cols_key = keys[1] if len(keys) > 1 else None
+    rows, cols = values[rows_key], values[cols_key] if cols_key else ["records"]
+    grid = [[0] * len(cols) for _ in rows]
+    for cell, count in cells.items():
+        parts = dict(p.split("=", 1) for p in cell.split("|"))
+        if parts.get(rows_key) in rows and (cols_key is None or parts.get(cols_key) in cols):
+            grid[rows.index(parts[rows_key])][cols.index(parts[cols_key]) if cols_key else 0] += count
+    return heatmap(rows, cols, grid)
+
+
+def downstream_charts(downstream: dict[str, Any] | None) -> dict[str, str]:
+    if not downstream or "settings" not in downstream:
+        return {}
+    rows = [
+        (name.replace("_", " "), s["macro_f1"], *(s.get("macro_f1_ci") or [s["macro_f1"], s["macro_f1"]]))
+        for name, s in downstream["settings"].items()
+    ]
+    out = {"settings": interval_chart(rows)}
+    curve = downstream.get("learning_curve") or []
+    if curve:
+        points = {
+            metric: [(p["n_train"], p[metric], *(p.get(f"{metric}_ci") or [p[metric], p[metric]])) for p in curve]
+            for metric in ("accuracy", "macro_f1")
+        }
+        out["curve"] = line_chart(points, xlabel="synthetic training records", ylabel="score")
+    return out
 
 
 def build_report(
@@ -79,21 +103,42 @@ def build_report(
     """
     run_dir = Path(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics = _read_json(run_dir / "metrics.json")
+    plots = _read_json(run_dir / "plots.json")
     curated = _read(run_dir / "curated.parquet") if curated is None else curated
     rejected = _read(run_dir / "rejected.parquet") if rejected is None else rejected
     label_counts = collections.Counter(r.label for r in curated if r.label is not None)
     funnel = manifest.get("curation", {}).get("funnel", [])
+    counts = manifest.get("counts", {})
     funnel_chart = bar_chart(
-        [("generated", manifest["counts"].get("generated", 0))] + [(f["stage"], f["kept"]) for f in funnel],
-        color="#54A24B",
-    )
+        [("generated", counts.get("generated", len(curated)))] + [(f["stage"], f["kept"]) for f in funnel], color=GREEN
+    ) if funnel else ""
+    lengths = plots.get("lengths", {})
+    embedding_map = plots.get("map", {})
+    recipe = manifest.get("recipe", {})
+    model = manifest.get("model") or {}
+    charts = {
+        "labels": bar_chart(sorted(label_counts.items(), key=lambda kv: -kv[1])),
+        "funnel": funnel_chart,
+        "lengths": histogram({k: v for k, v in lengths.items() if v}),
+        "map": scatter({k: embedding_map[k] for k in ("real", "synthetic") if embedding_map.get(k)}),
+        "coverage": coverage_chart(metrics.get("diversity", {}).get("coverage")),
+        **{f"downstream_{k}": v for k, v in downstream_charts(metrics.get("downstream")).items()},
+    }
     html = _env().get_template("report.html.j2").render(
+        title=recipe.get("name") or manifest.get("source", run_dir.name),
+        subtitle=" · ".join(
+            x for x in [
+                recipe.get("task", {}).get("description"),
+                f"model: {model.get('backend')} {model.get('model') or model.get('model_path') or ('(bundled SmolLM2-135M-Instruct)' if model.get('backend') == 'llamacpp' else '')}" if model else None,
+                manifest.get("status"),
+            ] if x
+        ),
         manifest=manifest,
+        counts=counts,
         metrics=metrics,
-        label_chart=bar_chart(sorted(label_counts.items(), key=lambda kv: -kv[1])),
-        funnel_chart=funnel_chart,
+        charts=charts,
+        map_variance=embedding_map.get("explained_variance"),
         funnel=funnel,
         sample=_sample(curated, sample_size),
         rejected=_sample(rejected, min(sample_size, 30)),

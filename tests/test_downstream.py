@@ -1,0 +1,121 @@
+"""Trainers, settings, bootstrap intervals and the per-class / per-condition errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from synthloom.evaluate import make_trainer
+from synthloom.evaluate.downstream import (
+    bootstrap_intervals,
+    downstream_evaluation,
+    few_per_class,
+    fit_and_score,
+    score_predictions,
+)
+from synthloom.evaluate.trainers import TrainingError
+from synthloom.records import Record
+
+WORDS = {
+    "sport": "match goal team score league coach player win stadium ball".split(),
+    "money": "bank loan card interest account payment cash fee credit savings".split(),
+    "food": "pizza bread cheese soup recipe dinner salad cake lunch fruit".split(),
+}
+
+
+def corpus(n: int, seed: int, prefix: str = "r") -> list[Record]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        label = list(WORDS)[i % 3]
+        words = list(rng.choice(WORDS[label], 5)) + list(rng.choice("the a of and to with".split(), 3))
+        out.append(Record(id=f"{prefix}{i}", fields={"text": " ".join(rng.permutation(words))}, label=label,
+                          conditions={"tone": ["calm", "angry"][i % 2]}))
+    return out
+
+
+def test_bootstrap_intervals_bracket_the_scores():
+    rng = np.random.default_rng(0)
+    truth = list(rng.choice(["a", "b", "c"], 400))
+    predicted = [t if rng.random() < 0.7 else "b" for t in truth]
+    scores = score_predictions(truth, predicted)
+    ci = bootstrap_intervals(truth, predicted, resamples=500)
+    assert ci["accuracy_ci"][0] < scores["accuracy"] < ci["accuracy_ci"][1]
+    assert ci["macro_f1_ci"][0] < scores["macro_f1"] < ci["macro_f1_ci"][1]
+    assert scores["macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro"))
+    # a perfect model has a degenerate interval at 1
+    assert bootstrap_intervals(truth, truth, resamples=50)["macro_f1_ci"] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("trainer", ["tfidf_linear", "embedding_logreg"])
+def test_sample_weights_are_honoured(trainer):
+    train = corpus(90, 1)
+    flipped = [Record(id=f"x{r.id}", fields=r.fields, label={"sport": "money", "money": "food", "food": "sport"}[r.label], weight=0.0)
+               for r in corpus(300, 2)]
+    test = corpus(60, 3, "t")
+    clean, _ = fit_and_score(train + flipped, test, trainer, resamples=0)
+    assert clean["accuracy"] > 0.9
+    for r in flipped:
+        r.weight = 1.0
+    noisy, _ = fit_and_score(train + flipped, test, trainer, resamples=0)
+    assert noisy["accuracy"] < 0.5
+
+
+def test_one_label_is_a_clear_error():
+    with pytest.raises(TrainingError, match="at least two labels"):
+        make_trainer("tfidf_linear").fit([("a",), ("b",)], ["x", "x"])
+    with pytest.raises(TrainingError, match="unknown trainer"):
+        make_trainer("svm")
+
+
+def test_few_per_class_is_seeded_and_balanced():
+    records = corpus(90, 4)
+    a, b = few_per_class(records, 5, seed=1), few_per_class(records, 5, seed=1)
+    assert [r.id for r in a] == [r.id for r in b]
+    assert sorted(r.label for r in a) == sorted(["food"] * 5 + ["money"] * 5 + ["sport"] * 5)
+    assert [r.id for r in few_per_class(records, 5, seed=2)] != [r.id for r in a]
+
+
+def test_every_setting_and_the_errors_for_the_next_round():
+    synthetic = corpus(60, 5, "s")
+    # the "angry" records of the food class are mislabelled: the errors must point at that cell
+    for r in synthetic:
+        if r.label == "food" and r.conditions["tone"] == "angry":
+            r.label = "sport"
+    real_train, test = corpus(120, 6), corpus(90, 7, "t")
+    out = downstream_evaluation(
+        synthetic, test, trainer="tfidf_linear", real_train=real_train,
+        settings=["synthetic", "real", "few_real_plus_synthetic", "learning_curve"], few=3,
+        learning_curve=[10, 30, 60], resamples=200,
+    )
+    assert set(out["settings"]) == {"synthetic", "real", "few_real", "few_real_plus_synthetic"}
+    assert out["settings"]["few_real"]["n_train"] == 9
+    assert out["settings"]["few_real_plus_synthetic"]["n_train"] == 69
+    assert out["settings"]["real"]["accuracy"] > 0.95
+    assert [p["n_train"] for p in out["learning_curve"]] == [10, 30, 60]
+    errors = out["errors"]
+    assert set(errors["by_class"]) == {"food", "money", "sport"}
+    assert errors["by_class"]["food"]["error_rate"] > errors["by_class"]["money"]["error_rate"]
+    assert errors["by_class"]["food"]["confused_with"].get("sport", 0) > 0
+    assert set(errors["by_condition"]["tone"]) == {"calm", "angry"}
+    # cells are sorted worst first; the mixed-up food/sport texts are where the errors are
+    worst = errors["by_cell"][0]
+    assert worst["label"] in ("food", "sport") and worst["error_rate"] > 0.3
+    assert all(c["error_rate"] < 0.2 for c in errors["by_cell"] if c["label"] == "money")
+    assert sum(c["n"] for c in errors["by_cell"]) == 60
+    with pytest.raises(TrainingError, match="need real training data"):
+        downstream_evaluation(synthetic, test, trainer="tfidf_linear", settings=["real"])
+
+
+@pytest.mark.slow
+def test_finetuned_minilm_learns_and_leaves_the_shared_embedder_alone():
+    from synthloom.embed import Embedder
+
+    shared = Embedder.shared()
+    before = shared.encode(["a sentence to check"]).copy()
+    out, predicted = fit_and_score(corpus(48, 8), corpus(30, 9, "t"), "finetune_minilm", resamples=0)
+    assert out["trainer"] == "finetune_minilm"
+    assert out["accuracy"] > 0.8
+    shared._memo.clear()
+    assert np.allclose(shared.encode(["a sentence to check"]), before, atol=1e-5)
