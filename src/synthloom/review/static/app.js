@@ -217,7 +217,7 @@ async function loadHistory() {
   list.replaceChildren();
   for (const d of data.history) {
     const item = el("li", { class: `h ${d.action}${d.undone_at ? " undone" : ""}`, title: d.at },
-      el("span", { class: `flag ${d.action}`, text: d.undone_at ? "undone" : d.action + (d.label ? ` → ${d.label}` : "") }),
+      el("span", { class: `flag ${d.action}`, text: d.undone_at ? "undone" : d.action + (d.label && d.label !== d.original_label ? ` → ${d.label}` : "") }),
       el("span", { class: "h-text", text: d.text }));
     item.addEventListener("click", () => openRecord(d.record_id));
     list.append(item);
