@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.synthloom-setup
 # used, so the llava/mtmd library is not built (a fifth less compile time).
 export CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo test bench clean
 
 setup: $(STAMP)
 
@@ -30,7 +30,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/synthloom run examples/sms_spam.yaml --out runs/sms_spam
 
-test: setup
+# The review app's browser tests drive Debian's chromium (no browser is ever downloaded).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 bench: setup

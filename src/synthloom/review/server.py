@@ -178,6 +178,8 @@ class ReviewApp:
             raise ReviewError(f"unknown label {label!r}; known: {', '.join(self.review_set.labels)}")
         fields = body.get("fields") or None
         if fields is not None:
+            if not isinstance(fields, dict):
+                raise ReviewError("fields must be an object of edited text fields")
             unknown = [k for k in fields if k not in record.fields]
             if unknown or not all(isinstance(v, str) for v in fields.values()):
                 raise ReviewError(f"edited fields must be text fields of the record ({', '.join(record.fields)})")

@@ -185,7 +185,7 @@ function renderQuickLabels(record) {
   labels.forEach((label, i) => {
     const b = el("button", { class: "quick" + (label === record.label ? " current" : ""), title: `set label to ${label}` },
       el("kbd", { text: String(i + 1) }), el("span", { text: label }));
-    b.addEventListener("click", () => relabel(label));
+    b.addEventListener("click", () => { b.blur(); relabel(label); });
     box.append(b);
   });
 }
@@ -493,6 +493,7 @@ async function start() {
   $("edit-cancel").addEventListener("click", closePanels);
   $("label-search").addEventListener("input", () => { state.pickerIndex = 0; renderPicker(); });
   document.querySelectorAll("#actions .act").forEach((b) => b.addEventListener("click", () => {
+    b.blur();  // keys go to the page, not to the button last clicked
     const a = b.dataset.action;
     if (a === "undo") undo();
     else if (a === "edit") openEdit();
