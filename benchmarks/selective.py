@@ -15,7 +15,7 @@ model's label for the rest; the table gives their accuracy and the expected
 accuracy the selection reported beforehand. All model answers go to a cache
 (benchmarks/results/selective-cache.sqlite): a rerun costs seconds.
 
-    python benchmarks/selective.py [--n 400] [--datasets sms_spam banking77]
+    python benchmarks/selective.py [--datasets sms_spam banking77] [--n 150 100]
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ def load(name: str, n: int, demos: int, seed: int):
         rows = [line.split("\t", 1) for line in (DATA / "sms_spam" / "SMSSpamCollection").read_text(encoding="utf-8").splitlines() if line]
         pairs = [(text, label) for label, text in rows]
         rng.shuffle(pairs)
-        test, pool = pairs[:n], pairs[n:]
+        # the test sample is a prefix of one fixed shuffle; demonstrations come from its far end
+        test, pool = pairs[:n], pairs[-1000:]
         by_label = {l: [p for p in pool if p[1] == l] for l in SMS_LABELS}
         demo_pairs = [p for l in SMS_LABELS for p in by_label[l][: demos // 2]]
         rng.shuffle(demo_pairs)
@@ -75,7 +76,7 @@ def accuracy(records, model_labels, human_ids) -> float:
     return right / len(records)
 
 
-def run_dataset(name: str, args, cache) -> list[dict]:
+def run_dataset(name: str, n: int, args, cache) -> list[dict]:
     import numpy as np
 
     from synthloom.embed import Embedder
@@ -83,10 +84,10 @@ def run_dataset(name: str, args, cache) -> list[dict]:
     from synthloom.progress import RecordProgress
     from synthloom.review import ModelLabeller, budget_records, select_for_humans, select_random
 
-    records, demos, labels, description = load(name, args.n, args.demos, args.seed)
+    records, demos, labels, description = load(name, n, args.demos, args.seed)
     label_names = list(labels)
     descriptions = labels if isinstance(labels, dict) else {}
-    backend = LlamaCppBackend(LlamaCppConfig(n_ctx=4096))
+    backend = LlamaCppBackend(LlamaCppConfig(n_ctx=4096, n_threads=args.threads))
     bar = RecordProgress(len(records), f"labelling {name}", enabled=not args.quiet)
     labeller = ModelLabeller(backend, label_names, label_descriptions=descriptions, description=description,
                              demonstrations=demos, method=args.method, cache=cache, on_record=bar.advance)
@@ -125,11 +126,13 @@ def run_dataset(name: str, args, cache) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["sms_spam", "banking77"])
-    parser.add_argument("--n", type=int, default=400, help="test records per dataset (a fixed-seed sample)")
+    parser.add_argument("--n", type=int, nargs="+", default=[150, 100],
+                        help="test records per dataset, in --datasets order (a fixed-seed sample)")
     parser.add_argument("--demos", type=int, default=8, help="labelled demonstrations shown to the model")
     parser.add_argument("--method", default="logprob", choices=["logprob", "votes", "both"])
     parser.add_argument("--diversity", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1 copes best with a busy machine)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if not DATA.exists():
@@ -139,9 +142,10 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     cache = CompletionCache(RESULTS / "selective-cache.sqlite")
-    rows = [row for name in args.datasets for row in run_dataset(name, args, cache)]
+    sizes = args.n if len(args.n) == len(args.datasets) else [args.n[0]] * len(args.datasets)
+    rows = [row for name, n in zip(args.datasets, sizes) for row in run_dataset(name, n, args, cache)]
     cache.close()
-    (RESULTS / "selective.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / f"selective-{'-'.join(args.datasets)}.json").write_text(json.dumps(rows, indent=2))
 
     print(f"\nSelective annotation: accuracy of the final labels (gold for the records people got, "
           f"the embedded model for the rest); {args.demos} demonstrations, confidence by {args.method}")

@@ -219,3 +219,17 @@ def test_apply_reviews_cli(run, tmp_path):
     assert "1 rejected" in done.stdout
     done = run_cli("apply-reviews", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+def test_view_from_url_parameters():
+    from multidict import MultiDict
+
+    view = View.from_query(MultiDict([
+        ("order", "-score:llm_judge"), ("label", "spam"), ("label", "ham"),
+        ("condition", "topic:food"), ("decision", "self_consistency:relabel"), ("assigned", "1"),
+    ]))
+    assert view == View("-score:llm_judge", ("spam", "ham"), (("topic", "food"),),
+                        (("self_consistency", "relabel"),), True)
+    assert View.from_query(MultiDict(), default_order="assigned").order == "assigned"
+    with pytest.raises(DataError, match="key:value"):
+        View.from_query(MultiDict([("condition", "topic")]))

@@ -144,8 +144,7 @@ def _task_labels(manifest: Path) -> tuple[list[str], dict[str, str], str]:
     labels = (recipe.get("task") or {}).get("labels") or []
     if isinstance(labels, dict):
         return list(labels), {k: v for k, v in labels.items() if v}, recipe.get("name", "")
-    names = [item if isinstance(item, str) else item.get("name") for item in labels]
-    return [n for n in names if n], {}, recipe.get("name", "")
+    return [str(label) for label in labels], {}, recipe.get("name", "")
 
 
 @dataclass(frozen=True)
@@ -159,14 +158,13 @@ class View:
     assigned_only: bool = False
 
     @classmethod
-    def from_query(cls, query: Mapping[str, Any], default_order: str = "confidence") -> View:
-        """From URL parameters: order, label (repeatable), condition=key:value, decision=stage:flag, assigned=1."""
-        getall = query.getall if hasattr(query, "getall") else (lambda k, d=(): query.get(k, d))  # type: ignore[union-attr]
+    def from_query(cls, query: Any, default_order: str = "confidence") -> View:
+        """From URL parameters (a multidict): order, label, condition=key:value, decision=stage:flag, assigned=1."""
         return cls(
             order=query.get("order") or default_order,
-            labels=tuple(getall("label", ())),
-            conditions=tuple(_pair(v) for v in getall("condition", ())),
-            decisions=tuple(_pair(v) for v in getall("decision", ())),
+            labels=tuple(query.getall("label", ())),
+            conditions=tuple(_pair(v) for v in query.getall("condition", ())),
+            decisions=tuple(_pair(v) for v in query.getall("decision", ())),
             assigned_only=query.get("assigned") in ("1", "true", "yes"),
         )
 
