@@ -89,8 +89,16 @@ def run_dataset(name: str, n: int, args, cache) -> list[dict]:
     descriptions = labels if isinstance(labels, dict) else {}
     backend = LlamaCppBackend(LlamaCppConfig(n_ctx=4096, n_threads=args.threads))
     bar = RecordProgress(len(records), f"labelling {name}", enabled=not args.quiet)
+    done = []
+
+    def advance(result) -> None:
+        bar.advance(result)
+        done.append(result)
+        if args.quiet and len(done) % 10 == 0:
+            print(f"{name}: {len(done)}/{len(records)} labelled", file=sys.stderr, flush=True)
+
     labeller = ModelLabeller(backend, label_names, label_descriptions=descriptions, description=description,
-                             demonstrations=demos, method=args.method, cache=cache, on_record=bar.advance)
+                             demonstrations=demos, method=args.method, cache=cache, on_record=advance)
     unlabelled = [type(r)(id=r.id, fields=r.fields) for r in records]
     t0 = time.time()
     with bar:

@@ -233,3 +233,25 @@ def test_view_from_url_parameters():
     assert View.from_query(MultiDict(), default_order="assigned").order == "assigned"
     with pytest.raises(DataError, match="key:value"):
         View.from_query(MultiDict([("condition", "topic")]))
+
+
+def test_apply_reviews_to_a_plain_dataset_file(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"id": "a1", "text": "hello there", "label": "x"}\n{"id": "a2", "text": "bye", "label": "y"}\n')
+    review_set = ReviewSet.load(path)
+    with ReviewStore(review_set.store_path) as store:
+        store.decide("a1", "alice", "relabel", label="y", original_label="x")
+        store.decide("a2", "alice", "reject", original_label="y")
+    result = apply_reviews(path)
+    assert result.curated == tmp_path / "data.reviewed.parquet"
+    assert [(r.id, r.label) for r in read_records(result.curated)] == [("a1", "y")]
+    assert [r.id for r in read_records(result.rejected)] == ["a2"]
+    assert path.read_text().count("\n") == 2  # the original is left alone
+
+
+def test_review_command_refuses_bad_input_on_one_line(tmp_path, run):
+    done = run_cli("review", str(tmp_path / "nope"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {tmp_path / 'nope'}: no such run directory or dataset file"
+    done = run_cli("review", str(run), "--token", "short")
+    assert done.returncode == 2 and "--token" in done.stderr

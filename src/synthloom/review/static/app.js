@@ -181,7 +181,8 @@ function renderWhy(record) {
 function renderQuickLabels(record) {
   const box = $("quick-labels");
   box.replaceChildren();
-  const labels = state.info.labels.slice(0, 9);
+  // Number keys for small label sets; with more labels the searchable list (L) is quicker.
+  const labels = state.info.labels.length <= 9 ? state.info.labels : [];
   labels.forEach((label, i) => {
     const b = el("button", { class: "quick" + (label === record.label ? " current" : ""), title: `set label to ${label}` },
       el("kbd", { text: String(i + 1) }), el("span", { text: label }));
@@ -380,7 +381,7 @@ function onKey(event) {
   };
   const action = actions[key] || actions[key.toLowerCase()];
   if (action) { event.preventDefault(); action(); return; }
-  if (/^[1-9]$/.test(key)) {
+  if (/^[1-9]$/.test(key) && state.info.labels.length <= 9) {
     const label = state.info.labels[Number(key) - 1];
     if (label) { event.preventDefault(); relabel(label); }
   }
