@@ -117,7 +117,9 @@ def review_cmd(
 
     def ready(url: str) -> None:
         typer.echo(f"reviewing {len(review_set.records)} records of {review_set.name}; decisions go to {review_set.store_path}")
-        typer.echo(f"open {url}", err=False)
+        typer.echo(f"open {url}")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"note: listening on {host}; anyone who can reach it and has this URL can review", err=True)
         typer.echo("press Ctrl-C to stop (every decision is already saved)")
         sys.stdout.flush()
         if open_browser:

@@ -59,13 +59,15 @@ function uid() {
 }
 
 // Send every pending decision, oldest first; keep retrying until the server confirms.
+// Returns the reasons of any the server refused for good (those are dropped).
 async function flush() {
+  const refused = [];
   while (state.pending.length) {
     try {
       await api("/api/decide", state.pending[0]);
     } catch (error) {
-      if (error.status === 400) {          // refused for good: say so and drop it
-        showBanner(`Not saved: ${error.message}`, "error");
+      if (error.status === 400) {
+        refused.push(error.message);
         state.pending.shift();
         savePending();
         continue;
@@ -80,6 +82,7 @@ async function flush() {
     savePending();
   }
   hideBanner();
+  return refused;
 }
 
 // -- the record on screen --------------------------------------------------------
@@ -252,7 +255,11 @@ async function decide(action, extra = {}) {
   state.pending.push(decision);
   savePending();
   try {
-    await flush();
+    const refused = await flush();
+    if (refused.length) {
+      showBanner(`Not saved: ${refused.join("; ")}`, "error");
+      return;
+    }
     toast(`${describe({ ...decision, reviewer: state.reviewer, original_label: state.record.label })} · saved`);
     await next();
   } catch (error) {
