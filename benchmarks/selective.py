@@ -3,7 +3,8 @@
 For sms_spam and banking77 (from $SYNTHLOOM_DATA, default ../shared/data),
 a fixed-seed sample of the test texts is labelled by the embedded model
 (SmolLM2-135M-Instruct, a few labelled demonstrations from the training
-side, label probability from the label tokens' log-probabilities). The gold
+side, label probability from the label tokens' log-probabilities, by
+default calibrated against an empty input). The gold
 labels stand in for the human. At budgets of 5, 10 and 20% of the records:
 
 - random:    the same number of records chosen at random (mean over 20 draws);
@@ -98,7 +99,8 @@ def run_dataset(name: str, n: int, args, cache) -> list[dict]:
             print(f"{name}: {len(done)}/{len(records)} labelled", file=sys.stderr, flush=True)
 
     labeller = ModelLabeller(backend, label_names, label_descriptions=descriptions, description=description,
-                             demonstrations=demos, method=args.method, cache=cache, on_record=advance)
+                             demonstrations=demos, method=args.method, calibrate=args.calibrate, cache=cache,
+                             on_record=advance)
     unlabelled = [type(r)(id=r.id, fields=r.fields) for r in records]
     t0 = time.time()
     with bar:
@@ -139,6 +141,8 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=8, help="labelled demonstrations shown to the model")
     parser.add_argument("--method", default="logprob", choices=["logprob", "votes", "both"])
     parser.add_argument("--diversity", type=float, default=0.5)
+    parser.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
+                        help="divide out the model's leaning on an empty input (contextual calibration)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1 copes best with a busy machine)")
     parser.add_argument("--quiet", action="store_true")
@@ -156,7 +160,8 @@ def main() -> None:
     (RESULTS / f"selective-{'-'.join(args.datasets)}.json").write_text(json.dumps(rows, indent=2))
 
     print(f"\nSelective annotation: accuracy of the final labels (gold for the records people got, "
-          f"the embedded model for the rest); {args.demos} demonstrations, confidence by {args.method}")
+          f"the embedded model for the rest); {args.demos} demonstrations, confidence by {args.method}"
+          f"{', calibrated' if args.calibrate else ''}")
     print(f"{'dataset':>10} {'n':>4} {'budget':>6} {'B':>4} {'model only':>10} {'random':>13} "
           f"{'selective':>9} {'vs random':>9} {'uncertain':>9} {'expected':>8}")
     for r in rows:

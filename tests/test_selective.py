@@ -17,6 +17,8 @@ from synthloom.review import (
     ReviewStore,
     View,
     budget_records,
+    calibrated_label,
+    label_distribution,
     label_probability,
     select_for_humans,
     select_random,
@@ -90,6 +92,23 @@ def test_label_probability_renormalises_over_labels():
     assert label_probability(tokens, "not json", ["spam", "ham"]) is None
 
 
+def test_contextual_calibration_removes_a_leaning_towards_one_label():
+    def answer(spam, ham):
+        top = [("sp", np.log(spam)), ("ham", np.log(ham)), ("Hello", np.log(1 - spam - ham))]
+        chosen = "sp" if spam >= ham else "ham"
+        tokens = [TokenLogprob('{"label": "', -0.01), TokenLogprob(chosen, dict(top)[chosen], top)]
+        tokens += [TokenLogprob("am", -0.01)] if chosen == "sp" else []
+        return tokens + [TokenLogprob('"}', -0.01)], '{"label": "%s"}' % ("spam" if chosen == "sp" else "ham")
+
+    labels = ["spam", "ham"]
+    prior = label_distribution(*answer(0.6, 0.2), labels)  # an empty input: the model leans 3:1 to spam
+    assert prior == pytest.approx({"spam": 0.75, "ham": 0.25})
+    leaning = label_distribution(*answer(0.5, 0.3), labels)  # greedy says spam, but less than its usual lean
+    label, probability = calibrated_label(leaning, prior, "spam")
+    assert label == "ham" and probability == pytest.approx((0.3 / 0.25) / (0.3 / 0.25 + 0.5 / 0.75))
+    assert calibrated_label(leaning, None, "spam") is None
+
+
 def _texts(n):
     return [Record(id=f"t{i}", fields={"text": f"message number {i}"}) for i in range(n)]
 
@@ -138,7 +157,7 @@ def test_selective_directory_opens_in_the_review_queue(tmp_path):
         return Completion(text=text, finish_reason="stop", logprobs=logprobs)
 
     result = selective_annotation(_texts(6), ["a", "b"], tmp_path / "sel", 2,
-                                  backend=FakeBackend(responder=answer), embeddings=False, progress=False)
+                                  backend=FakeBackend(responder=answer), calibrate=False, embeddings=False, progress=False)
     assert result.selection.human == ["t3", "t1"]
     records = {r.id: r for r in read_records(tmp_path / "sel" / "curated.parquet")}
     assert records["t3"].scores["model_confidence"] == pytest.approx(0.05, abs=0.01)

@@ -208,6 +208,7 @@ def select_cmd(
     text_field: Optional[str] = typer.Option(None, "--text-field", help="the column holding the text (default: the first)"),
     method: str = typer.Option("logprob", "--method", help="model confidence: logprob, votes (self-consistency) or both"),
     samples: int = typer.Option(5, "--samples", min=2, help="answers sampled per record for votes"),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="divide out the model's leaning on an empty input"),
     demonstrations: Optional[Path] = typer.Option(None, "--demonstrations", help="labelled examples shown to the model"),
     diversity: float = typer.Option(0.5, "--diversity", min=0.0, help="how much to avoid picking near-duplicates"),
     human_cost: float = typer.Option(1.0, "--human-cost", min=0.0, help="cost of one human label"),
@@ -238,6 +239,7 @@ def select_cmd(
     try:
         result = selective_annotation(
             records, names, out, budget, backend=backend, method=method, samples=samples,  # type: ignore[arg-type]
+            calibrate=calibrate,
             demonstrations=demos, diversity=diversity, human_accuracy=human_accuracy,
             human_cost=human_cost, model_cost=model_cost, progress=progress, name=inputs.stem,
         )

@@ -54,6 +54,7 @@ def selective_annotation(
     backend: Backend | None = None,
     method: Method = "logprob",
     samples: int = 5,
+    calibrate: bool = True,
     demonstrations: Sequence[Record] = (),
     description: str | None = None,
     diversity: float = 0.5,
@@ -79,7 +80,7 @@ def selective_annotation(
     labeller = ModelLabeller(
         backend, label_names, label_descriptions={k: v for k, v in descriptions.items() if v},
         description=description, demonstrations=demonstrations, method=method, samples=samples,
-        cache=cache, on_record=bar.advance,
+        calibrate=calibrate, cache=cache, on_record=bar.advance,
     )
     try:
         with bar:
@@ -112,6 +113,7 @@ def selective_annotation(
         "selective": {
             "budget": str(budget),
             "method": method,
+            "calibrate": calibrate,
             "samples": samples if method != "logprob" else None,
             "diversity": diversity,
             "human_accuracy": human_accuracy,

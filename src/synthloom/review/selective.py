@@ -15,6 +15,12 @@ Confidence (`method`):
   agree with the majority label;
 - `both`: the mean of the two.
 
+With `calibrate=True` (logprob and both), the labels' probabilities at the
+first token of the answer are divided by those the model gives an empty
+input ("N/A"), which removes a small model's leaning towards one label
+(contextual calibration, Zhao et al. 2021); the label is then the most
+probable calibrated one.
+
 Selection is greedy: each step takes the record with the highest
 `(1 - confidence) - diversity * similarity to the records already chosen`
 (cosine similarity of sentence embeddings), and a record closer than
@@ -71,6 +77,7 @@ class ModelLabeller:
         temperature: float = 0.8,
         max_tokens: int = 48,
         seed: int = 0,
+        calibrate: bool = False,
         cache: CompletionCache | None = None,
         on_record: Callable[[Any], None] | None = None,
     ):
@@ -84,8 +91,10 @@ class ModelLabeller:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.seed = seed
+        self.calibrate = calibrate
         self.cache = cache
         self.on_record = on_record
+        self._prior: dict[str, float] | None = None
 
     # -- prompts ---------------------------------------------------------------------
 
@@ -134,21 +143,36 @@ class ModelLabeller:
     async def alabel(self, records: Sequence[Record]) -> list[ModelLabel]:
         scheduler = Scheduler(self.backend, self.cache)
         try:
+            if self.calibrate and self.method != "votes":
+                self._prior = await self._content_free(scheduler)
             return list(await asyncio.gather(*(self._one(scheduler, r) for r in records)))
         finally:
             await self.backend.aclose()
+
+    def _greedy_request(self, record: Record) -> Request:
+        return Request(messages=self.messages(record), temperature=0.0, max_tokens=self.max_tokens, seed=self.seed,
+                       json_schema=self.schema(), logprobs=True, top_logprobs=20)
+
+    async def _content_free(self, scheduler: Scheduler) -> dict[str, float] | None:
+        """The model's leaning among the labels for an empty input ("N/A"): its bias to divide out."""
+        outcome = await scheduler.complete(self._greedy_request(Record(id="", fields={"text": "N/A"})), self._parse)
+        if not outcome.ok:
+            return None
+        return label_distribution(outcome.completion.logprobs or [], outcome.completion.text, self.labels)
 
     async def _one(self, scheduler: Scheduler, record: Record) -> ModelLabel:
         messages = self.messages(record)
         schema = self.schema()
         greedy_label, logprob_conf, votes = None, None, Counter()
         if self.method in ("logprob", "both"):
-            request = Request(messages=messages, temperature=0.0, max_tokens=self.max_tokens, seed=self.seed,
-                              json_schema=schema, logprobs=True, top_logprobs=20)
-            outcome = await scheduler.complete(request, self._parse)
+            outcome = await scheduler.complete(self._greedy_request(record), self._parse)
             if outcome.ok:
+                tokens, text = outcome.completion.logprobs or [], outcome.completion.text
                 greedy_label = outcome.value
-                logprob_conf = label_probability(outcome.completion.logprobs or [], outcome.completion.text, self.labels)
+                logprob_conf = label_probability(tokens, text, self.labels)
+                calibrated = calibrated_label(label_distribution(tokens, text, self.labels), self._prior, greedy_label)
+                if calibrated is not None:
+                    greedy_label, logprob_conf = calibrated
         if self.method in ("votes", "both"):
             requests = [
                 Request(messages=messages, temperature=self.temperature, max_tokens=self.max_tokens,
@@ -219,6 +243,64 @@ def label_probability(tokens: Sequence[TokenLogprob], text: str, labels: Sequenc
         if '"' in piece:
             break
     return min(1.0, probability) if prefix == value else None
+
+
+def label_distribution(tokens: Sequence[TokenLogprob], text: str, labels: Sequence[str]) -> dict[str, float] | None:
+    """Every label's probability from the first token of a constrained answer's label value.
+
+    Each alternative at that token shares its probability equally among the
+    labels it can begin; the result is normalised over the labels. It sees
+    only the first token, so labels that begin alike split their mass.
+    None when the answer or its tokens do not show the value.
+    """
+    try:
+        value = json.loads(text)["label"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    start = text.find(json.dumps(value))
+    if start < 0:
+        return None
+    start += 1
+    position = 0
+    for token in tokens:
+        token_start, position = position, position + len(token.token)
+        if position <= start:
+            continue
+        offset = max(0, start - token_start)
+        alternatives = dict(token.top)
+        alternatives[token.token] = token.logprob
+        mass = dict.fromkeys(labels, 0.0)
+        for alt, logprob in alternatives.items():
+            if not alt.startswith(token.token[:offset]):
+                continue
+            piece = alt[offset:]
+            head = piece.split('"', 1)[0]
+            if not head:
+                continue
+            fits = [l for l in labels if (l == head if '"' in piece else l.startswith(head))]
+            for label in fits:
+                mass[label] += math.exp(logprob) / len(fits)
+        total = sum(mass.values())
+        return {l: m / total for l, m in mass.items()} if total > 0 else None
+    return None
+
+
+def calibrated_label(
+    distribution: dict[str, float] | None, prior: dict[str, float] | None, greedy: str | None, floor: float = 1e-3
+) -> tuple[str, float] | None:
+    """Contextual calibration: the label distribution divided by the content-free one, renormalised.
+
+    Returns (label, its calibrated probability); ties go to the greedy
+    answer. None when either distribution is missing.
+    """
+    if not distribution or not prior:
+        return None
+    scores = {l: p / max(prior.get(l, 0.0), floor) for l, p in distribution.items()}
+    total = sum(scores.values())
+    if total <= 0:
+        return None
+    best = max(scores, key=lambda l: (scores[l], l == greedy))
+    return best, scores[best] / total
 
 
 def _spells_label(prefix: str, alt: str, offset: int, chosen: str, labels: Sequence[str]) -> bool:
@@ -333,6 +415,8 @@ __all__ = [
     "ModelLabeller",
     "Selection",
     "budget_records",
+    "calibrated_label",
+    "label_distribution",
     "label_probability",
     "select_for_humans",
     "select_random",
