@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/embedded.py
 	$(BIN)/python benchmarks/demo.py
+	$(BIN)/python benchmarks/selective.py
 
 clean:
 	rm -rf $(VENV) runs
