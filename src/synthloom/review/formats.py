@@ -34,7 +34,7 @@ from .queue import ReviewSet, confidence
 from .store import Decision, ReviewError, ReviewStore, check_reviewer
 
 ID_KEY = "synthloom_id"
-AGENT = "synthloom"
+SOURCE = "synthloom"  # who made the suggestion, as the tools record it
 
 
 def _verdict_results(label: str | None, action: str, edited: str | None, text_field: str) -> list[dict[str, Any]]:
@@ -85,7 +85,7 @@ def export_label_studio(review_set: ReviewSet, path: str | Path, store: ReviewSt
         task: dict[str, Any] = {"data": {**record.fields, ID_KEY: record.id, "label": record.label}}
         if record.label is not None:
             task["predictions"] = [{
-                "model_version": AGENT,
+                "model_version": SOURCE,
                 "score": confidence(record),
                 "result": _verdict_results(record.label, "accept", None, text_field),
             }]
@@ -129,7 +129,7 @@ def export_argilla(review_set: ReviewSet, path: str | Path, store: ReviewStore |
             "fields": {k: v for k, v in record.fields.items()},
             "metadata": {ID_KEY: record.id, **{f"condition_{k}": v for k, v in record.conditions.items()}},
             "suggestions": {} if record.label is None else {
-                "label": {"value": record.label, "score": confidence(record), "agent": AGENT}
+                "label": {"value": record.label, "score": confidence(record), "agent": SOURCE}
             },
             "responses": responses,
             "status": "completed" if responses else "pending",
