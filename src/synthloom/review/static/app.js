@@ -73,7 +73,7 @@ async function flush() {
         continue;
       }
       showBanner(error.status === 401
-        ? "The server does not accept this page's token any more. Your unsaved decision is kept in this browser; open the URL the server printed."
+        ? "The server does not accept this page's token any more. This page keeps your unsaved decision and sends it once a server with the same --port and --token is back."
         : "Not saved yet: the server cannot be reached. Retrying…", "error");
       await new Promise((r) => setTimeout(r, 1500));
       continue;
