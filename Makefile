@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.synthloom-setup
 # used, so the llava/mtmd library is not built (a fifth less compile time).
 export CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo test bench clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/synthloom run examples/sms_spam.yaml --out runs/sms_spam
 
-test: setup
+# The browser tests (the report, the review app) drive Debian's chromium; no browser is ever downloaded.
+browser:
 	bash scripts/ensure_chromium.sh
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 bench: setup
@@ -44,6 +47,7 @@ bench: setup
 	$(BIN)/python benchmarks/diversity_speed.py
 	$(BIN)/python benchmarks/judge_calibration.py
 	$(BIN)/python benchmarks/headline.py
+	$(BIN)/python benchmarks/selective.py
 
 clean:
 	rm -rf $(VENV) runs

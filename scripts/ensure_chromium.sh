@@ -20,5 +20,5 @@ if [ "$(id -u)" != "0" ]; then
     fi
 fi
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 echo "installed $(/usr/bin/chromium --version 2>/dev/null || echo chromium)"

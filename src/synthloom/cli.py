@@ -182,10 +182,162 @@ def backends() -> None:
         typer.echo(name)
 
 
+@app.command("review")
+def review_cmd(
+    path: Path = typer.Argument(..., help="a run directory, or any dataset file"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on"),
+    port: int = typer.Option(0, "--port", min=0, max=65535, help="port (default: a free one)"),
+    token: Optional[str] = typer.Option(None, "--token", help="the access token (default: a new random one)"),
+    rejected: bool = typer.Option(False, "--rejected", help="also show the records curation dropped"),
+    overlap: Optional[int] = typer.Option(None, "--overlap", min=1, help="at most this many reviewers per record (default: everyone sees everything)"),
+    open_browser: bool = typer.Option(False, "--open", help="open the page in a browser"),
+) -> None:
+    """Review records in a local web app: accept, relabel, edit, reject; decisions saved as made."""
+    from .review import ReviewSet, ReviewSettings, serve
+
+    review_set = ReviewSet.load(path, rejected=rejected)
+    if token is not None and len(token) < 16:
+        raise UserError("--token: use at least 16 characters")
+
+    def ready(url: str) -> None:
+        typer.echo(f"reviewing {len(review_set.records)} records of {review_set.name}; decisions go to {review_set.store_path}")
+        typer.echo(f"open {url}")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"note: listening on {host}; anyone who can reach it and has this URL can review", err=True)
+        typer.echo("press Ctrl-C to stop (every decision is already saved)")
+        sys.stdout.flush()
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    try:
+        serve(review_set, ReviewSettings(host=host, port=port, token=token, overlap=overlap), ready)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+
+
+@app.command("apply-reviews")
+def apply_reviews_cmd(
+    path: Path = typer.Argument(..., help="a run directory, or the dataset file that was reviewed"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="for a dataset file: where to write (default: <name>.reviewed.parquet)"),
+) -> None:
+    """Write people's labels and edits into the curated data (curated.parquet)."""
+    from .review import apply_reviews
+
+    result = apply_reviews(path, out)
+    typer.echo(result.summary())
+    if result.conflicts:
+        typer.echo(f"conflicts (reviewers disagree; left unchanged): {', '.join(result.conflicts[:20])}"
+                   + (" ..." if len(result.conflicts) > 20 else ""))
+    typer.echo(f"wrote {result.curated}")
+
+
+_FORMATS = ("label-studio", "argilla")
+
+
+def _format_of(file: Path, given: Optional[str]) -> str:
+    if given is not None:
+        if given not in _FORMATS:
+            raise UserError(f"--format: expected one of {', '.join(_FORMATS)}, got {given!r}")
+        return given
+    return "argilla" if file.suffix == ".jsonl" else "label-studio"
+
+
+@app.command("export-reviews")
+def export_reviews_cmd(
+    path: Path = typer.Argument(..., help="a run directory, or any dataset file"),
+    out: Path = typer.Option(..., "--out", "-o", help="the file to write (.json: Label Studio, .jsonl: Argilla)"),
+    format: Optional[str] = typer.Option(None, "--format", help="label-studio or argilla (default: from the suffix)"),
+    rejected: bool = typer.Option(False, "--rejected", help="also export the records curation dropped"),
+) -> None:
+    """Export review tasks for Label Studio or Argilla (with the decisions made so far)."""
+    from .review import ReviewSet, ReviewStore, export_argilla, export_label_studio
+
+    review_set = ReviewSet.load(path, rejected=rejected)
+    kind = _format_of(out, format)
+    with ReviewStore(review_set.store_path) as store:
+        written = (export_argilla if kind == "argilla" else export_label_studio)(review_set, out, store)
+    typer.echo(f"wrote {len(review_set.records)} {kind} tasks to {written}")
+    if kind == "label-studio":
+        typer.echo(f"labeling config: {written.with_suffix('.xml')}")
+
+
+@app.command("import-reviews")
+def import_reviews_cmd(
+    path: Path = typer.Argument(..., help="the run directory (or dataset file) the tasks came from"),
+    file: Path = typer.Argument(..., help="a Label Studio JSON export or Argilla records (JSON lines)"),
+    format: Optional[str] = typer.Option(None, "--format", help="label-studio or argilla (default: from the suffix)"),
+) -> None:
+    """Import decisions made in Label Studio or Argilla into the run's reviews."""
+    from .review import ReviewSet, ReviewStore, import_argilla, import_label_studio
+
+    review_set = ReviewSet.load(path, rejected=True)
+    kind = _format_of(file, format)
+    if not file.exists():
+        raise UserError(f"{file}: file not found")
+    with ReviewStore(review_set.store_path) as store:
+        count = (import_argilla if kind == "argilla" else import_label_studio)(file, review_set, store)
+    typer.echo(f"imported {count} decisions from {file} into {review_set.store_path}")
+
+
+@app.command("select")
+def select_cmd(
+    inputs: Path = typer.Argument(..., help="unlabelled inputs: a JSONL, CSV, TSV or Parquet file"),
+    labels: str = typer.Option(..., "--labels", help="the labels, comma-separated"),
+    budget: str = typer.Option("10%", "--budget", help="records for people: a count (50), a share (10%), or cost:AMOUNT"),
+    out: Path = typer.Option(..., "--out", "-o", help="the directory to write (then: synthloom review DIR)"),
+    text_field: Optional[str] = typer.Option(None, "--text-field", help="the column holding the text (default: the first)"),
+    method: str = typer.Option("logprob", "--method", help="model confidence: logprob, votes (self-consistency) or both"),
+    samples: int = typer.Option(5, "--samples", min=2, help="answers sampled per record for votes"),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="divide out the model's leaning on an empty input"),
+    demonstrations: Optional[Path] = typer.Option(None, "--demonstrations", help="labelled examples shown to the model"),
+    diversity: float = typer.Option(0.5, "--diversity", min=0.0, help="how much to avoid picking near-duplicates"),
+    human_cost: float = typer.Option(1.0, "--human-cost", min=0.0, help="cost of one human label"),
+    model_cost: float = typer.Option(0.0, "--model-cost", min=0.0, help="cost of one model label"),
+    human_accuracy: float = typer.Option(1.0, "--human-accuracy", min=0.0, max=1.0, help="how often people are right"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="an OpenAI-compatible server (default: the embedded model)"),
+    model: Optional[str] = typer.Option(None, "--model", help="the model name at --base-url"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N inputs"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Selective annotation: the model labels everything; the least confident, diverse records go to people."""
+    from .llm import config_for, create_backend
+    from .records import read_records
+    from .review.annotate import selective_annotation
+
+    if method not in ("logprob", "votes", "both"):
+        raise UserError(f"--method: expected logprob, votes or both, got {method!r}")
+    names = [l.strip() for l in labels.split(",") if l.strip()]
+    records = read_records(inputs, text_field=text_field)
+    records = records[:limit] if limit else records
+    demos = read_records(demonstrations, text_field=text_field) if demonstrations else []
+    unknown = sorted({d.label for d in demos} - set(names) - {None})
+    if unknown:
+        raise UserError(f"{demonstrations}: labels {unknown} are not among --labels")
+    backend = None
+    if base_url:
+        backend = create_backend(config_for("openai", base_url=base_url, model=model or "default"))
+    try:
+        result = selective_annotation(
+            records, names, out, budget, backend=backend, method=method, samples=samples,  # type: ignore[arg-type]
+            calibrate=calibrate,
+            demonstrations=demos, diversity=diversity, human_accuracy=human_accuracy,
+            human_cost=human_cost, model_cost=model_cost, progress=progress, name=inputs.stem,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    typer.echo(result.summary())
+    typer.echo(f"next: synthloom review {out}   then: synthloom apply-reviews {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     from .evaluate import TrainingError
     from .records import DataError
     from .recipe import RecipeError
+    from .review.store import ReviewError
     from .templating import TemplateError
 
     try:
@@ -194,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (RecipeError, DataError, TemplateError, UserError, TrainingError) as exc:
+    except (RecipeError, DataError, TemplateError, UserError, TrainingError, ReviewError) as exc:
         _print_and_exit(str(exc), 2)
     except FileNotFoundError as exc:
         _print_and_exit(f"{exc.filename}: file not found", 2)
