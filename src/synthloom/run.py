@@ -8,6 +8,11 @@ The run directory holds everything a run made: `manifest.json`,
 `cache.sqlite`. The cache is the run's journal: each answer is committed as
 it arrives, so running the same recipe into the same directory again, after
 success, Ctrl-C or `kill -9`, pays only for what was never answered.
+
+Where the work happens is the executor's business: `LocalExecutor` (the
+default) generates in this process through one scheduler;
+`synthloom.distributed.RayExecutor` spreads the same plans over a Ray
+cluster. Both fill the same run directory from the same recipe.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 from . import __version__
 from .aio import run_async
-from .curate import CurationContext, curate
+from .curate import CurationContext, CurationResult, curate
 from .evaluate import EvaluationContext, evaluate
 from .generate import Generator, load_support
 from .llm import Backend, CompletionCache, RunAborted, Scheduler, create_backend
@@ -30,6 +35,65 @@ from .progress import RecordProgress
 from .recipe import Recipe, load_recipe
 from .records import Record, atomic_write_text, write_records
 from .report import build_report
+
+
+@dataclass
+class Generated:
+    """What generation produced, however it ran: records, failures and the model calls."""
+
+    records: list[Record] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    model_calls: dict[str, Any] = field(default_factory=dict)
+    failure_examples: dict[str, str] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=lambda: {"name": "local"})
+
+
+class Executor(Protocol):
+    """Where a run's work happens. `generated` holds what finished, even after an interruption."""
+
+    generated: Generated
+
+    def generate(self, recipe: Recipe, generator: Generator, out: Path, limit: int | None, bar: RecordProgress) -> Generated: ...
+
+    def curate(self, records: Sequence[Record], recipe: Recipe, context: CurationContext) -> CurationResult: ...
+
+    def evaluation_context(self, recipe: Recipe, kept: Sequence[Record]) -> EvaluationContext: ...
+
+
+class LocalExecutor:
+    """Everything in this process: one backend, one scheduler, the run's cache file."""
+
+    def __init__(self, backend: Backend | None = None):
+        self.backend = backend
+        self.generated = Generated()
+
+    def generate(self, recipe: Recipe, generator: Generator, out: Path, limit: int | None, bar: RecordProgress) -> Generated:
+        backend = self.backend or create_backend(recipe.model)
+        cache = CompletionCache(out / "cache.sqlite")
+        scheduler = Scheduler(backend, cache)
+        bar.watch(scheduler.stats)
+
+        async def generate() -> None:
+            try:
+                await generator.run(scheduler, generator.iter_plans(limit), generator.count(limit), on_record=bar.advance)
+            finally:
+                await backend.aclose()
+
+        try:
+            run_async(generate())
+        finally:
+            cache.close()
+            result = generator.last_result
+            self.generated = Generated(
+                result.records, result.failures, scheduler.stats.to_json(), scheduler.failure_examples()
+            )
+        return self.generated
+
+    def curate(self, records: Sequence[Record], recipe: Recipe, context: CurationContext) -> CurationResult:
+        return curate(records, recipe.curation, context)
+
+    def evaluation_context(self, recipe: Recipe, kept: Sequence[Record]) -> EvaluationContext:
+        return EvaluationContext(text_field=recipe.text_field)
 
 
 @dataclass
@@ -67,10 +131,15 @@ def run(
     limit: int | None = None,
     progress: bool = True,
     backend: Backend | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
-    """Run a recipe (a `Recipe` or a YAML path) into the directory `out`."""
+    """Run a recipe (a `Recipe` or a YAML path) into the directory `out`.
+
+    `executor` says where the work happens (default: this process).
+    """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
+    executor = executor or LocalExecutor(backend)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -87,56 +156,43 @@ def run(
     }
     _write_json(out / "manifest.json", manifest)
 
-    backend = backend or create_backend(recipe.model)
-    cache = CompletionCache(out / "cache.sqlite")
     support = load_support(recipe)
     generator = Generator(recipe, support)
     total = generator.count(limit)
     bar = RecordProgress(total, enabled=progress)
-    scheduler = Scheduler(backend, cache)
     manifest["counts"]["planned"] = total
     manifest["counts"]["support"] = len(support)
     if recipe.demonstrations is not None and not recipe.demonstrations.exists:
         manifest["notes"].append(f"no demonstrations: {recipe.demonstrations.path} not found")
 
-    def finish(status: str) -> None:
-        result = generator.last_result
+    def finish(status: str, result: Generated) -> None:
         manifest["status"] = status
         manifest["counts"].update(generated=len(result.records), failed=len(result.failures))
-        manifest["model_calls"] = scheduler.stats.to_json()
+        manifest["executor"] = result.executor
+        manifest["model_calls"] = result.model_calls
         manifest["failures"] = {
-            "examples_by_kind": scheduler.failure_examples(),
+            "examples_by_kind": result.failure_examples,
             "records": result.failures[:50],
         }
         manifest["timings"]["total_s"] = round(time.time() - started, 3)
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _write_json(out / "manifest.json", manifest)
 
-    async def generate() -> None:
-        try:
-            await generator.run(scheduler, generator.iter_plans(limit), total, on_record=bar.advance)
-        finally:
-            await backend.aclose()
-
     t0 = time.time()
     try:
         with bar:
-            bar.watch(scheduler.stats)
-            run_async(generate())
+            generated = executor.generate(recipe, generator, out, limit, bar)
     except (KeyboardInterrupt, RunAborted) as exc:
-        write_records(out / "generated.parquet", generator.last_result.records, recipe.task.label_field)
+        write_records(out / "generated.parquet", executor.generated.records, recipe.task.label_field)
         manifest["timings"]["generate_s"] = round(time.time() - t0, 3)
-        finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-        cache.close()
+        finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", executor.generated)
         raise
     manifest["timings"]["generate_s"] = round(time.time() - t0, 3)
-    cache.close()
-    generated = generator.last_result.records
-    write_records(out / "generated.parquet", generated, recipe.task.label_field)
+    write_records(out / "generated.parquet", generated.records, recipe.task.label_field)
 
     t0 = time.time()
-    curation = curate(
-        generated, recipe.curation, CurationContext(recipe.text_field, recipe.task.label_field)
+    curation = executor.curate(
+        generated.records, recipe, CurationContext(recipe.text_field, recipe.task.label_field)
     )
     write_records(out / "curated.parquet", curation.kept, recipe.task.label_field, prompts=False)
     write_records(out / "rejected.parquet", curation.dropped, recipe.task.label_field, prompts=False)
@@ -145,13 +201,13 @@ def run(
     manifest["timings"]["curate_s"] = round(time.time() - t0, 3)
 
     t0 = time.time()
-    context = EvaluationContext(text_field=recipe.text_field)
+    context = executor.evaluation_context(recipe, curation.kept)
     metrics = evaluate(curation.kept, recipe.evaluation, context)
     manifest["notes"].extend(context.notes)
     _write_json(out / "metrics.json", metrics)
     manifest["timings"]["evaluate_s"] = round(time.time() - t0, 3)
 
-    finish("complete")
+    finish("complete", generated)
     t0 = time.time()
     build_report(out, curated=curation.kept, rejected=curation.dropped)
     manifest["timings"]["report_s"] = round(time.time() - t0, 3)

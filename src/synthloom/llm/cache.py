@@ -77,6 +77,27 @@ class CompletionCache:
             (key, dumps(completion.to_json()).decode("utf-8"), time.time()),
         )
 
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """The stored answers (as their JSON text) of those `keys` that have one."""
+        db = self._connect()
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(db.execute(f"SELECT key, completion FROM completions WHERE key IN ({marks})", chunk))
+        return found
+
+    def put_many(self, rows: list[tuple[str, str]]) -> None:
+        """Store answers given as (key, JSON text) in one transaction, committed before returning."""
+        db = self._connect()
+        now = time.time()
+        with db:
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT OR REPLACE INTO completions (key, completion, created) VALUES (?, ?, ?)",
+                [(key, completion, now) for key, completion in rows],
+            )
+
     def __len__(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM completions").fetchone()[0]
 
