@@ -8,6 +8,7 @@ answers are already in the run's cache and the same command resumes.
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import Optional
@@ -137,6 +138,14 @@ def main(argv: list[str] | None = None) -> None:
         _print_and_exit(str(exc), 2)
     except FileNotFoundError as exc:
         _print_and_exit(f"{exc.filename}: file not found", 2)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        _print_and_exit(
+            f"{exc.filename or 'a file'}: no space left on device; what was saved before is intact: "
+            "free some space and rerun the same command to resume",
+            1,
+        )
     except KeyboardInterrupt:
         _print_and_exit("interrupted", 130)
     except Exception as exc:

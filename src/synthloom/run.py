@@ -182,10 +182,13 @@ def run(
     try:
         with bar:
             generated = executor.generate(recipe, generator, out, limit, bar)
-    except (KeyboardInterrupt, RunAborted) as exc:
-        write_records(out / "generated.parquet", executor.generated.records, recipe.task.label_field)
+    except (KeyboardInterrupt, RunAborted, OSError) as exc:
         manifest["timings"]["generate_s"] = round(time.time() - t0, 3)
-        finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", executor.generated)
+        try:
+            write_records(out / "generated.parquet", executor.generated.records, recipe.task.label_field)
+            finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", executor.generated)
+        except OSError:
+            pass  # e.g. the disk is full: every file keeps its last complete version
         raise
     manifest["timings"]["generate_s"] = round(time.time() - t0, 3)
     write_records(out / "generated.parquet", generated.records, recipe.task.label_field)
