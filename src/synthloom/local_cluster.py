@@ -28,18 +28,23 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["can_isolate", "isolated_command", "main"]
+__all__ = ["can_isolate", "isolated_command", "loopback_up", "main", "namespaced"]
 
 _UNSHARE = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
 
 
+def namespaced(command: list[str]) -> list[str]:
+    """The argv that runs `command` in private network and PID namespaces (call `loopback_up()` there)."""
+    return [*_UNSHARE, *command]
+
+
 def isolated_command(command: list[str], workers: int = 2, head_cpus: int = 0, worker_cpus: int = 1) -> list[str]:
     """The argv that runs `command` beside a fresh loopback cluster, in private namespaces."""
-    return [
-        *_UNSHARE, sys.executable, "-m", "synthloom.local_cluster", "--inside",
+    return namespaced([
+        sys.executable, "-m", "synthloom.local_cluster", "--inside",
         "--workers", str(workers), "--head-cpus", str(head_cpus), "--worker-cpus", str(worker_cpus),
         "--", *command,
-    ]
+    ])
 
 
 def can_isolate() -> str | None:
@@ -55,7 +60,7 @@ def can_isolate() -> str | None:
     return None
 
 
-def _loopback_up() -> None:
+def loopback_up() -> None:
     """`ip link set lo up`, without needing iproute2."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -90,7 +95,7 @@ def _start_cluster(temp_dir: str, workers: int, head_cpus: int, worker_cpus: int
 def _inside(args: argparse.Namespace) -> int:
     if os.getpid() != 1:
         raise SystemExit("--inside is for the private namespaces isolated_command() makes")
-    _loopback_up()
+    loopback_up()
     temp_dir = tempfile.mkdtemp(prefix="slray-", dir="/tmp")  # short: Ray's socket paths are limited
     try:
         started = time.time()
