@@ -37,6 +37,8 @@ bench: setup
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/embedded.py
 	$(BIN)/python benchmarks/demo.py
+	$(BIN)/python benchmarks/soak.py
+	$(BIN)/python benchmarks/scaling.py
 
 clean:
 	rm -rf $(VENV) runs

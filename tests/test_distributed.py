@@ -65,6 +65,17 @@ def test_cli_rejects_ray_options_without_the_ray_executor(tmp_path):
     assert done.returncode == 2 and "unknown executor 'spark'" in done.stderr
 
 
+def test_cli_says_at_once_when_no_cluster_listens(tmp_path):
+    from conftest import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    done = run_cli("run", str(ROOT / "examples" / "sms_spam.yaml"), "--out", str(tmp_path / "out"),
+                   "--executor", "ray", "--address", address, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: cannot join the Ray cluster at {address}: ")
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_on_a_local_ray_cluster():
     reason = can_isolate()

@@ -42,6 +42,7 @@ import asyncio
 import collections
 import logging
 import pickle
+import socket
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -74,6 +75,17 @@ EMBEDDING_STAGES = {"downstream"}
 
 class ClusterError(RuntimeError):
     """The Ray cluster cannot be reached or used."""
+
+
+def _check_reachable(address: str | None, timeout: float = 10.0) -> None:
+    """Fail at once when nothing listens at a HOST:PORT address (Ray itself retries for minutes)."""
+    if not address or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {exc}") from None
 
 
 def shard_ranges(total: int, shards: int) -> list[tuple[int, int]]:
@@ -330,6 +342,7 @@ class RayExecutor:
         """Join the cluster (once); a cluster that cannot be reached is a ClusterError."""
         if ray.is_initialized():
             return
+        _check_reachable(self.address)
         kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         if self.address and self.address.split(":")[0] in ("127.0.0.1", "localhost"):
             kwargs["_node_ip_address"] = "127.0.0.1"
