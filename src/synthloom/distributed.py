@@ -336,7 +336,6 @@ class RayExecutor:
         self.shards = shards
         self.max_retries = max_retries
         self.generated = Generated(executor={"name": "ray"})
-        self._started_ray = False
 
     def connect(self, progress: bool = True) -> None:
         """Join the cluster (once); a cluster that cannot be reached is a ClusterError."""
@@ -351,7 +350,6 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             message = " ".join(str(exc).split())[:300]
             raise ClusterError(f"cannot join the Ray cluster at {self.address or 'RAY_ADDRESS'}: {message}") from None
-        self._started_ray = True
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = progress
         context.print_on_execution_start = False
@@ -398,6 +396,10 @@ class RayExecutor:
                         results[shard] = ray.get(ref)
                     except RunAborted as exc:
                         raise RunAborted(str(getattr(exc, "cause", exc)).strip()) from None
+                    except ray.exceptions.RayError as exc:
+                        if isinstance(exc, ray.exceptions.RayTaskError):
+                            raise
+                        raise RunAborted(f"shard {shard} could not finish after {self.max_retries} retries: {exc}") from None
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -434,9 +436,3 @@ class RayExecutor:
             embedder.remember(texts, _map_blocks(texts, self._worker_count(), _embed_texts, None))
             context.embedder = embedder
         return context
-
-    def close(self) -> None:
-        """Disconnect from the cluster if this executor connected."""
-        if self._started_ray:
-            ray.shutdown()
-            self._started_ray = False

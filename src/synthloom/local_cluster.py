@@ -20,6 +20,7 @@ import argparse
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -95,6 +96,8 @@ def _start_cluster(temp_dir: str, workers: int, head_cpus: int, worker_cpus: int
 def _inside(args: argparse.Namespace) -> int:
     if os.getpid() != 1:
         raise SystemExit("--inside is for the private namespaces isolated_command() makes")
+    # As the namespace's first process, SIGTERM would be ignored without a handler.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     loopback_up()
     temp_dir = tempfile.mkdtemp(prefix="slray-", dir="/tmp")  # short: Ray's socket paths are limited
     try:
