@@ -43,7 +43,7 @@ import collections
 import logging
 import pickle
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -54,7 +54,6 @@ import ray.data
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ._json import dumps, loads
-from .aio import run_async
 from .curate import CurationContext, CurationResult, Stage, build_stage, run_stages
 from .evaluate import EvaluationContext
 from .generate import Generator
@@ -64,7 +63,7 @@ from .llm.scheduler import next_attempt
 from .progress import RecordProgress
 from .recipe import Recipe
 from .records import Record
-from .run import Generated
+from .run import Generated, generate_plans
 
 __all__ = ["AnswerStore", "ClusterError", "EMBEDDING_STAGES", "RayExecutor", "shard_ranges"]
 
@@ -205,14 +204,6 @@ class _StoreCache:
         ray.get(self._last)
 
 
-@dataclass
-class _ShardResult:
-    records: list[Record]
-    failures: list[dict[str, str]]
-    model_calls: dict[str, Any]
-    failure_examples: dict[str, str]
-
-
 def _shard_config(config: Any, concurrency: int, offset: int) -> Any:
     """The recipe's backend settings for one shard: its share of concurrency, its turn of the URLs."""
     update: dict[str, Any] = {"concurrency": concurrency}
@@ -224,7 +215,7 @@ def _shard_config(config: Any, concurrency: int, offset: int) -> Any:
 
 
 @ray.remote(max_retries=3, retry_exceptions=False)
-def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], concurrency: int, store: Any) -> _ShardResult:
+def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], concurrency: int, store: Any) -> Generated:
     """Generate one shard's records; its answers go to the store as they arrive."""
     backend = create_backend(_shard_config(recipe.model, concurrency, shard))
     cache = _StoreCache(store, shard)
@@ -232,19 +223,11 @@ def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], concurren
         cache.prefetch(backend.identity(), plans, recipe.model.max_attempts)
     scheduler = Scheduler(backend, cache)  # type: ignore[arg-type]
     generator = Generator(recipe)
-
-    async def generate() -> None:
-        try:
-            await generator.run(scheduler, plans, len(plans), on_record=cache.count)
-        finally:
-            await backend.aclose()
-
     try:
-        run_async(generate())
+        generate_plans(scheduler, generator, plans, len(plans), cache.count)
     finally:
         cache.close()
-    result = generator.last_result
-    return _ShardResult(result.records, result.failures, scheduler.stats.to_json(), scheduler.failure_examples())
+    return Generated.of(generator, scheduler)
 
 
 def _add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
@@ -385,7 +368,7 @@ class RayExecutor:
             shard_plans = [replace(p, index=p.index - start) for p in islice(plans, stop - start)]
             ref = _run_shard.options(max_retries=self.max_retries).remote(recipe_ref, shard, shard_plans, concurrency, store)
             pending[ref] = shard
-        results: dict[int, _ShardResult] = {}
+        results: dict[int, Generated] = {}
         try:
             while pending:
                 finished, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -410,7 +393,7 @@ class RayExecutor:
         return self.generated
 
     @staticmethod
-    def _merge(results: list[_ShardResult], details: dict[str, Any]) -> Generated:
+    def _merge(results: list[Generated], details: dict[str, Any]) -> Generated:
         merged = Generated(executor=details)
         for part in results:
             merged.records.extend(part.records)

@@ -23,13 +23,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from . import __version__
 from .aio import run_async
 from .curate import CurationContext, CurationResult, curate
 from .evaluate import EvaluationContext, evaluate
 from .generate import Generator, load_support
+from .generate.engine import PlannedRecord
 from .llm import Backend, CompletionCache, RunAborted, Scheduler, create_backend
 from .progress import RecordProgress
 from .recipe import Recipe, load_recipe
@@ -46,6 +47,25 @@ class Generated:
     model_calls: dict[str, Any] = field(default_factory=dict)
     failure_examples: dict[str, str] = field(default_factory=dict)
     executor: dict[str, Any] = field(default_factory=lambda: {"name": "local"})
+
+    @classmethod
+    def of(cls, generator: Generator, scheduler: Scheduler) -> Generated:
+        """What `generator` has finished so far, with `scheduler`'s counts."""
+        result = generator.last_result
+        return cls(result.records, result.failures, scheduler.stats.to_json(), scheduler.failure_examples())
+
+
+def generate_plans(scheduler: Scheduler, generator: Generator, plans: Iterable[PlannedRecord], total: int,
+                   on_record: Callable[[Record | None], None] | None = None) -> None:
+    """Send `plans` through `scheduler`, then close its backend; records land in `generator.last_result`."""
+
+    async def generate() -> None:
+        try:
+            await generator.run(scheduler, plans, total, on_record=on_record)
+        finally:
+            await scheduler.backend.aclose()
+
+    run_async(generate())
 
 
 class Executor(Protocol):
@@ -72,21 +92,11 @@ class LocalExecutor:
         cache = CompletionCache(out / "cache.sqlite")
         scheduler = Scheduler(backend, cache)
         bar.watch(scheduler.stats)
-
-        async def generate() -> None:
-            try:
-                await generator.run(scheduler, generator.iter_plans(limit), generator.count(limit), on_record=bar.advance)
-            finally:
-                await backend.aclose()
-
         try:
-            run_async(generate())
+            generate_plans(scheduler, generator, generator.iter_plans(limit), generator.count(limit), bar.advance)
         finally:
             cache.close()
-            result = generator.last_result
-            self.generated = Generated(
-                result.records, result.failures, scheduler.stats.to_json(), scheduler.failure_examples()
-            )
+            self.generated = Generated.of(generator, scheduler)
         return self.generated
 
     def curate(self, records: Sequence[Record], recipe: Recipe, context: CurationContext) -> CurationResult:
