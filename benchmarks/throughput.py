@@ -191,7 +191,7 @@ def main() -> None:
                             r = run_arm(arm, url, concurrency, bodies, recipe, out)
                             results.setdefault((mix, arm, concurrency), []).append(r)
                             print(f"  {mix} c={concurrency} round {round_ + 1} {arm:10s} {r['done'] / r['wall']:7.0f} req/s "
-                                  f"{1000 * r['cpu'] / r['done']:.2f} ms CPU/req, {args.requests - r['done']} lost",
+                                  f"{1000 * r['cpu'] / max(1, r['done']):.2f} ms CPU/req, {args.requests - r['done']} lost",
                                   file=sys.stderr)
                             time.sleep(0.5)
             finally:

@@ -34,12 +34,14 @@ def test_shards_cover_every_index_once_in_order():
 
 def test_each_shard_gets_its_share_of_concurrency_and_its_turn_of_the_urls():
     urls = ["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1", "http://127.0.0.1:3/v1"]
-    config = OpenAIConfig(base_url=urls, model="m", concurrency=64)
-    firsts = [_shard_config(config, 16, shard).base_url[0] for shard in range(3)]
+    config = OpenAIConfig(base_url=urls, model="m", concurrency=64, requests_per_minute=600)
+    firsts = [_shard_config(config, 4, shard).base_url[0] for shard in range(3)]
     assert firsts == urls
-    assert _shard_config(config, 16, 4).concurrency == 16
-    single = OpenAIConfig(base_url=urls[0], model="m")
-    assert _shard_config(single, 2, 5).base_url == urls[0]
+    assert _shard_config(config, 4, 0).concurrency == 16
+    assert _shard_config(config, 4, 0).requests_per_minute == 150
+    assert _shard_config(config, 3, 0).concurrency == 22  # rounded up: never less than asked for in total
+    single = OpenAIConfig(base_url=urls[0], model="m", concurrency=1)
+    assert _shard_config(single, 2, 5).base_url == urls[0] and _shard_config(single, 2, 5).concurrency == 1
 
 
 def test_answer_store_knows_a_rerun_shard_and_keeps_answers_in_the_run_cache(tmp_path):

@@ -204,9 +204,11 @@ class _StoreCache:
         ray.get(self._last)
 
 
-def _shard_config(config: Any, concurrency: int, offset: int) -> Any:
-    """The recipe's backend settings for one shard: its share of concurrency, its turn of the URLs."""
-    update: dict[str, Any] = {"concurrency": concurrency}
+def _shard_config(config: Any, running: int, offset: int) -> Any:
+    """One shard's backend settings: its share of the cluster's concurrency and rate, its turn of the URLs."""
+    update: dict[str, Any] = {"concurrency": max(1, -(-config.concurrency // running))}
+    if config.requests_per_minute:
+        update["requests_per_minute"] = config.requests_per_minute / running
     urls = getattr(config, "base_url", None)
     if isinstance(urls, list) and len(urls) > 1:
         k = offset % len(urls)
@@ -215,9 +217,9 @@ def _shard_config(config: Any, concurrency: int, offset: int) -> Any:
 
 
 @ray.remote(max_retries=3, retry_exceptions=False)
-def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], concurrency: int, store: Any) -> Generated:
-    """Generate one shard's records; its answers go to the store as they arrive."""
-    backend = create_backend(_shard_config(recipe.model, concurrency, shard))
+def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], running: int, store: Any) -> Generated:
+    """Generate one shard's records (one of `running` at once); answers go to the store as they arrive."""
+    backend = create_backend(_shard_config(recipe.model, running, shard))
     cache = _StoreCache(store, shard)
     if ray.get(store.begin.remote(shard)):
         cache.prefetch(backend.identity(), plans, recipe.model.max_attempts)
@@ -349,13 +351,12 @@ class RayExecutor:
         total = generator.count(limit)
         ranges = shard_ranges(total, self.shards or workers)
         running = max(1, min(workers, len(ranges)))
-        concurrency = max(1, -(-recipe.model.concurrency // running))
         details: dict[str, Any] = {
             "name": "ray",
             "nodes": sum(1 for node in ray.nodes() if node.get("Alive")),
             "workers": workers,
             "shards": len(ranges),
-            "concurrency_per_shard": concurrency,
+            "concurrency_per_shard": _shard_config(recipe.model, running, 0).concurrency,
         }
         here = ray.get_runtime_context().get_node_id()
         store = ray.remote(num_cpus=0, max_restarts=0)(AnswerStore).options(
@@ -366,7 +367,7 @@ class RayExecutor:
         pending: dict[Any, int] = {}
         for shard, (start, stop) in enumerate(ranges):
             shard_plans = [replace(p, index=p.index - start) for p in islice(plans, stop - start)]
-            ref = _run_shard.options(max_retries=self.max_retries).remote(recipe_ref, shard, shard_plans, concurrency, store)
+            ref = _run_shard.options(max_retries=self.max_retries).remote(recipe_ref, shard, shard_plans, running, store)
             pending[ref] = shard
         results: dict[int, Generated] = {}
         try:

@@ -106,7 +106,12 @@ class AdaptiveLimiter:
 
     A few scattered 429s only delay the requests that got them (honouring
     Retry-After); a window in which more than `shed_share` of the answers
-    are 429 halves the limit, and a clean window raises it again.
+    are 429 halves the limit, and a window with at most half that share
+    raises it again. A window is at least 50 answers, so chance alone
+    rarely crosses the line. (Waiting for a window with no 429 at all would let a
+    server that refuses a steady few per cent drag the limit down for good:
+    by chance alone some windows cross the line, and windows without any
+    429 are rare.)
     """
 
     def __init__(self, limit: int, requests_per_minute: float | None = None, shed_share: float = 0.1):
@@ -155,13 +160,13 @@ class AdaptiveLimiter:
     def record(self, rate_limited: bool) -> None:
         self._window += 1
         self._window_429 += rate_limited
-        if self._window < max(20, self.limit):
+        if self._window < max(50, self.limit):
             return
         share = self._window_429 / self._window
         self._window = self._window_429 = 0
         if share > self.shed_share:
             self.limit = max(1, self.limit // 2)
-        elif share == 0 and self.limit < self.max_limit:
+        elif share <= self.shed_share / 2 and self.limit < self.max_limit:
             self.limit = min(self.max_limit, self.limit + max(1, self.limit // 4))
             self._wake()
 
