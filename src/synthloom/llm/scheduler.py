@@ -55,6 +55,16 @@ class RetryPolicy:
         """Exponential back-off with jitter: about base * 2^(tries-1), capped."""
         return min(self.max_delay, self.base_delay * 2 ** (tries - 1)) * random.uniform(0.5, 1.5)
 
+    def rate_limit_delay(self, retry_after: float | None, waits: int) -> float:
+        """After a 429: the wait the server asked for (spread a little), else back-off.
+
+        The server knows best when it has room again; load is shed by the
+        adaptive limit, not by waiting longer than asked.
+        """
+        if retry_after is not None:
+            return retry_after * random.uniform(1.0, 1.25)
+        return self.delay(waits)
+
 
 @dataclass
 class SchedulerStats:
@@ -240,7 +250,7 @@ class Scheduler:
                     rate_waits += 1
                     if rate_waits > self.policy.max_rate_limit_waits:
                         return self._finish(Outcome(current, error=exc, tries=tries + 1))
-                    await asyncio.sleep(max(exc.retry_after or 0.0, self.policy.delay(rate_waits)))
+                    await asyncio.sleep(self.policy.rate_limit_delay(exc.retry_after, rate_waits))
                     continue
                 except ModelError as exc:
                     stats.tries_failed[exc.kind] += 1
