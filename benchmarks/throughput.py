@@ -59,6 +59,7 @@ model:
   base_url: {url}
   model: fake
   concurrency: {concurrency}
+  max_attempts: 6     # the reference clients' budget too
 task:
   description: short notes
   labels: [a, b, c, d]
