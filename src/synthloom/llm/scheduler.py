@@ -62,7 +62,7 @@ class RetryPolicy:
         adaptive limit, not by waiting longer than asked.
         """
         if retry_after is not None:
-            return retry_after * random.uniform(1.0, 1.25)
+            return max(retry_after, self.base_delay / 10) * random.uniform(1.0, 1.25)
         return self.delay(waits)
 
 
@@ -117,11 +117,10 @@ class AdaptiveLimiter:
     A few scattered 429s only delay the requests that got them (honouring
     Retry-After); a window in which more than `shed_share` of the answers
     are 429 halves the limit, and a window with at most half that share
-    raises it again. A window is at least 50 answers, so chance alone
-    rarely crosses the line. (Waiting for a window with no 429 at all would let a
-    server that refuses a steady few per cent drag the limit down for good:
-    by chance alone some windows cross the line, and windows without any
-    429 are rare.)
+    raises it again. A window is at least 50 answers, so chance alone rarely
+    crosses the line. (Growing back only after a window with no 429 at all
+    would let a server that refuses a steady few per cent drag the limit
+    down for good: such windows are rare.)
     """
 
     def __init__(self, limit: int, requests_per_minute: float | None = None, shed_share: float = 0.1):
