@@ -48,6 +48,8 @@ bench: setup
 	$(BIN)/python benchmarks/judge_calibration.py
 	$(BIN)/python benchmarks/headline.py
 	$(BIN)/python benchmarks/selective.py
+	$(BIN)/python benchmarks/soak.py
+	$(BIN)/python benchmarks/scaling.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import resource
 import time
 
@@ -20,6 +21,14 @@ import time
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+TRIES = 6  # the reference clients' budget per request; synthloom's recipe says its own
+
+
+async def pause(retry_after: str | None) -> None:
+    """Wait before asking again: the server's Retry-After, or a short jittered pause."""
+    await asyncio.sleep(float(retry_after or 0.05) * random.uniform(0.5, 1.5))
 
 
 async def bare_aiohttp(url: str, bodies: list[dict], concurrency: int) -> int:
@@ -31,11 +40,20 @@ async def bare_aiohttp(url: str, bodies: list[dict], concurrency: int) -> int:
 
         async def one(body: dict) -> None:
             nonlocal done
-            async with semaphore:
-                async with session.post(url + "/chat/completions", json=body) as resp:
-                    data = await resp.json()
-                    if data["choices"][0]["message"]["content"]:
-                        done += 1
+            for _ in range(TRIES):
+                retry_after = None
+                async with semaphore:
+                    try:
+                        async with session.post(url + "/chat/completions", json=body) as resp:
+                            raw = await resp.read()
+                            if resp.status == 200:
+                                if json.loads(raw)["choices"][0]["message"]["content"]:
+                                    done += 1
+                                    return
+                            retry_after = resp.headers.get("Retry-After")
+                    except (aiohttp.ClientError, ValueError, KeyError, TypeError):
+                        pass
+                await pause(retry_after)
 
         await asyncio.gather(*(one(b) for b in bodies))
     return done
@@ -46,7 +64,8 @@ async def openai_sdk(url: str, bodies: list[dict], concurrency: int) -> int:
     from openai import AsyncOpenAI
 
     # The SDK's own HTTP client (whatever HTTP package this SDK version uses),
-    # with keep-alive for as many connections as requests in flight.
+    # with keep-alive for as many connections as requests in flight; retries
+    # by the same loop as the bare client, so both follow one policy.
     limits = type(openai._constants.DEFAULT_CONNECTION_LIMITS)(
         max_connections=max(1000, concurrency), max_keepalive_connections=concurrency
     )
@@ -59,10 +78,19 @@ async def openai_sdk(url: str, bodies: list[dict], concurrency: int) -> int:
 
     async def one(body: dict) -> None:
         nonlocal done
-        async with semaphore:
-            answer = await client.chat.completions.create(**body)
-            if answer.choices[0].message.content:
-                done += 1
+        for _ in range(TRIES):
+            retry_after = None
+            async with semaphore:
+                try:
+                    answer = await client.chat.completions.create(**body)
+                    if answer.choices[0].message.content:
+                        done += 1
+                        return
+                except openai.APIStatusError as exc:
+                    retry_after = exc.response.headers.get("Retry-After")
+                except (openai.OpenAIError, ValueError):
+                    pass
+            await pause(retry_after)
 
     await asyncio.gather(*(one(b) for b in bodies))
     await client.close()

@@ -1,18 +1,29 @@
-"""Throughput through an OpenAI-compatible loopback server with fixed latency.
+"""The race: throughput through a loopback OpenAI-compatible server, synthloom against its peers.
 
 The same 2,000 distinct chat requests (the prompts of one synthloom recipe)
-go through three clients, each in its own process, alternating, against one
-scripted server on 127.0.0.1 that answers after 0.2 s:
+go through each client, each in its own process, alternating, round after
+round, against one scripted server on 127.0.0.1 that answers after 0.2 s:
 
-- synthloom: a whole run of the recipe (cache, records, curation, files)
-- aiohttp:   a bare aiohttp client with a semaphore (the reference)
-- openai:    the openai SDK's AsyncOpenAI client with a semaphore
+- synthloom:  a whole run of the recipe (cache, records, curation, files)
+- aiohttp:    a bare aiohttp client with a semaphore (the reference)
+- openai:     the openai SDK's AsyncOpenAI with a semaphore, on its own HTTP client
+- distilabel: distilabel's OpenAILLM, batches as large as the concurrency
+- curator:    bespokelabs curator's online OpenAI processor, concurrency capped, rate limits off
 
-The ceiling is concurrency / latency. Reports requests/s and client CPU per
-request, as ratios to the bare aiohttp client (these machines are noisy, so
-only ratios from one run side by side mean much).
+The peers run from their own virtualenvs (.peers/NAME, made here from PyPI
+on first use). Three mixes of server behaviour: clean; 5% 429 + 5% 500; 2%
+truncated JSON bodies with status 200. The reference clients retry up to 6
+times; the frameworks use their own retries. The ceiling is concurrency /
+latency. Reports requests/s, client CPU per request and peak memory, as
+ratios to the bare aiohttp client (these machines are shared and noisy, so
+only ratios from one run side by side mean much), and records lost.
+
+Everything runs in a private network namespace whose only device is
+loopback (when `unshare` is allowed, e.g. as root): whatever a peer tries to
+send elsewhere (telemetry, hub look-ups) cannot leave the machine.
 
     python benchmarks/throughput.py [--requests 2000] [--concurrency 64 256] [--rounds 3]
+        [--mixes clean faults truncated] [--arms aiohttp openai synthloom distilabel curator]
 """
 
 from __future__ import annotations
@@ -29,6 +40,17 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PEERS_DIR = HERE.parent / ".peers"
+PEERS = {
+    "distilabel": ["distilabel[openai]==1.5.3", "requests"],
+    "curator": ["bespokelabs-curator==0.1.31"],
+}
+MIXES = {
+    "clean": [],
+    "faults": ["--rate-429", "0.05", "--rate-500", "0.05"],
+    "truncated": ["--rate-truncated", "0.02"],
+}
+MIX_TITLES = {"clean": "no faults", "faults": "5% 429 + 5% 500", "truncated": "2% truncated JSON bodies (status 200)"}
 
 RECIPE = """\
 name: throughput
@@ -37,6 +59,7 @@ model:
   base_url: {url}
   model: fake
   concurrency: {concurrency}
+  max_attempts: 6     # the reference clients' budget too
 task:
   description: short notes
   labels: [a, b, c, d]
@@ -61,10 +84,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+def peer_python(name: str) -> Path:
+    """The python of the peer's own virtualenv, made from PyPI the first time."""
+    venv = PEERS_DIR / name
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    wanted = " ".join(PEERS[name])
+    if not stamp.exists() or stamp.read_text() != wanted:
+        print(f"making the {name} virtualenv in {venv} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEERS[name]], check=True)
+        stamp.write_text(wanted)
+    return python
+
+
+def start_server(latency: float, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "synthloom.llm.fake_server", "--port", str(port), "--latency", str(latency)],
+        [sys.executable, "-m", "synthloom.llm.fake_server", "--port", str(port), "--latency", str(latency), *extra],
         stdout=subprocess.PIPE, text=True,
     )
     proc.stdout.readline()  # "listening on ..."
@@ -92,10 +129,27 @@ def write_inputs(work: Path, url: str, records: int, concurrency: int) -> tuple[
 
 
 def run_arm(arm: str, url: str, concurrency: int, bodies: Path, recipe: Path, out: Path) -> dict:
-    cmd = [sys.executable, str(HERE / "clients.py"), arm, "--url", url, "--concurrency", str(concurrency),
-           "--bodies", str(bodies), "--recipe", str(recipe), "--out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    common = ["--url", url, "--concurrency", str(concurrency), "--bodies", str(bodies)]
+    if arm in PEERS:
+        cmd = [str(PEERS_DIR / arm / "bin" / "python"), str(HERE / "peers.py"), arm, *common]
+    else:
+        cmd = [sys.executable, str(HERE / "clients.py"), arm, *common, "--recipe", str(recipe), "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=out.parent, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"arm {arm} failed ({done.returncode}): {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def isolate(argv: list[str]) -> int | None:
+    """Run this script again in private network and PID namespaces; None when that is not allowed here."""
+    from synthloom.local_cluster import can_isolate, namespaced
+
+    reason = can_isolate()
+    if reason:
+        print(f"note: running without a private network namespace ({reason})", file=sys.stderr)
+        return None
+    env = dict(os.environ, SYNTHLOOM_BENCH_ISOLATED="1")
+    return subprocess.run(namespaced([sys.executable, *argv]), env=env).returncode
 
 
 def main() -> None:
@@ -104,43 +158,65 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--arms", nargs="+", default=["aiohttp", "openai", "synthloom"])
+    parser.add_argument("--mixes", nargs="+", default=list(MIXES), choices=list(MIXES))
+    parser.add_argument("--arms", nargs="+", default=["aiohttp", "openai", "synthloom", *PEERS])
     args = parser.parse_args()
 
-    server, url = start_server(args.latency)
-    results: dict[tuple[str, int], list[dict]] = {}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            for concurrency in args.concurrency:
-                recipe, bodies = write_inputs(work, url, args.requests, concurrency)
-                for round_ in range(args.rounds):
-                    for arm in args.arms:
-                        out = work / f"run-{arm}-{concurrency}-{round_}"
-                        r = run_arm(arm, url, concurrency, bodies, recipe, out)
-                        assert r["done"] == args.requests, r
-                        results.setdefault((arm, concurrency), []).append(r)
-                        print(f"  c={concurrency} round {round_ + 1} {arm:9s} {r['done'] / r['wall']:7.0f} req/s "
-                              f"{1000 * r['cpu'] / r['done']:.2f} ms CPU/req", file=sys.stderr)
-                        time.sleep(0.5)
-    finally:
-        server.terminate()
-
-    print(f"\nThroughput, {args.requests} distinct requests, {args.latency * 1000:.0f} ms latency, "
-          f"median of {args.rounds} alternating rounds")
-    print(f"{'concurrency':>11} {'client':>10} {'req/s':>8} {'ceiling':>8} {'CPU ms/req':>11} "
-          f"{'req/s vs aiohttp':>17} {'CPU vs aiohttp':>15} {'peak RSS MB':>12}")
-    for concurrency in args.concurrency:
-        base = results[("aiohttp", concurrency)]
-        base_rate = statistics.median(r["done"] / r["wall"] for r in base)
-        base_cpu = statistics.median(r["cpu"] / r["done"] for r in base)
+    if not os.environ.get("SYNTHLOOM_BENCH_ISOLATED"):
         for arm in args.arms:
-            rows = results[(arm, concurrency)]
-            rate = statistics.median(r["done"] / r["wall"] for r in rows)
-            cpu = statistics.median(r["cpu"] / r["done"] for r in rows)
-            rss = max(r["rss_mb"] for r in rows)
-            print(f"{concurrency:>11} {arm:>10} {rate:8.0f} {concurrency / args.latency:8.0f} {1000 * cpu:11.2f} "
-                  f"{rate / base_rate:17.2f} {cpu / base_cpu:15.2f} {rss:12.0f}")
+            if arm in PEERS:
+                peer_python(arm)  # needs PyPI: before the network goes away
+        code = isolate(sys.argv)
+        if code is not None:
+            sys.exit(code)
+        dropped = [a for a in args.arms if a in PEERS]
+        if dropped:
+            print(f"note: leaving out {', '.join(dropped)}: only run inside a loopback-only namespace", file=sys.stderr)
+        args.arms = [a for a in args.arms if a not in PEERS]
+    else:
+        from synthloom.local_cluster import loopback_up
+
+        loopback_up()
+
+    results: dict[tuple[str, str, int], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for mix in args.mixes:
+            server, url = start_server(args.latency, MIXES[mix])
+            try:
+                for concurrency in args.concurrency:
+                    recipe, bodies = write_inputs(work, url, args.requests, concurrency)
+                    for round_ in range(args.rounds):
+                        for arm in args.arms:
+                            out = work / f"run-{mix}-{arm}-{concurrency}-{round_}"
+                            r = run_arm(arm, url, concurrency, bodies, recipe, out)
+                            results.setdefault((mix, arm, concurrency), []).append(r)
+                            print(f"  {mix} c={concurrency} round {round_ + 1} {arm:10s} {r['done'] / r['wall']:7.0f} req/s "
+                                  f"{1000 * r['cpu'] / max(1, r['done']):.2f} ms CPU/req, {args.requests - r['done']} lost",
+                                  file=sys.stderr)
+                            time.sleep(0.5)
+            finally:
+                server.terminate()
+                server.wait()
+
+    print(f"\nThe race: {args.requests} distinct requests, {args.latency * 1000:.0f} ms latency, "
+          f"median of {args.rounds} alternating rounds, ratios to the bare aiohttp client")
+    for mix in args.mixes:
+        print(f"\n{MIX_TITLES[mix]}")
+        print(f"{'concurrency':>11} {'client':>10} {'req/s':>8} {'ceiling':>8} {'CPU ms/req':>11} "
+              f"{'req/s vs aiohttp':>17} {'CPU vs aiohttp':>15} {'peak RSS MB':>12} {'lost':>6}")
+        for concurrency in args.concurrency:
+            base = results[(mix, "aiohttp", concurrency)]
+            base_rate = statistics.median(r["done"] / r["wall"] for r in base)
+            base_cpu = statistics.median(r["cpu"] / max(1, r["done"]) for r in base)
+            for arm in args.arms:
+                rows = results[(mix, arm, concurrency)]
+                rate = statistics.median(r["done"] / r["wall"] for r in rows)
+                cpu = statistics.median(r["cpu"] / max(1, r["done"]) for r in rows)
+                rss = max(r["rss_mb"] for r in rows)
+                lost = max(args.requests - r["done"] for r in rows)
+                print(f"{concurrency:>11} {arm:>10} {rate:8.0f} {concurrency / args.latency:8.0f} {1000 * cpu:11.2f} "
+                      f"{rate / base_rate:17.2f} {cpu / base_cpu:15.2f} {rss:12.0f} {lost:6d}")
 
 
 if __name__ == "__main__":

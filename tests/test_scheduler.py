@@ -19,6 +19,7 @@ from synthloom.llm import (
     RunAborted,
     Scheduler,
 )
+from synthloom.llm.scheduler import AdaptiveLimiter
 
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.05)
 
@@ -134,6 +135,19 @@ def test_many_429s_halve_the_concurrency(fake_server):
     outcomes = run_all(scheduler, [req(i) for i in range(200)])
     assert all(o.ok for o in outcomes)
     assert scheduler.limiter.limit < 32
+
+
+def test_a_steady_few_429s_keep_the_limit_and_many_halve_it():
+    limiter = AdaptiveLimiter(32)
+    for i in range(2000):
+        limiter.record(i % 20 == 0)  # a server that refuses 5%, whatever the load
+    assert limiter.limit == 32
+    for i in range(200):
+        limiter.record(i % 4 == 0)  # 25%: too much, shed load
+    assert limiter.limit <= 8
+    for i in range(1000):
+        limiter.record(False)
+    assert limiter.limit == 32
 
 
 def test_early_stop_when_most_requests_fail(fake_server):

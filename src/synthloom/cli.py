@@ -8,6 +8,7 @@ answers are already in the run's cache and the same command resumes.
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -46,6 +47,9 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default: runs/<name>)"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="cap the number of records"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    executor: str = typer.Option("local", "--executor", help="where to run: local (this process) or ray (a Ray cluster)"),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (--executor ray; default: RAY_ADDRESS or a new local cluster)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="generation shards at once (--executor ray; default: the cluster's CPUs)"),
 ) -> None:
     """Generate, curate and evaluate a recipe into a run directory (resumable)."""
     from .llm import RunAborted
@@ -54,8 +58,9 @@ def run(
 
     loaded = load_recipe(recipe)
     out = out or Path("runs") / loaded.name
+    chosen = _executor(executor, address, workers, progress, loaded)
     try:
-        result = run_recipe(loaded, out, limit=limit, progress=progress)
+        result = run_recipe(loaded, out, limit=limit, progress=progress, executor=chosen)
     except RunAborted as exc:
         typer.echo(f"error: {exc}", err=True)
         typer.echo(f"finished answers are saved in {out / 'cache.sqlite'}; rerun the same command to resume", err=True)
@@ -78,6 +83,29 @@ def run(
             f"macro-F1 {downstream['macro_f1']:.3f} ({downstream['n_test']} test rows)"
         )
     typer.echo(f"report: {result.report.resolve()}")
+
+
+def _executor(name: str, address: str | None, workers: int | None, progress: bool, recipe):
+    """The executor `--executor` names (None: the local one)."""
+    if name == "local":
+        if address is not None or workers is not None:
+            raise UserError("--address and --workers need --executor ray")
+        return None
+    if name != "ray":
+        raise UserError(f"--executor: unknown executor {name!r}; expected local or ray")
+    for section in ("rounds", "annotation"):
+        if getattr(recipe, section) is not None:
+            raise UserError(f"--executor ray runs one-pass generation; a recipe with `{section}:` runs with the local executor")
+    try:
+        from .distributed import ClusterError, RayExecutor
+    except ImportError as exc:
+        raise UserError(f"--executor ray needs Ray: pip install 'synthloom[ray]' ({exc})") from None
+    chosen = RayExecutor(address=address, workers=workers)
+    try:
+        chosen.connect(progress)
+    except ClusterError as exc:
+        raise UserError(str(exc)) from None
+    return chosen
 
 
 @app.command()
@@ -352,6 +380,14 @@ def main(argv: list[str] | None = None) -> None:
         _print_and_exit(f"{exc.filename}: file not found", 2)
     except ImportError as exc:  # an optional package a stage needs; the message says what to install
         _print_and_exit(str(exc), 2)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        _print_and_exit(
+            f"{exc.filename or 'a file'}: no space left on device; what was saved before is intact: "
+            "free some space and rerun the same command to resume",
+            1,
+        )
     except KeyboardInterrupt:
         _print_and_exit("interrupted", 130)
     except Exception as exc:

@@ -19,6 +19,10 @@ import numpy as np
 DEFAULT_MODEL = "bundled:all-MiniLM-L6-v2"
 
 
+def _text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
 class EmbeddingUnavailable(RuntimeError):
     pass
 
@@ -64,6 +68,11 @@ class Embedder:
                 ) from None
         return self._model
 
+    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Keep vectors computed elsewhere (e.g. on a cluster) for these texts."""
+        for text, vector in zip(texts, vectors):
+            self._memo[_text_key(text)] = np.asarray(vector, dtype=np.float32)
+
     @property
     def model(self) -> Any:
         """The underlying SentenceTransformer, loaded on first use (a new Embedder loads its own copy)."""
@@ -74,7 +83,7 @@ class Embedder:
         return int(self._load().get_sentence_embedding_dimension())
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        keys = [hashlib.blake2b(t.encode("utf-8"), digest_size=16).digest() for t in texts]
+        keys = [_text_key(t) for t in texts]
         todo: dict[bytes, str] = {}
         for key, text in zip(keys, texts):
             if key not in self._memo and key not in todo:

@@ -56,6 +56,12 @@ class RecordProgress:
             fields["cached"] = self._stats.cache_hits
         self._progress.update(self._task, advance=1, **fields)
 
+    def set(self, done: int, failed: int = 0) -> None:
+        """Show counts reported from elsewhere (e.g. by the workers of a cluster)."""
+        if self.enabled:
+            self._failed = failed
+            self._progress.update(self._task, completed=done, failed=failed)
+
     def __enter__(self) -> RecordProgress:
         self._progress.__enter__()
         return self

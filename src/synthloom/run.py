@@ -19,20 +19,109 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Protocol, Sequence, Union
 
 from . import __version__
 from .aio import run_async
-from .curate import CurationContext, curate
+from .curate import CurationContext, CurationResult, curate
 from .evaluate import EvaluationContext, evaluate
 from .generate import Generator, load_support
 from .generate.annotate import Annotator
+from .generate.engine import PlannedRecord
 from .llm import Backend, CompletionCache, RunAborted, Scheduler, create_backend
 from .progress import RecordProgress
 from .recipe import Recipe, load_recipe
 from .records import Record, atomic_write_text, write_records
 from .report import build_card, build_report
 from .rounds import Rounds
+
+
+@dataclass
+class Generated:
+    """What generation produced, however it ran: records, failures and the model calls."""
+
+    records: list[Record] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    model_calls: dict[str, Any] = field(default_factory=dict)
+    failure_examples: dict[str, str] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=lambda: {"name": "local"})
+    generation: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, producer: Producer, scheduler: Scheduler) -> Generated:
+        """What `producer` has finished so far, with `scheduler`'s counts."""
+        result = producer.last_result
+        return cls(result.records, result.failures, scheduler.stats.to_json(), scheduler.failure_examples(),
+                   generation=producer.summary())
+
+
+Producer = Union[Generator, Rounds, Annotator]
+
+
+def make_producer(recipe: Recipe, support: list[Record]) -> Producer:
+    """What makes the records: annotation of inputs, rounds of generation, or one pass."""
+    if recipe.annotation is not None:
+        return Annotator(recipe, support)
+    generator = Generator(recipe, support)
+    return Rounds(recipe, generator) if recipe.rounds is not None else generator
+
+
+def generate_plans(scheduler: Scheduler, generator: Generator, plans: Iterable[PlannedRecord], total: int,
+                   on_record: Callable[[Record | None], None] | None = None) -> None:
+    """Send `plans` through `scheduler`, then close its backend; records land in `generator.last_result`."""
+
+    async def generate() -> None:
+        try:
+            await generator.run(scheduler, plans, total, on_record=on_record)
+        finally:
+            await scheduler.backend.aclose()
+
+    run_async(generate())
+
+
+class Executor(Protocol):
+    """Where a run's work happens. `generated` holds what finished, even after an interruption."""
+
+    generated: Generated
+
+    def generate(self, recipe: Recipe, producer: Producer, out: Path, limit: int | None, bar: RecordProgress) -> Generated: ...
+
+    def curate(self, records: Sequence[Record], recipe: Recipe, context: CurationContext) -> CurationResult: ...
+
+    def prepare_evaluation(self, context: EvaluationContext, recipe: Recipe, kept: Sequence[Record]) -> None: ...
+
+
+class LocalExecutor:
+    """Everything in this process: one backend, one scheduler, the run's cache file."""
+
+    def __init__(self, backend: Backend | None = None):
+        self.backend = backend
+        self.generated = Generated()
+
+    def generate(self, recipe: Recipe, producer: Producer, out: Path, limit: int | None, bar: RecordProgress) -> Generated:
+        backend = self.backend or create_backend(recipe.model)
+        cache = CompletionCache(out / "cache.sqlite")
+        scheduler = Scheduler(backend, cache)
+        bar.watch(scheduler.stats)
+
+        async def produce() -> None:
+            try:
+                await producer.produce(scheduler, limit, on_record=bar.advance, out=out)
+            finally:
+                await backend.aclose()
+
+        try:
+            run_async(produce())
+        finally:
+            cache.close()
+            self.generated = Generated.of(producer, scheduler)
+        return self.generated
+
+    def curate(self, records: Sequence[Record], recipe: Recipe, context: CurationContext) -> CurationResult:
+        return curate(records, recipe.curation, context)
+
+    def prepare_evaluation(self, context: EvaluationContext, recipe: Recipe, kept: Sequence[Record]) -> None:
+        """Nothing to do ahead: stages compute what they need in this process."""
 
 
 @dataclass
@@ -57,14 +146,6 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
-
-
-def _producer(recipe: Recipe, support: list[Record]) -> Generator | Rounds | Annotator:
-    """What makes the records: annotation of inputs, rounds of generation, or one pass."""
-    if recipe.annotation is not None:
-        return Annotator(recipe, support)
-    generator = Generator(recipe, support)
-    return Rounds(recipe, generator) if recipe.rounds is not None else generator
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -92,10 +173,15 @@ def run(
     limit: int | None = None,
     progress: bool = True,
     backend: Backend | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
-    """Run a recipe (a `Recipe` or a YAML path) into the directory `out`."""
+    """Run a recipe (a `Recipe` or a YAML path) into the directory `out`.
+
+    `executor` says where the work happens (default: this process).
+    """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
+    executor = executor or LocalExecutor(backend)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -112,56 +198,46 @@ def run(
     }
     _write_json(out / "manifest.json", manifest)
 
-    backend = backend or create_backend(recipe.model)
-    cache = CompletionCache(out / "cache.sqlite")
     support = load_support(recipe)
-    producer = _producer(recipe, support)
+    producer = make_producer(recipe, support)
     total = producer.count(limit)
     bar = RecordProgress(total, enabled=progress)
-    scheduler = Scheduler(backend, cache)
     manifest["counts"]["planned"] = total
     manifest["counts"]["support"] = len(support)
     if recipe.demonstrations is not None and not recipe.demonstrations.exists:
         manifest["notes"].append(f"no demonstrations: {recipe.demonstrations.path} not found")
 
-    def finish(status: str) -> None:
-        result = producer.last_result
+    def finish(status: str, result: Generated) -> None:
         manifest["status"] = status
         manifest["counts"].update(generated=len(result.records), failed=len(result.failures))
-        manifest["model_calls"] = scheduler.stats.to_json()
-        manifest["generation"] = producer.summary()
+        manifest["executor"] = result.executor
+        manifest["model_calls"] = result.model_calls
+        manifest["generation"] = result.generation
         manifest["failures"] = {
-            "examples_by_kind": scheduler.failure_examples(),
+            "examples_by_kind": result.failure_examples,
             "records": result.failures[:50],
         }
         manifest["timings"]["total_s"] = round(time.time() - started, 3)
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _write_json(out / "manifest.json", manifest)
 
-    async def generate() -> None:
-        try:
-            await producer.produce(scheduler, limit, on_record=bar.advance, out=out)
-        finally:
-            await backend.aclose()
-
     t0 = time.time()
     try:
         with bar:
-            bar.watch(scheduler.stats)
-            run_async(generate())
-    except (KeyboardInterrupt, RunAborted) as exc:
-        write_records(out / "generated.parquet", producer.last_result.records, recipe.task.label_field)
+            generated = executor.generate(recipe, producer, out, limit, bar)
+    except (KeyboardInterrupt, RunAborted, OSError) as exc:
         manifest["timings"]["generate_s"] = round(time.time() - t0, 3)
-        finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-        cache.close()
+        try:
+            write_records(out / "generated.parquet", executor.generated.records, recipe.task.label_field)
+            finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", executor.generated)
+        except OSError:
+            pass  # e.g. the disk is full: every file keeps its last complete version
         raise
     manifest["timings"]["generate_s"] = round(time.time() - t0, 3)
-    cache.close()
-    generated = producer.last_result.records
-    write_records(out / "generated.parquet", generated, recipe.task.label_field)
+    write_records(out / "generated.parquet", generated.records, recipe.task.label_field)
 
     t0 = time.time()
-    curation = curate(generated, recipe.curation, curation_context(recipe, out / "cache.sqlite", progress))
+    curation = executor.curate(generated.records, recipe, curation_context(recipe, out / "cache.sqlite", progress))
     write_records(out / "curated.parquet", curation.kept, recipe.task.label_field, prompts=False)
     write_records(out / "rejected.parquet", curation.dropped, recipe.task.label_field, prompts=False)
     manifest["curation"] = {"funnel": [step.to_json() for step in curation.funnel]}
@@ -173,13 +249,14 @@ def run(
         text_field=recipe.text_field, task=recipe.task, conditions=recipe.conditions,
         model=recipe.model, run_dir=out, progress=progress,
     )
+    executor.prepare_evaluation(context, recipe, curation.kept)
     metrics = evaluate(curation.kept, recipe.evaluation, context)
     manifest["notes"].extend(context.notes)
     _write_json(out / "metrics.json", metrics)
     _write_json(out / "plots.json", context.plots)
     manifest["timings"]["evaluate_s"] = round(time.time() - t0, 3)
 
-    finish("complete")
+    finish("complete", generated)
     t0 = time.time()
     build_report(out, curated=curation.kept, rejected=curation.dropped)
     build_card(out, curated=curation.kept)

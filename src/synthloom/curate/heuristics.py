@@ -32,10 +32,14 @@ def normalise(text: str) -> str:
 class ExactDedup(SpecStage):
     name = "exact_dedup"
 
-    def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
+    def features(self, records: Sequence[Record]) -> list[str]:
+        """The per-record part (parallel on a cluster): each record's normalised text."""
+        return [normalise(record.text(self.field)) for record in records]
+
+    def decide(self, records: Sequence[Record], keys: Sequence[str]) -> Sequence[Record]:
+        """The global part: the first record of each key is kept, in record order."""
         first: dict[str, str] = {}
-        for record in records:
-            key = normalise(record.text(self.field))
+        for record, key in zip(records, keys):
             original = first.setdefault(key, record.id)
             if original == record.id:
                 record.decide(self.name, KEEP, 0.0)
@@ -43,10 +47,14 @@ class ExactDedup(SpecStage):
                 record.decide(self.name, DROP, 1.0, f"duplicate of {original}")
         return records
 
+    def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
+        return self.decide(records, self.features(records))
+
 
 @stage_for(LengthFilterSpec)
 class LengthFilter(SpecStage):
     name = "length_filter"
+    record_local = True  # each decision reads only its own record: safe to run per block
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         s = self.spec

@@ -18,6 +18,8 @@ replica, so the same request to any replica of a model is one entry.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import sqlite3
@@ -72,10 +74,42 @@ class CompletionCache:
 
     def put(self, key: str, completion: Completion) -> None:
         """Store one answer and commit it before returning."""
-        self._connect().execute(
-            "INSERT OR REPLACE INTO completions (key, completion, created) VALUES (?, ?, ?)",
-            (key, dumps(completion.to_json()).decode("utf-8"), time.time()),
-        )
+        with self._writing():
+            self._connect().execute(
+                "INSERT OR REPLACE INTO completions (key, completion, created) VALUES (?, ?, ?)",
+                (key, dumps(completion.to_json()).decode("utf-8"), time.time()),
+            )
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """The stored answers (as their JSON text) of those `keys` that have one."""
+        db = self._connect()
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(db.execute(f"SELECT key, completion FROM completions WHERE key IN ({marks})", chunk))
+        return found
+
+    def put_many(self, rows: list[tuple[str, str]]) -> None:
+        """Store answers given as (key, JSON text) in one transaction, committed before returning."""
+        db = self._connect()
+        now = time.time()
+        with self._writing(), db:
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT OR REPLACE INTO completions (key, completion, created) VALUES (?, ?, ?)",
+                [(key, completion, now) for key, completion in rows],
+            )
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A full disk is an OSError(ENOSPC) naming the file; what was committed before stays."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc):
+                raise
+            raise OSError(errno.ENOSPC, "no space left on device", str(self.path)) from None
 
     def __len__(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM completions").fetchone()[0]

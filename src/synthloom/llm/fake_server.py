@@ -158,7 +158,7 @@ class FakeOpenAIServer:
         ).get("schema")
         if schema:
             return json.dumps(_fill_schema(schema, digest))
-        last = body.get("messages", [{}])[-1].get("content", "")
+        last = (body.get("messages") or [{}])[-1].get("content", "")
         return f"Reply {digest[:10]} to: {last[-40:]}"
 
     async def _models(self, request: web.Request) -> web.Response:
@@ -174,6 +174,9 @@ class FakeOpenAIServer:
             "distinct_answered": len(self.answered),
             "answered_more_than_once": sum(1 for c in self.answered.values() if c > 1),
             "faults": dict(self.faults_sent),
+            # time.monotonic() of the first and last arrival: one clock for every process of a machine
+            "first_arrival": self.arrivals[0] if self.arrivals else None,
+            "last_arrival": self.arrivals[-1] if self.arrivals else None,
         }
 
     # -- running ---------------------------------------------------------------

@@ -55,6 +55,16 @@ class RetryPolicy:
         """Exponential back-off with jitter: about base * 2^(tries-1), capped."""
         return min(self.max_delay, self.base_delay * 2 ** (tries - 1)) * random.uniform(0.5, 1.5)
 
+    def rate_limit_delay(self, retry_after: float | None, waits: int) -> float:
+        """After a 429: the wait the server asked for (spread a little), else back-off.
+
+        The server knows best when it has room again; load is shed by the
+        adaptive limit, not by waiting longer than asked.
+        """
+        if retry_after is not None:
+            return max(retry_after, self.base_delay / 10) * random.uniform(1.0, 1.25)
+        return self.delay(waits)
+
 
 @dataclass
 class SchedulerStats:
@@ -106,7 +116,11 @@ class AdaptiveLimiter:
 
     A few scattered 429s only delay the requests that got them (honouring
     Retry-After); a window in which more than `shed_share` of the answers
-    are 429 halves the limit, and a clean window raises it again.
+    are 429 halves the limit, and a window with at most half that share
+    raises it again. A window is at least 50 answers, so chance alone rarely
+    crosses the line. (Growing back only after a window with no 429 at all
+    would let a server that refuses a steady few per cent drag the limit
+    down for good: such windows are rare.)
     """
 
     def __init__(self, limit: int, requests_per_minute: float | None = None, shed_share: float = 0.1):
@@ -155,13 +169,13 @@ class AdaptiveLimiter:
     def record(self, rate_limited: bool) -> None:
         self._window += 1
         self._window_429 += rate_limited
-        if self._window < max(20, self.limit):
+        if self._window < max(50, self.limit):
             return
         share = self._window_429 / self._window
         self._window = self._window_429 = 0
         if share > self.shed_share:
             self.limit = max(1, self.limit // 2)
-        elif share == 0 and self.limit < self.max_limit:
+        elif share <= self.shed_share / 2 and self.limit < self.max_limit:
             self.limit = min(self.max_limit, self.limit + max(1, self.limit // 4))
             self._wake()
 
@@ -235,7 +249,7 @@ class Scheduler:
                     rate_waits += 1
                     if rate_waits > self.policy.max_rate_limit_waits:
                         return self._finish(Outcome(current, error=exc, tries=tries + 1))
-                    await asyncio.sleep(max(exc.retry_after or 0.0, self.policy.delay(rate_waits)))
+                    await asyncio.sleep(self.policy.rate_limit_delay(exc.retry_after, rate_waits))
                     continue
                 except ModelError as exc:
                     stats.tries_failed[exc.kind] += 1

@@ -1,0 +1,273 @@
+"""The soak and fault suite: faults by the thousand, kill -9 again and again, a full disk.
+
+Bounded in time and on loopback only (when allowed, in private network, PID
+and mount namespaces, so nothing can leave the machine and the small disk
+disappears with the run):
+
+- faults: 20,000 requests against a server injecting 5% 429, 5% 500, 2%
+  garbage bodies and 1% hangs (the client gives up after 8 s): every record
+  accounted for, none lost, none paid twice, the manifest's failure counts
+  equal to the server's.
+- kill:   `kill -9` at 10 random points of a run, resuming each time: the
+  final dataset equals an uninterrupted run's, and the server answered each
+  request once, but for the answers in flight at a kill (never saved).
+- disk:   the run directory on a 2 MiB tmpfs that fills up mid-run: a clear
+  one-line error, a readable run directory, and a resume that completes once
+  the disk has room again.
+
+    python benchmarks/soak.py [--parts faults kill disk] [--requests 20000] [--kills 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from throughput import free_port
+
+RECIPE = """\
+name: soak
+model:
+  backend: openai
+  base_url: {url}
+  model: fake
+  concurrency: {concurrency}
+  timeout: {timeout}
+  max_attempts: 6
+task:
+  description: short notes
+  labels: [a, b, c, d]
+conditions:
+  topic: [money, food, travel, work, family, sport, music, weather]
+  tone: [calm, urgent, friendly]
+generation:
+  records: {records}
+  seed: 21
+evaluation: []
+"""
+
+
+# The client gives up on a hung request after this many seconds: long enough
+# that no ordinary answer on a loaded 2-core machine takes as long (else it
+# would be paid twice), short enough to keep the suite bounded.
+HANG_TIMEOUT = 8.0
+
+
+class Server:
+    """A fake OpenAI-compatible server in its own process; its counters over HTTP."""
+
+    def __init__(self, latency: float, *flags: str):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "synthloom.llm.fake_server", "--port", str(self.port), "--latency", str(latency), *flags],
+            stdout=subprocess.PIPE, text=True,
+        )
+        self.proc.stdout.readline()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stats", timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def synthloom(*args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("synthloom")), *args]
+
+
+def write_recipe(folder: Path, url: str, records: int, concurrency: int, timeout: float = 30.0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "recipe.yaml"
+    path.write_text(RECIPE.format(url=url, records=records, concurrency=concurrency, timeout=timeout))
+    return path
+
+
+def dataset(path: Path) -> list[dict]:
+    return pq.read_table(path).select(["id", "text", "label"]).to_pylist()
+
+
+def cached(out: Path) -> int:
+    db = sqlite3.connect(out / "cache.sqlite")
+    try:
+        return db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+    finally:
+        db.close()
+
+
+def check(ok: bool, what: str, failures: list[str]) -> str:
+    if not ok:
+        failures.append(what)
+    return "yes" if ok else "NO"
+
+
+def faults(work: Path, requests: int, failures: list[str]) -> None:
+    server = Server(0.01, "--rate-429", "0.05", "--rate-500", "0.05", "--rate-garbage", "0.02",
+                    "--rate-hang", "0.01", "--hang-seconds", "30", "--seed", "3")
+    try:
+        recipe = write_recipe(work / "faults", server.url, requests, concurrency=256, timeout=HANG_TIMEOUT)
+        t0 = time.time()
+        done = subprocess.run(synthloom("run", str(recipe), "--out", str(work / "faults" / "out"), "--no-progress"),
+                              capture_output=True, text=True)
+        wall = time.time() - t0
+        stats = server.stats()
+    finally:
+        server.stop()
+    if done.returncode != 0:
+        failures.append(f"faults: the run failed: {done.stderr[-500:]}")
+        return
+    manifest = json.loads((work / "faults" / "out" / "manifest.json").read_text())
+    counts, calls = manifest["counts"], manifest["model_calls"]
+    ids = {r["id"] for r in dataset(work / "faults" / "out" / "generated.parquet")}
+    failed_ids = {f["id"] for f in manifest["failures"]["records"]}
+    accounted = ids | failed_ids == {f"soak-{i:06d}" for i in range(requests)} and len(ids) + counts["failed"] == requests
+    by_kind = calls["failed_tries_by_kind"]
+    server_faults = stats["faults"]
+    print(f"\nfaults: {requests} requests, 5% 429, 5% 500, 2% garbage, 1% hangs ({HANG_TIMEOUT:g} s timeout); {wall:.0f} s, "
+          f"{stats['requests']} requests at the server")
+    print(f"  records generated {counts['generated']}, failed {counts['failed']}, "
+          f"accounted for: {check(accounted, 'faults: records not accounted for', failures)}, "
+          f"lost: {check(counts['generated'] == requests, 'faults: records lost', failures)}")
+    print(f"  answers paid {calls['model_calls']}, answered at the server {stats['answered']}, "
+          f"paid twice {stats['answered_more_than_once']}: "
+          f"{check(stats['answered_more_than_once'] == 0 and stats['answered'] == calls['model_calls'], 'faults: paid twice', failures)}")
+    # Tries the client made that never reached the server's handler (it gave
+    # up while still connecting, on a loaded machine) are timeouts too.
+    tries = calls["model_calls"] + sum(by_kind.values())
+    unseen = tries - stats["requests"]
+    print(f"  {'fault':>10} {'server sent':>12} {'manifest counted':>17} {'match':>6}")
+    for fault, kind in [("429", "rate_limited"), ("500", "server_error"), ("garbage", "bad_response"), ("hang", "timeout")]:
+        sent, counted = server_faults.get(fault, 0), by_kind.get(kind, 0)
+        expected = sent + unseen if fault == "hang" else sent
+        print(f"  {fault:>10} {sent:12d} {counted:17d} {check(expected == counted, f'faults: {fault} counts differ', failures):>6}")
+    print(f"  tries the client made {tries}, requests the server saw {stats['requests']}: "
+          f"{unseen} timed out before reaching it (counted as timeouts above)")
+
+
+def kills(work: Path, records: int, times: int, failures: list[str]) -> None:
+    server = Server(0.02)
+    rng = random.Random(5)
+    out = work / "kill" / "out"
+    recipe = write_recipe(work / "kill", server.url, records, concurrency=64)
+    lost_in_flight = 0
+    try:
+        for _ in range(times):
+            before = server.stats()["answered"]
+            proc = subprocess.Popen(synthloom("run", str(recipe), "--out", str(out), "--no-progress"),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            target = before + rng.randint(1, max(2, (records - cached(out) if out.exists() else records) // 6))
+            deadline = time.time() + 300
+            while server.stats()["answered"] < target and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            time.sleep(0.3)  # the server finishes what was in flight
+            lost_in_flight = server.stats()["answered"] - cached(out)
+        done = subprocess.run(synthloom("run", str(recipe), "--out", str(out), "--no-progress"), capture_output=True, text=True)
+        stats = server.stats()
+    finally:
+        server.stop()
+    if done.returncode != 0:
+        failures.append(f"kill: the final resume failed: {done.stderr[-500:]}")
+        return
+    reference = Server(0.0)
+    try:
+        ref_recipe = write_recipe(work / "kill-ref", reference.url, records, concurrency=64)
+        subprocess.run(synthloom("run", str(ref_recipe), "--out", str(work / "kill-ref" / "out"), "--no-progress"),
+                       check=True, capture_output=True)
+    finally:
+        reference.stop()
+    same = all(dataset(out / name) == dataset(work / "kill-ref" / "out" / name)
+               for name in ("generated.parquet", "curated.parquet"))
+    print(f"\nkill -9: {records} records, killed at {times} random points, resumed each time")
+    print(f"  final dataset identical to an uninterrupted run: {check(same, 'kill: datasets differ', failures)}")
+    print(f"  distinct requests answered {stats['distinct_answered']} of {records}: "
+          f"{check(stats['distinct_answered'] == records, 'kill: requests never answered', failures)}")
+    print(f"  answered more than once {stats['answered'] - stats['distinct_answered']}, all of them answers in flight "
+          f"at a kill (answered, never saved: {lost_in_flight}): "
+          f"{check(stats['answered'] - stats['distinct_answered'] == lost_in_flight, 'kill: saved answers paid again', failures)}")
+
+
+def disk(work: Path, failures: list[str]) -> None:
+    if os.geteuid() != 0:
+        print("\ndisk full: skipped (mounting a tmpfs needs root)")
+        return
+    mount = work / "small-disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    server = Server(0.002, "--seed", "1")
+    records = 6000
+    try:
+        recipe = write_recipe(work / "disk", server.url, records, concurrency=32)
+        out = mount / "out"
+        full = subprocess.run(synthloom("run", str(recipe), "--out", str(out), "--no-progress"), capture_output=True, text=True)
+        message = full.stderr.strip().splitlines()[-1] if full.stderr.strip() else ""
+        readable = json.loads((out / "manifest.json").read_text())["status"] in ("running", "failed")
+        db = sqlite3.connect(out / "cache.sqlite")
+        sound = db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        saved = db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+        db.close()
+        subprocess.run(["mount", "-o", "remount,size=256m", str(mount)], check=True)
+        resumed = subprocess.run(synthloom("run", str(recipe), "--out", str(out), "--no-progress"), capture_output=True, text=True)
+        manifest = json.loads((out / "manifest.json").read_text())
+        stats = server.stats()
+    finally:
+        server.stop()
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    print(f"\ndisk full: run directory on a 2 MiB tmpfs, {records} records")
+    clear = full.returncode == 1 and "no space left on device" in message and "Traceback" not in full.stderr
+    print(f"  exit {full.returncode}, one clear line: {check(clear, 'disk: no clear error', failures)}: {message}")
+    print(f"  run directory readable (manifest whole, cache sound, {saved} answers saved): "
+          f"{check(readable and sound and saved > 0, 'disk: run directory unreadable', failures)}")
+    ok = resumed.returncode == 0 and manifest["counts"]["generated"] == records and manifest["model_calls"]["served_from_cache"] == saved
+    print(f"  resume once space is back: {check(ok, 'disk: resume failed', failures)} "
+          f"({manifest['model_calls']['served_from_cache']} from cache, {manifest['model_calls']['model_calls']} paid; "
+          f"{stats['answered_more_than_once']} answers paid twice: the ones that arrived after the disk filled)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", nargs="+", default=["faults", "kill", "disk"], choices=["faults", "kill", "disk"])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--kill-records", type=int, default=3000)
+    parser.add_argument("--kills", type=int, default=10)
+    args = parser.parse_args()
+    if not os.environ.get("SYNTHLOOM_BENCH_ISOLATED"):
+        from throughput import isolate
+
+        code = isolate(sys.argv)
+        if code is not None:
+            sys.exit(code)
+    else:
+        from synthloom.local_cluster import loopback_up
+
+        loopback_up()
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if "faults" in args.parts:
+            faults(work, args.requests, failures)
+        if "kill" in args.parts:
+            kills(work, args.kill_records, args.kills, failures)
+        if "disk" in args.parts:
+            disk(work, failures)
+    print("\nall checks passed" if not failures else "\nFAILED: " + "; ".join(failures))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,448 @@
+"""The same run on a Ray cluster: `synthloom run RECIPE --executor ray [--address ADDR]`.
+
+What runs where:
+
+- The driver (the process that runs `synthloom run`) plans every record
+  exactly as a local run does (a plan is a pure function of the seed and the
+  record's index), cuts the plans into contiguous shards and hands each
+  shard to a Ray task.
+- Each shard task builds its own backend and scheduler: its own connection
+  pool, its share of `model.concurrency` (the recipe's concurrency is the
+  whole cluster's, so servers see the same load as from a local run) and its
+  own rotation of the `base_url` list, so shards spread over replicas.
+- Answers go to an answer store: a Ray actor pinned to the driver's node
+  that owns the run's `cache.sqlite`, the very file a local run writes. A
+  shard sends each answer as soon as its event loop has a moment (answers
+  that arrive together travel in one message) and the store commits it at
+  once.
+- The driver puts the shards' records together in plan order and curates
+  them: a stage whose decision reads only its own record (`record_local =
+  True`) runs over Ray Data blocks; a stage with a global step exposes its
+  per-record part as `features(records)` (run over Ray Data, e.g. MinHash
+  signatures or embeddings) and its global part as `decide(records,
+  features)` (run on the driver over the whole dataset, e.g. LSH banding);
+  any other stage runs on the driver. When evaluation needs sentence
+  embeddings, the curated texts are embedded over Ray Data as well.
+
+Why a driver-side store rather than one cache file per shard: it needs no
+storage shared between nodes, it leaves one cache in the run directory that
+a local run resumes from (and the other way round), and a shard that runs
+again — because its worker died, or because the whole run is resumed —
+first asks the store for the answers it already paid for. What a dead worker
+loses is only the requests it had in flight.
+
+Same seed, same recipe: the same requests, the same answers, the records in
+the same order and the same stages over the same list, so the same curated
+data as the local executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import pickle
+import socket
+from dataclasses import replace
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import ray
+import ray.data
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from ._json import dumps, loads
+from .aio import run_async
+from .curate import CurationContext, CurationResult, Stage, build_stage, run_stages
+from .evaluate import EvaluationContext
+from .generate import Generator
+from .generate.engine import PlannedRecord
+from .llm import Completion, CompletionCache, RunAborted, Scheduler, cache_key, create_backend
+from .llm.scheduler import next_attempt
+from .progress import RecordProgress
+from .recipe import Recipe
+from .records import Record
+from .run import Generated, generate_plans
+
+__all__ = ["AnswerStore", "ClusterError", "EMBEDDING_STAGES", "RayExecutor", "shard_ranges"]
+
+# Evaluation stages that embed the curated texts; their embeddings are
+# computed over Ray Data first. A new stage that embeds joins this set.
+EMBEDDING_STAGES = {"downstream"}
+
+
+class ClusterError(RuntimeError):
+    """The Ray cluster cannot be reached or used."""
+
+
+def _check_reachable(address: str | None, timeout: float = 10.0) -> None:
+    """Fail at once when nothing listens at a HOST:PORT address (Ray itself retries for minutes)."""
+    if not address or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {exc}") from None
+
+
+def shard_ranges(total: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) ranges of record indices, as even as they can be."""
+    shards = max(1, min(shards, total))
+    size, extra = divmod(total, shards)
+    ranges, start = [], 0
+    for i in range(shards):
+        stop = start + size + (i < extra)
+        ranges.append((start, stop))
+        start = stop
+    return [r for r in ranges if r[1] > r[0]]
+
+
+# -- the answer store ------------------------------------------------------------
+
+
+class AnswerStore:
+    """The run's completion cache, behind one Ray actor on the driver's node."""
+
+    def __init__(self, path: str):
+        self.cache = CompletionCache(path)
+        self.had_answers = len(self.cache) > 0
+        self.attempts: collections.Counter[int] = collections.Counter()
+        self.progress_by_shard: dict[int, tuple[int, int]] = {}
+        self.saved = 0
+
+    def begin(self, shard: int) -> bool:
+        """Note a shard's start; True when the store may hold answers for it."""
+        self.attempts[shard] += 1
+        self.progress_by_shard[shard] = (0, 0)
+        return self.had_answers or self.attempts[shard] > 1
+
+    def lookup(self, keys: list[str]) -> dict[str, str]:
+        return self.cache.get_many(keys)
+
+    def save(self, shard: int, rows: list[tuple[str, str]], done: int, failed: int) -> None:
+        if rows:
+            self.cache.put_many(rows)
+            self.saved += len(rows)
+        self.progress_by_shard[shard] = (done, failed)
+
+    def progress(self) -> tuple[int, int]:
+        done = sum(d for d, _ in self.progress_by_shard.values())
+        failed = sum(f for _, f in self.progress_by_shard.values())
+        return done, failed
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "answers_saved": self.saved,
+            "shard_attempts": sum(self.attempts.values()),
+            "shards_rerun": sorted(s for s, n in self.attempts.items() if n > 1),
+        }
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+class _StoreCache:
+    """What a shard's scheduler sees as its cache: answers known to the store, and new ones sent to it."""
+
+    def __init__(self, store: Any, shard: int):
+        self.store = store
+        self.shard = shard
+        self.known: dict[str, str] = {}
+        self.done = 0
+        self.failed = 0
+        self._pending: list[tuple[str, str]] = []
+        self._handle: asyncio.Handle | None = None
+        self._soon = False
+        self._last: Any = None
+
+    def prefetch(self, identity: dict[str, Any], plans: Sequence[PlannedRecord], attempts: int) -> None:
+        """Fetch the stored answers of every request (and re-ask) these plans can make."""
+        keys = []
+        for plan in plans:
+            request = plan.request
+            for _ in range(attempts):
+                keys.append(cache_key(identity, request))
+                request = next_attempt(request)
+        self.known = ray.get(self.store.lookup.remote(keys))
+
+    def get(self, key: str) -> Completion | None:
+        raw = self.known.get(key)
+        return None if raw is None else Completion.from_json(loads(raw), cached=True)
+
+    def put(self, key: str, completion: Completion) -> None:
+        self._pending.append((key, dumps(completion.to_json()).decode("utf-8")))
+        self._schedule(soon=True)
+
+    def count(self, record: Record | None) -> None:
+        if record is None:
+            self.failed += 1
+        else:
+            self.done += 1
+        self._schedule(soon=False)
+
+    def _schedule(self, soon: bool) -> None:
+        if self._handle is not None:
+            if self._soon or not soon:
+                return
+            self._handle.cancel()
+        loop = asyncio.get_running_loop()
+        self._soon = soon
+        self._handle = loop.call_soon(self.flush) if soon else loop.call_later(0.25, self.flush)
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._last = self.store.save.remote(self.shard, self._pending, self.done, self.failed)
+        self._pending = []
+
+    def close(self) -> None:
+        """Send what is left and wait until the store has everything this shard sent."""
+        self.flush()
+        ray.get(self._last)
+
+
+def _shard_config(config: Any, running: int, offset: int) -> Any:
+    """One shard's backend settings: its share of the cluster's concurrency and rate, its turn of the URLs."""
+    update: dict[str, Any] = {"concurrency": max(1, -(-config.concurrency // running))}
+    if config.requests_per_minute:
+        update["requests_per_minute"] = config.requests_per_minute / running
+    urls = getattr(config, "base_url", None)
+    if isinstance(urls, list) and len(urls) > 1:
+        k = offset % len(urls)
+        update["base_url"] = urls[k:] + urls[:k]
+    return config.model_copy(update=update)
+
+
+@ray.remote(max_retries=3, retry_exceptions=False)
+def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], running: int, store: Any) -> Generated:
+    """Generate one shard's records (one of `running` at once); answers go to the store as they arrive."""
+    backend = create_backend(_shard_config(recipe.model, running, shard))
+    cache = _StoreCache(store, shard)
+    if ray.get(store.begin.remote(shard)):
+        cache.prefetch(backend.identity(), plans, recipe.model.max_attempts)
+    scheduler = Scheduler(backend, cache)  # type: ignore[arg-type]
+    generator = Generator(recipe)
+    try:
+        generate_plans(scheduler, generator, plans, len(plans), cache.count)
+    finally:
+        cache.close()
+    return Generated.of(generator, scheduler)
+
+
+def _prepare_on_driver(recipe: Recipe, generator: Generator, out: Path) -> None:
+    """Build what planning needs (model-built conditions, support embeddings) before sharding.
+
+    Plans are made on the driver, so a concept tree or personas the model
+    builds are asked for here, through the run's cache, once."""
+    cache = CompletionCache(out / "cache.sqlite")
+    backend = create_backend(recipe.model)
+    scheduler = Scheduler(backend, cache)
+
+    async def prepare() -> None:
+        try:
+            await generator.prepare(scheduler, out)
+        finally:
+            await backend.aclose()
+
+    try:
+        run_async(prepare())
+    finally:
+        cache.close()
+
+
+def _add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    for key, value in more.items():
+        if isinstance(value, dict):
+            _add_counts(total.setdefault(key, {}), value)
+        else:
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+# -- Ray Data: per-record work in parallel ------------------------------------------
+
+
+class _BlockFunction:
+    """Applies `function(argument, items)` to the items of one Ray Data batch (pickled, in order)."""
+
+    def __init__(self, function: Callable[[Any, list[Any]], list[Any]], argument: Any):
+        self.function = function
+        self.argument = argument
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        items = [pickle.loads(blob) for blob in batch["blob"]]
+        results = self.function(self.argument, items)
+        blobs = np.empty(len(results), dtype=object)
+        blobs[:] = [pickle.dumps(r) for r in results]
+        return {"pos": batch["pos"], "blob": blobs}
+
+
+def _map_blocks(items: Sequence[Any], blocks: int, function: Callable[[Any, list[Any]], list[Any]], argument: Any) -> list[Any]:
+    """`function(argument, chunk)` over contiguous chunks of `items` on the cluster; results in order."""
+    rows = [{"pos": i, "blob": pickle.dumps(item)} for i, item in enumerate(items)]
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(blocks, len(rows))))
+    out = dataset.map_batches(_BlockFunction(function, argument), batch_format="numpy", batch_size=None)
+    done = sorted(out.take_all(), key=lambda row: row["pos"])
+    return [pickle.loads(row["blob"]) for row in done]
+
+
+def _apply_stage(stage: Stage, records: list[Record]) -> list[Record]:
+    return list(stage(records))
+
+
+def _stage_features(stage: Any, records: list[Record]) -> list[Any]:
+    return list(stage.features(records))
+
+
+def _embed_texts(_: None, texts: list[str]) -> list[np.ndarray]:
+    from .embed import Embedder
+
+    return list(Embedder.shared().encode(texts))
+
+
+class _RayStage:
+    """A curation stage whose per-record work runs over Ray Data, its global step on the driver."""
+
+    def __init__(self, stage: Stage, blocks: int):
+        self.stage = stage
+        self.name = stage.name
+        self.blocks = blocks
+
+    def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
+        stage = self.stage
+        if not records:
+            return stage(records)
+        if getattr(stage, "record_local", False):
+            return _map_blocks(records, self.blocks, _apply_stage, stage)
+        if callable(getattr(stage, "features", None)) and callable(getattr(stage, "decide", None)):
+            features = _map_blocks(records, self.blocks, _stage_features, stage)
+            return stage.decide(records, features)  # type: ignore[attr-defined]
+        return stage(records)
+
+
+# -- the executor -----------------------------------------------------------------------
+
+
+class RayExecutor:
+    """Runs a recipe's generation shards and curation work on a Ray cluster.
+
+    `address`: the cluster (`ray start` prints it; default: `RAY_ADDRESS`, or
+    a new local cluster). `workers`: shards generating at once (default: the
+    cluster's CPUs). `shards`: how many pieces the records are cut into
+    (default: one per worker; more pieces mean less to redo when a worker
+    dies, at the cost of a short ramp at each piece's end).
+    """
+
+    def __init__(self, address: str | None = None, workers: int | None = None, shards: int | None = None, max_retries: int = 3):
+        self.address = address
+        self.workers = workers
+        self.shards = shards
+        self.max_retries = max_retries
+        self.generated = Generated(executor={"name": "ray"})
+
+    def connect(self, progress: bool = True) -> None:
+        """Join the cluster (once); a cluster that cannot be reached is a ClusterError."""
+        if ray.is_initialized():
+            return
+        _check_reachable(self.address)
+        kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+        if self.address and self.address.split(":")[0] in ("127.0.0.1", "localhost"):
+            kwargs["_node_ip_address"] = "127.0.0.1"
+        try:
+            ray.init(address=self.address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            message = " ".join(str(exc).split())[:300]
+            raise ClusterError(f"cannot join the Ray cluster at {self.address or 'RAY_ADDRESS'}: {message}") from None
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = progress
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+    def _worker_count(self) -> int:
+        if self.workers:
+            return self.workers
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def generate(self, recipe: Recipe, generator: Any, out: Path, limit: int | None, bar: RecordProgress) -> Generated:
+        if not isinstance(generator, Generator):
+            what = "annotation" if recipe.annotation is not None else "rounds"
+            raise ClusterError(f"--executor ray runs one-pass generation; a recipe with `{what}:` runs with the local executor")
+        self.connect(bar.enabled)
+        _prepare_on_driver(recipe, generator, out)
+        workers = self._worker_count()
+        total = generator.count(limit)
+        ranges = shard_ranges(total, self.shards or workers)
+        running = max(1, min(workers, len(ranges)))
+        details: dict[str, Any] = {
+            "name": "ray",
+            "nodes": sum(1 for node in ray.nodes() if node.get("Alive")),
+            "workers": workers,
+            "shards": len(ranges),
+            "concurrency_per_shard": _shard_config(recipe.model, running, 0).concurrency,
+        }
+        here = ray.get_runtime_context().get_node_id()
+        store = ray.remote(num_cpus=0, max_restarts=0)(AnswerStore).options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
+        ).remote(str(out.resolve() / "cache.sqlite"))
+        recipe_ref = ray.put(recipe)
+        plans = generator.iter_plans(limit)
+        pending: dict[Any, int] = {}
+        for shard, (start, stop) in enumerate(ranges):
+            shard_plans = [replace(p, index=p.index - start) for p in islice(plans, stop - start)]
+            ref = _run_shard.options(max_retries=self.max_retries).remote(recipe_ref, shard, shard_plans, running, store)
+            pending[ref] = shard
+        results: dict[int, Generated] = {}
+        try:
+            while pending:
+                finished, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                bar.set(*ray.get(store.progress.remote()))
+                for ref in finished:
+                    shard = pending.pop(ref)
+                    try:
+                        results[shard] = ray.get(ref)
+                    except RunAborted as exc:
+                        raise RunAborted(str(getattr(exc, "cause", exc)).strip()) from None
+                    except ray.exceptions.RayError as exc:
+                        if isinstance(exc, ray.exceptions.RayTaskError):
+                            raise
+                        raise RunAborted(f"shard {shard} could not finish after {self.max_retries} retries: {exc}") from None
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            details.update(ray.get(store.summary.remote()))
+            ray.get(store.close.remote())
+            ray.kill(store)
+            self.generated = self._merge([results[s] for s in sorted(results)], details)
+            self.generated.generation = generator.summary()
+        return self.generated
+
+    @staticmethod
+    def _merge(results: list[Generated], details: dict[str, Any]) -> Generated:
+        merged = Generated(executor=details)
+        for part in results:
+            merged.records.extend(part.records)
+            merged.failures.extend(part.failures)
+            _add_counts(merged.model_calls, part.model_calls)
+            for kind, example in part.failure_examples.items():
+                merged.failure_examples.setdefault(kind, example)
+        return merged
+
+    def curate(self, records: Sequence[Record], recipe: Recipe, context: CurationContext) -> CurationResult:
+        blocks = self._worker_count()
+        stages = [_RayStage(build_stage(spec, context), blocks) for spec in recipe.curation]
+        return run_stages(records, stages)
+
+    def prepare_evaluation(self, context: EvaluationContext, recipe: Recipe, kept: Sequence[Record]) -> None:
+        """Embed the curated texts over Ray Data when an evaluation stage needs them."""
+        fields = {getattr(spec, "field", None) or recipe.text_field for spec in recipe.evaluation if spec.stage in EMBEDDING_STAGES}
+        texts = list(dict.fromkeys(r.text(f) for f in fields for r in kept))
+        if texts:
+            from .embed import Embedder
+
+            embedder = Embedder.shared()
+            embedder.remember(texts, _map_blocks(texts, self._worker_count(), _embed_texts, None))
+            context.embedder = embedder

@@ -1,0 +1,171 @@
+"""The cheap half of the soak and fault suite (benchmarks/soak.py runs it at full size).
+
+A server that misbehaves in every way at once, a run killed again and again,
+a disk that fills up in the middle of a run: nothing is lost, nothing is paid
+for twice that had been saved, and the counts say exactly what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pyarrow.parquet as pq
+import pytest
+
+import synthloom
+
+from conftest import run_cli, synthloom_cmd
+
+RECIPE = """\
+name: soak
+model:
+  backend: openai
+  base_url: {url}
+  model: fake
+  concurrency: {concurrency}
+  timeout: {timeout}
+  max_attempts: 6
+task:
+  description: short notes
+  labels: [a, b, c]
+conditions:
+  topic: [x, y, z, w]
+generation:
+  records: {records}
+  seed: 11
+evaluation: []
+"""
+
+
+def write(folder: Path, url: str, records: int, concurrency: int = 32, timeout: float = 2.0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "recipe.yaml"
+    path.write_text(RECIPE.format(url=url, records=records, concurrency=concurrency, timeout=timeout))
+    return path
+
+
+def rows(path: Path) -> list[dict]:
+    return pq.read_table(path).select(["id", "text", "label"]).to_pylist()
+
+
+def test_fault_mix_loses_nothing_and_the_manifest_counts_what_the_server_did(tmp_path, fake_server):
+    server = fake_server(
+        latency=0.005,
+        faults={"rates": {"429": 0.05, "500": 0.05, "garbage": 0.02, "hang": 0.01}, "seed": 4, "hang_seconds": 6.0},
+    )
+    result = synthloom.run(write(tmp_path, server.url, records=600, timeout=2.0), tmp_path / "out", progress=False)
+    counts, calls = result.manifest["counts"], result.manifest["model_calls"]
+    ids = [r["id"] for r in rows(tmp_path / "out" / "generated.parquet")]
+    failed = [f["id"] for f in result.manifest["failures"]["records"]]
+    assert sorted(ids + failed) == [f"soak-{i:06d}" for i in range(600)]  # every record accounted for
+    assert counts["failed"] == 0
+    stats = server.stats()
+    assert stats["answered_more_than_once"] == 0  # none paid twice
+    assert stats["answered"] == calls["model_calls"] == 600
+    by_kind = calls["failed_tries_by_kind"]
+    faults = stats["faults"]
+    assert by_kind.get("rate_limited", 0) == faults.get("429", 0) > 0
+    assert by_kind.get("server_error", 0) == faults.get("500", 0) > 0
+    assert by_kind.get("bad_response", 0) == faults.get("garbage", 0) > 0
+    # A try that timed out before the server even saw it is a timeout the server cannot count.
+    unseen = calls["model_calls"] + sum(by_kind.values()) - stats["requests"]
+    assert by_kind.get("timeout", 0) == faults.get("hang", 0) + unseen and faults.get("hang", 0) > 0
+    assert stats["requests"] == stats["answered"] + sum(faults.values())
+
+
+def cached(out: Path) -> int:
+    db = sqlite3.connect(out / "cache.sqlite")
+    try:
+        return db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_killed_three_times_then_the_same_dataset_as_an_uninterrupted_run(tmp_path, fake_server):
+    server = fake_server(latency=0.02)
+    recipe = write(tmp_path, server.url, records=400, concurrency=8)
+    out = tmp_path / "out"
+    rng = random.Random(7)
+    lost_in_flight = 0
+    for _ in range(3):
+        before = sum(server.answered.values())
+        proc = subprocess.Popen(synthloom_cmd("run", str(recipe), "--out", str(out), "--no-progress"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        target = before + rng.randint(20, 90)
+        deadline = time.time() + 120
+        while sum(server.answered.values()) < target and time.time() < deadline:
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(0.2)  # the server finishes what was in flight
+        lost_in_flight = sum(server.answered.values()) - cached(out)  # answered, never saved, so far
+    done = run_cli("run", str(recipe), "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    stats = server.stats()
+    assert stats["distinct_answered"] == 400
+    # Only answers in flight at a kill (never saved) were asked again.
+    assert stats["answered"] - 400 == lost_in_flight <= 3 * 8
+
+    reference = fake_server()
+    synthloom.run(write(tmp_path / "ref", reference.url, records=400), tmp_path / "ref" / "out", progress=False)
+    assert rows(out / "curated.parquet") == rows(tmp_path / "ref" / "out" / "curated.parquet")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (needs root); `grow()` gives it room again."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+    def grow() -> None:
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
+
+    try:
+        yield SimpleNamespace(path=mount, grow=grow)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_disk_full_mid_run_is_a_clear_error_and_resume_works_once_space_is_back(tmp_path, fake_server, small_disk):
+    server = fake_server(latency=0.002, responder=lambda body: "a long note " * 40)
+    recipe = write(tmp_path, server.url, records=3000, concurrency=16)
+    out = small_disk.path / "out"
+    done = run_cli("run", str(recipe), "--out", str(out), "--no-progress")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "no space left on device" in done.stderr and "rerun the same command to resume" in done.stderr
+    # The run directory is still readable: a whole manifest, a sound cache.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] in ("running", "failed")
+    db = sqlite3.connect(out / "cache.sqlite")
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    saved = db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+    db.close()
+    assert 0 < saved < 3000
+    answered_before = server.stats()["answered"]
+
+    small_disk.grow()
+    done = run_cli("run", str(recipe), "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["counts"]["generated"] == 3000
+    assert manifest["model_calls"]["served_from_cache"] == saved
+    stats = server.stats()
+    assert stats["distinct_answered"] == 3000
+    # Only answers that could not be saved were paid again: those in flight
+    # when the disk filled, and those sent before the run had stopped them all.
+    assert stats["answered_more_than_once"] == answered_before - saved <= 2 * 16
