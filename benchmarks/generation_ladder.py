@@ -14,8 +14,9 @@ SmolLM2-135M-Instruct, each arm generates the same number of records
   4 +rounds       + dataset-wise rounds (3): each round's records are deduplicated
                   against the support set and earlier rounds, and the next round's
                   budget goes to the labels under quota, mostly rejected or repetitive
-  5 +curation     arm 4's records through the curation stages that exist
-                  (exact dedup, length filter); no extra model calls
+  5 +curation     arm 4's records through the heuristic curation stages: garbage,
+                  meta-talk and label-leak filters, exact and MinHash near dedup,
+                  a length filter; no extra model calls
 
 For each arm: the share of usable records (parsed, and for arm 5 kept by
 curation, over the records asked for), distinct-2, mean pairwise cosine of
@@ -60,7 +61,10 @@ import synthloom
 from synthloom.curate import curate
 from synthloom.embed import Embedder
 from synthloom.evaluate import distinct_n, train_and_score
-from synthloom.recipe import ExactDedupSpec, LengthFilterSpec, recipe_from_dict
+from synthloom.recipe import (
+    ExactDedupSpec, GarbageFilterSpec, LabelLeakFilterSpec, LengthFilterSpec, MetaTalkFilterSpec, NearDedupSpec,
+    recipe_from_dict,
+)
 from synthloom.records import Record, read_rows, split_rows
 
 HERE = Path(__file__).resolve().parent
@@ -179,7 +183,10 @@ def recipe_for(dataset: str, arm: str, records: int, support: Path | None, seed:
 
 
 def curation_stages() -> list[Any]:
-    return [ExactDedupSpec(), LengthFilterSpec(min_chars=8, max_chars=400)]
+    return [
+        GarbageFilterSpec(), MetaTalkFilterSpec(), LabelLeakFilterSpec(), ExactDedupSpec(), NearDedupSpec(),
+        LengthFilterSpec(min_chars=8, max_chars=400),
+    ]
 
 
 class Scorer:
