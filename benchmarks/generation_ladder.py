@@ -26,7 +26,7 @@ set of MiniLM embeddings + logistic regression trained on (a) the arm's
 records alone and (b) the support set plus the arm's records; and the same
 model on the support set alone.
 
-Data (read from $SYNTHLOOM_DATA, default /work/shared/data; never copied):
+Data (read from $SYNTHLOOM_DATA, default ../shared/data; never copied):
 - SMS spam: a fixed stratified 80/20 split (seed 0) of SMSSpamCollection;
   support drawn from the 80% with each benchmark seed, test = the 20%.
 - BANKING77 restricted to 20 intents, chosen by a fixed rule: every fourth
@@ -116,7 +116,7 @@ BANKING_CONDITIONS = {
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("SYNTHLOOM_DATA", "/work/shared/data"))
+    return Path(os.environ.get("SYNTHLOOM_DATA") or HERE.parent.parent / "shared" / "data")
 
 
 def sms_data() -> tuple[list[Record], list[Record]]:
