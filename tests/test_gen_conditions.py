@@ -233,3 +233,13 @@ def test_conditions_are_stored_on_records(tmp_path):
     rows = pq.read_table(tmp_path / "out" / "generated.parquet").to_pylist()
     assert all(r["conditions"]["persona"] == "a nurse" and r["conditions"]["topic"] in "xy" for r in rows)
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["generation"]["conditions"]["values"] == {"topic": 2, "persona": 1}
+
+
+def test_independent_sampling_follows_condition_weights():
+    from synthloom.generate.conditions import ConditionSampler
+
+    sampler = ConditionSampler({"tone": {"casual": 3, "urgent": 1}, "topic": ["x", "y"]}, ["a", "b"], None, 4000, seed=5)
+    draws = [sampler.draw(i)[1] for i in range(4000)]
+    casual = sum(d["tone"] == "casual" for d in draws) / len(draws)
+    x = sum(d["topic"] == "x" for d in draws) / len(draws)
+    assert 0.72 < casual < 0.78 and 0.47 < x < 0.53

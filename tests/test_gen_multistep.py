@@ -242,3 +242,47 @@ def test_rounds_recipe_errors(write_recipe):
     with pytest.raises(RecipeError, match="unknown value 'nope'") as info:
         synthloom.load_recipe(write_recipe(text))
     assert info.value.line == 4
+
+
+def test_downstream_errors_steer_the_next_round(tmp_path):
+    """Closing the loop: the class the downstream model gets wrong on real data gets more of the next round."""
+    (tmp_path / "seeds.jsonl").write_text("".join(
+        json.dumps({"text": f"{lab} seed {i}", "label": lab}) + "\n" for lab in "abc" for i in range(3)))
+    (tmp_path / "test.jsonl").write_text("".join(
+        json.dumps({"text": f"{word} test {i}", "label": lab}) + "\n"
+        for lab, word in [("a", "apple"), ("b", "banana"), ("c", "cherry")] for i in range(4)))
+
+    def texts(request):  # c's synthetic records look like a's and b's; real c messages are about cherries
+        prompt = request.messages[-1]["content"]
+        word = next(w for lab, w in [("a", "apple"), ("b", "banana"), ("c", "apple banana")] if f"that is {lab}" in prompt)
+        return f"{word} note {request.seed}"
+
+    def second_round(errors_weight):
+        out = tmp_path / f"w{errors_weight}"
+        out.mkdir()
+        data = {
+            **ROUNDS, "task": {"description": "notes", "labels": ["a", "b", "c"]},
+            "generation": {"records": 30},
+            "rounds": {"count": 3, "target": 30, "weights": {"rejection": 0, "repetition": 0, "errors": errors_weight}},
+            "evaluation": [{"stage": "downstream", "trainer": "tfidf_linear", "test": {"path": str(tmp_path / "test.jsonl")}}],
+        }
+        (out / "seeds.jsonl").write_text((tmp_path / "seeds.jsonl").read_text())
+        result = run(data, out, scripted_backend(texts))
+        return result.manifest["generation"]["rounds"]["log"][1]["cells"]
+
+    steered, plain = second_round(1.0), second_round(0.0)
+    assert steered["label=c"]["asked"] > plain["label=c"]["asked"]
+    assert steered["label=c"]["asked"] > steered["label=a"]["asked"]
+
+
+def test_self_instruct_rejects_near_copies_by_rouge_l(tmp_path):
+    """Self-Instruct's novelty rule is on by default: rephrasings of accepted records are not accepted."""
+    seeds(tmp_path)
+    near_copies = lambda request: f"please send me the weekly report by friday number {request.seed}"  # noqa: E731
+    spec = recipe_from_dict({**ROUNDS, "rounds": {"strategy": "self_instruct"}}, base_dir=tmp_path).rounds
+    assert [s.stage for s in spec.curation] == ["exact_dedup", "novelty"]
+    data = {**ROUNDS, "rounds": {"count": 2, "strategy": "self_instruct"}}
+    log = run(data, tmp_path, scripted_backend(near_copies)).manifest["generation"]["rounds"]["log"]
+    assert log[0]["accepted"] <= 2  # every text after the first of each label is a near copy
+    quota = {**ROUNDS, "rounds": {"count": 2, "strategy": "quota"}}
+    assert run(quota, tmp_path, scripted_backend(near_copies), name="quota").manifest["generation"]["rounds"]["log"][0]["accepted"] == 12

@@ -33,14 +33,69 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .curate import CurationContext, curate
-from .evaluate import distinct_n
+from .evaluate import TrainingError, class_errors, distinct_n, fit_and_score, load_benchmark, restrict_labels
 from .generate import CellStats, DemonstrationPool, GenerationResult, Generator, PlannedRecord, allocate, cell_quotas
 from .generate.allocation import Cell
 from .llm import Scheduler
-from .recipe import Recipe, RoundsSpec
-from .records import Record
+from .recipe import DownstreamSpec, Recipe, RoundsSpec
+from .records import Record, load_dataset
 
 ErrorRates = Callable[[Sequence[Record]], Mapping[Cell, float]]
+
+
+def downstream_error_rates(recipe: Recipe, cells: Sequence[Cell] | None = None) -> ErrorRates | None:
+    """Closing the loop: the downstream model's per-class error rates on real data, per cell.
+
+    The recipe's first `downstream` evaluation stage names the real test data
+    and the trainer. After each round, that model is trained on the records
+    so far and tested; a cell gets the error rate of its label, so the next
+    round's budget leans towards the classes the model gets wrong
+    (`rounds.weights.errors`). None when there is no such stage, the weight
+    is 0, or the cells have no label.
+    """
+    rounds = recipe.rounds
+    spec = next((s for s in recipe.evaluation if isinstance(s, DownstreamSpec)), None)
+    if spec is None or rounds is None or not rounds.weights.errors or "label" not in rounds.cells:
+        return None
+    loaded: list[list[Record]] = []
+
+    def test_set() -> list[Record]:
+        if not loaded:
+            if spec.benchmark is not None:
+                ref = spec.benchmark
+                test = load_benchmark(ref.name, ref.split, ref.path, ref.config, seed=spec.seed)
+                if ref.labels:
+                    _, kept = restrict_labels(load_benchmark(ref.name, "train", ref.path, ref.config, seed=spec.seed), ref.labels)
+                    test = [r for r in test if r.label in set(kept)]
+            else:
+                assert spec.test is not None
+                test = load_dataset(spec.test) if spec.test.exists else []
+            loaded.append(test)
+        return loaded[0]
+
+    fields = [spec.field] if spec.field else list(recipe.task.fields)
+
+    def rates(records: Sequence[Record]) -> Mapping[Cell, float]:
+        labelled = [r for r in records if r.label is not None]
+        test = test_set()
+        if not test or len({r.label for r in labelled}) < 2:
+            return {}
+        try:
+            _, predicted = fit_and_score(labelled, test, spec.trainer, fields, seed=spec.seed, resamples=0)
+        except TrainingError:
+            return {}
+        by_label = {label: info["error_rate"] for label, info in class_errors([r.label for r in test], predicted).items()}
+        return _ByLabel(by_label)
+
+    return rates
+
+
+class _ByLabel(dict):
+    """Error rates by label, looked up by any cell that has a label."""
+
+    def get(self, cell: Any, default: Any = None) -> Any:  # type: ignore[override]
+        label = dict(cell).get("label") if isinstance(cell, tuple) else cell
+        return super().get(label, default)
 
 
 class Rounds:

@@ -33,7 +33,7 @@ from .progress import RecordProgress
 from .recipe import Recipe, load_recipe
 from .records import Record, atomic_write_text, write_records
 from .report import build_card, build_report
-from .rounds import Rounds
+from .rounds import Rounds, downstream_error_rates
 
 
 @dataclass
@@ -63,7 +63,9 @@ def make_producer(recipe: Recipe, support: list[Record]) -> Producer:
     if recipe.annotation is not None:
         return Annotator(recipe, support)
     generator = Generator(recipe, support)
-    return Rounds(recipe, generator) if recipe.rounds is not None else generator
+    if recipe.rounds is None:
+        return generator
+    return Rounds(recipe, generator, downstream_error_rates(recipe))
 
 
 def generate_plans(scheduler: Scheduler, generator: Generator, plans: Iterable[PlannedRecord], total: int,

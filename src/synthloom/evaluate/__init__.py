@@ -21,6 +21,7 @@ from .diversity import (
 )
 from .downstream import (
     bootstrap_intervals,
+    class_errors,
     downstream_evaluation,
     few_per_class,
     fit_and_score,
@@ -65,6 +66,7 @@ __all__ = [
     "evaluate",
     "few_per_class",
     "fidelity_measures",
+    "class_errors",
     "fit_and_score",
     "human_faithfulness",
     "human_reviews",

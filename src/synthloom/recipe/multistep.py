@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .common import DatasetSpec, Strict
-from .curation import CurationStage, ExactDedupSpec
+from .curation import CurationStage, ExactDedupSpec, NoveltySpec
 from .generation import template_source
 
 
@@ -90,7 +90,8 @@ class RoundsSpec(Strict):
     )
     curation: list[CurationStage] = Field(  # type: ignore[valid-type]
         default_factory=lambda: [ExactDedupSpec()],
-        description="stages that decide what a round accepts, run over the pool and the new records",
+        description="stages that decide what a round accepts, run over the pool and the new records; "
+        "self_instruct adds the ROUGE-L novelty rule (threshold 0.7) unless the list is given",
     )
     synthetic_demos: int = Field(1, ge=0, le=64, description="self_instruct: demonstrations drawn from accepted records")
     evolve_share: float = Field(0.5, ge=0, le=1, description="evol_instruct: share of a later round's records that rewrite accepted ones")
@@ -98,6 +99,13 @@ class RoundsSpec(Strict):
         default_factory=lambda: ["deepen", "broaden"], min_length=1
     )
     weights: AllocationWeights = Field(default_factory=AllocationWeights)
+
+    @model_validator(mode="after")
+    def _novelty_for_self_instruct(self) -> RoundsSpec:
+        """Self-Instruct keeps only what is novel against the pool (its ROUGE-L rule)."""
+        if self.strategy == "self_instruct" and "curation" not in self.model_fields_set:
+            object.__setattr__(self, "curation", [ExactDedupSpec(), NoveltySpec()])
+        return self
 
 
 class AnnotationSpec(Strict):
