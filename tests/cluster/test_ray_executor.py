@@ -43,9 +43,14 @@ generation:
   records: {records}
   seed: 3
 curation:
+  - stage: meta_talk_filter
   - stage: exact_dedup
+  - stage: near_dedup
+    threshold: 0.5
   - stage: length_filter
     min_chars: 8
+  - stage: cross_partition
+    folds: 2
 evaluation:
   - stage: diversity
 """

@@ -202,15 +202,25 @@ def minhash_dedup(
     seed: int = 1,
 ) -> MinHashResult:
     """Near-duplicate clusters by MinHash LSH; the first text of each cluster is kept."""
+    if num_perm % bands:
+        raise ValueError(f"num_perm ({num_perm}) must be a multiple of bands ({bands})")
+    signature, nonempty = minhash_of(texts, num_perm, ngram, shingle, seed)
+    return minhash_clusters(signature, nonempty, bands, threshold)
+
+
+def minhash_of(texts: Sequence[str], num_perm: int, ngram: int, shingle: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The per-text part: each text's MinHash signature row, and whether it has any shingle."""
+    hashes, offsets = shingle_hashes(texts, ngram, shingle)
+    return minhash_signatures(hashes, offsets, num_perm, seed), np.diff(offsets) > 0
+
+
+def minhash_clusters(signature: np.ndarray, nonempty: np.ndarray, bands: int, threshold: float) -> MinHashResult:
+    """The global part: LSH banding over all signatures, then clusters in text order."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    if num_perm % bands:
-        raise ValueError(f"num_perm ({num_perm}) must be a multiple of bands ({bands})")
-    n = len(texts)
-    hashes, offsets = shingle_hashes(texts, ngram, shingle)
-    signature = minhash_signatures(hashes, offsets, num_perm, seed)
-    pairs = _band_pairs(signature, bands, np.diff(offsets) > 0)
+    n = len(signature)
+    pairs = _band_pairs(signature, bands, nonempty)
     similarity = np.zeros(n)
     partner = np.full(n, -1, dtype=np.int64)
     kept_pairs = np.zeros((0, 2), dtype=np.int64)
@@ -243,11 +253,19 @@ class NearDedup(SpecStage):
 
     name = "near_dedup"
 
-    def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
+    def features(self, records: Sequence[Record]) -> list[tuple[np.ndarray, bool]]:
+        """The per-record part (parallel on a cluster): each record's MinHash signature."""
         s = self.spec
-        result = minhash_dedup(
-            [r.text(self.field) for r in records], s.num_perm, s.bands, s.threshold, s.ngram, s.shingle, s.seed
-        )
+        signature, nonempty = minhash_of([r.text(self.field) for r in records], s.num_perm, s.ngram, s.shingle, s.seed)
+        return list(zip(signature, nonempty.tolist()))
+
+    def decide(self, records: Sequence[Record], features: Sequence[tuple[np.ndarray, bool]]) -> Sequence[Record]:
+        """The global part: LSH banding and clusters over every record, in record order."""
+        if not records:
+            return records
+        signature = np.stack([row for row, _ in features])
+        nonempty = np.array([flag for _, flag in features], dtype=bool)
+        result = minhash_clusters(signature, nonempty, self.spec.bands, self.spec.threshold)
         sizes = np.bincount(result.cluster, minlength=len(records))
         for i, record in enumerate(records):
             rep = records[int(result.cluster[i])]
@@ -263,6 +281,9 @@ class NearDedup(SpecStage):
                 )
             record.decide(self.name, KEEP if result.keep[i] else DROP, float(result.similarity[i]), reason)
         return records
+
+    def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
+        return self.decide(records, self.features(records))
 
 
 def semantic_duplicates(vectors: np.ndarray, threshold: float, block: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -79,6 +79,7 @@ class RepetitionFilter(SpecStage):
     """Drops texts that loop: a high share of repeated word n-grams, or a long run of one character."""
 
     name = "repetition_filter"
+    record_local = True  # each decision reads only its own record: safe to run per block
 
     def __init__(self, spec: RepetitionFilterSpec, context: CurationContext):
         super().__init__(spec, context)
@@ -128,6 +129,7 @@ class GarbageFilter(SpecStage):
     """Drops non-text: control characters, broken encodings, too few letters."""
 
     name = "garbage_filter"
+    record_local = True  # each decision reads only its own record: safe to run per block
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         for record in records:
@@ -163,6 +165,7 @@ class LanguageFilter(SpecStage):
     """Drops texts the offline detector confidently places in a language not wanted."""
 
     name = "language_filter"
+    record_local = True  # each decision reads only its own record: safe to run per block
 
     def __init__(self, spec: LanguageFilterSpec, context: CurationContext):
         super().__init__(spec, context)

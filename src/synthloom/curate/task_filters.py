@@ -55,6 +55,7 @@ class MetaTalkFilter(SpecStage):
     """Drops texts that talk about the task instead of doing it, or echo the prompt."""
 
     name = "meta_talk_filter"
+    record_local = True  # each decision reads only its own record: safe to run per block
 
     def __init__(self, spec: MetaTalkFilterSpec, context: CurationContext):
         super().__init__(spec, context)
