@@ -90,9 +90,13 @@ def page(browser):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
     yield page
     context.close()
     assert not errors, errors
+    # The app works with no network: every request the page makes goes to the review server on loopback.
+    assert requested and all(u.startswith("http://127.0.0.1:") for u in requested), requested
 
 
 def open_app(page, server: Server, reviewer: str | None = "alice"):
