@@ -119,3 +119,19 @@ def test_finetuned_minilm_learns_and_leaves_the_shared_embedder_alone():
     assert out["accuracy"] > 0.8
     shared._memo.clear()
     assert np.allclose(shared.encode(["a sentence to check"]), before, atol=1e-5)
+
+
+@pytest.mark.parametrize("trainer", ["tfidf_linear", "embedding_logreg"])
+def test_pair_tasks_train_on_both_fields(trainer):
+    """Sentence-pair records (premise / hypothesis): the label is in the second field only."""
+    noise = "the a of and to with it was on".split()
+
+    def pairs(records):
+        rng = np.random.default_rng(len(records))
+        return [Record(id=r.id, fields={"premise": " ".join(rng.choice(noise, 6)), "hypothesis": r.fields["text"]}, label=r.label)
+                for r in records]
+
+    train, test = pairs(corpus(120, 4)), pairs(corpus(60, 5, "t"))
+    both, _ = fit_and_score(train, test, trainer, ["premise", "hypothesis"], resamples=0)
+    first_only, _ = fit_and_score(train, test, trainer, ["premise"], resamples=0)
+    assert both["accuracy"] > 0.9 and first_only["accuracy"] < 0.6
