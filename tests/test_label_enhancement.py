@@ -178,3 +178,15 @@ def test_valuation_can_down_weight_instead(tmp_path):
     reweighted = [r for r in records if r.flags["knn_shapley"] == REWEIGHT]
     assert reweighted and all(0 < r.weight < 1 for r in reweighted)
     assert all(r.weight == 1.0 for r in records if r.flags["knn_shapley"] == KEEP)
+
+
+def test_a_label_stage_with_one_label_left_keeps_everything_and_says_why():
+    """Earlier stages may leave a single label; cross-partition labelling then judges nothing, and the run goes on."""
+    from synthloom.curate import KEEP, curate
+    from synthloom.recipe import CrossPartitionSpec, LengthFilterSpec
+    from synthloom.records import Record
+
+    records = [Record(id=str(i), fields={"text": f"note number {i}"}, label="a") for i in range(6)]
+    result = curate(records, [CrossPartitionSpec(folds=2), LengthFilterSpec(min_chars=1)])
+    assert len(result.kept) == 6 and [step.stage for step in result.funnel] == ["cross_partition", "length_filter"]
+    assert all(r.flags["cross_partition"] == KEEP and "not judged" in r.reasons["cross_partition"] for r in result.kept)

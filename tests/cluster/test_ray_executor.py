@@ -46,7 +46,6 @@ curation:
   - stage: meta_talk_filter
   - stage: exact_dedup
   - stage: near_dedup
-    threshold: 0.5
   - stage: length_filter
     min_chars: 8
   - stage: cross_partition

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..records import Record
-from .base import CurationContext
+from .base import CurationContext, NotEnoughData
 
 __all__ = ["LabelledMatrix", "fit_logreg", "held_out_probabilities", "labelled_matrix"]
 
@@ -66,7 +66,7 @@ def held_out_probabilities(
 
     n = len(y)
     if n < 2 or len(np.unique(y)) < 2:
-        raise ValueError("the auxiliary model needs at least two labelled records of two labels")
+        raise NotEnoughData("the auxiliary model needs at least two labelled records of two labels")
     folds = min(folds, n)
     total = np.zeros((n, n_classes))
     for r in range(repeats):

@@ -134,13 +134,26 @@ def _examples(records: Sequence[Record], stage: str, per_flag: int) -> list[dict
     return out
 
 
+class NotEnoughData(ValueError):
+    """A stage cannot judge these records (e.g. fewer than two labels left); it keeps them all."""
+
+
 def run_stages(records: Sequence[Record], stages: Sequence[Stage], examples: int = 3) -> CurationResult:
-    """Apply stages in order, each to the records all earlier stages kept."""
+    """Apply stages in order, each to the records all earlier stages kept.
+
+    A stage that finds too little to work with (NotEnoughData) keeps every
+    record and says why on each, rather than stopping the run.
+    """
     current = list(records)
     dropped: list[Record] = []
     funnel = []
     for stage in stages:
-        out = list(stage(current))
+        try:
+            out = list(stage(current))
+        except NotEnoughData as exc:
+            for record in current:
+                record.decide(stage.name, KEEP, None, f"not judged: {exc}")
+            out = current
         kept = [r for r in out if r.flags.get(stage.name) != DROP]
         lost = [r for r in out if r.flags.get(stage.name) == DROP]
         flags = [r.flags.get(stage.name) for r in out]
