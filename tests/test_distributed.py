@@ -79,6 +79,7 @@ def test_cli_says_at_once_when_no_cluster_listens(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # three clusters' worth of runs; the inner suite has its own per-test limit
 def test_on_a_local_ray_cluster():
     reason = can_isolate()
     if reason:
