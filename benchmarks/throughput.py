@@ -75,6 +75,7 @@ generation:
   seed: 1
 evaluation:
   - stage: diversity
+    embeddings: false   # lexical measures: encoding 2,000 texts with MiniLM is not the client's cost
 """
 
 

@@ -225,7 +225,11 @@ def plot_data(records: Sequence[Record], ctx: EvaluationContext, seed: int = 0) 
     out: dict[str, Any] = {
         "lengths": {"synthetic": [len(tokenize(t)) for t in texts], "real": [len(tokenize(t)) for t in real_texts]}
     }
-    if len(texts) >= 3:
+    if len(texts) >= 3 and ctx.embedder is None:
+        # The map reuses what an evaluation stage embedded; it never loads the model for itself
+        # (on 2,000 records that alone costs more CPU than every request of the run).
+        ctx.notes.append("no embedding map in the report: no evaluation stage embedded the texts")
+    elif len(texts) >= 3:
         try:
             embedder = ctx.get_embedder()
             out["map"] = embedding_map(
