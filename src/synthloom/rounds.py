@@ -40,10 +40,10 @@ from .llm import Scheduler
 from .recipe import DownstreamSpec, Recipe, RoundsSpec
 from .records import Record, load_dataset
 
-ErrorRates = Callable[[Sequence[Record]], Mapping[Cell, float]]
+ErrorRates = Callable[[Sequence[Record], Sequence[Cell]], Mapping[Cell, float]]  # (records so far, cells) -> rate
 
 
-def downstream_error_rates(recipe: Recipe, cells: Sequence[Cell] | None = None) -> ErrorRates | None:
+def downstream_error_rates(recipe: Recipe) -> ErrorRates | None:
     """Closing the loop: the downstream model's per-class error rates on real data, per cell.
 
     The recipe's first `downstream` evaluation stage names the real test data
@@ -75,7 +75,7 @@ def downstream_error_rates(recipe: Recipe, cells: Sequence[Cell] | None = None) 
 
     fields = [spec.field] if spec.field else list(recipe.task.fields)
 
-    def rates(records: Sequence[Record]) -> Mapping[Cell, float]:
+    def rates(records: Sequence[Record], cells: Sequence[Cell]) -> Mapping[Cell, float]:
         labelled = [r for r in records if r.label is not None]
         test = test_set()
         if not test or len({r.label for r in labelled}) < 2:
@@ -85,17 +85,9 @@ def downstream_error_rates(recipe: Recipe, cells: Sequence[Cell] | None = None) 
         except TrainingError:
             return {}
         by_label = {label: info["error_rate"] for label, info in class_errors([r.label for r in test], predicted).items()}
-        return _ByLabel(by_label)
+        return {cell: by_label[label] for cell in cells if (label := dict(cell).get("label")) in by_label}
 
     return rates
-
-
-class _ByLabel(dict):
-    """Error rates by label, looked up by any cell that has a label."""
-
-    def get(self, cell: Any, default: Any = None) -> Any:  # type: ignore[override]
-        label = dict(cell).get("label") if isinstance(cell, tuple) else cell
-        return super().get(label, default)
 
 
 class Rounds:
@@ -202,7 +194,7 @@ class Rounds:
                 cell = self._cell_of(record)
                 accepted[cell].append(record)
                 taken[planned.get(record.id, cell)] += 1
-        errors = self.error_rates(self.last_result.records) if self.error_rates else {}
+        errors = self.error_rates(self.last_result.records, list(self.cells)) if self.error_rates else {}
         for cell, stats in self.cells.items():
             stats.accepted = len(accepted.get(cell, []))
             if asked.get(cell):

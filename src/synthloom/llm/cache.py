@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._json import dumps, loads
+from .._sqlite import open_wal
 from .types import Completion, Request
 
 CACHE_VERSION = "v1"
@@ -51,12 +52,9 @@ class CompletionCache:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: a commit survives the process being killed; only
             # a power cut can lose the last few.
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = open_wal(self.path, "NORMAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS completions ("
                 " key TEXT PRIMARY KEY, completion TEXT NOT NULL, created REAL NOT NULL)"

@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .._sqlite import open_wal
+
 ACTIONS = ("accept", "relabel", "edit", "reject", "skip")
 STORE_NAME = "reviews.sqlite"
 _REVIEWER = re.compile(r"^[\w][\w .@+-]{0,39}$")
@@ -144,11 +146,8 @@ class ReviewStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db = open_wal(self.path, "FULL")  # a person's decision is worth a full sync
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
             self._db = db
         return self._db
