@@ -45,11 +45,12 @@ def test_compression_ratio_is_higher_for_repetitive_text():
     assert compression_ratio(repetitive) > compression_ratio(varied) > 0
 
 
-def test_self_bleu_equals_nltk_sentence_bleu_against_all_other_texts():
+@pytest.mark.parametrize("vocabulary, longest", [(17, 12), (3, 25)])  # the second: n-grams repeated within texts, ties
+def test_self_bleu_equals_nltk_sentence_bleu_against_all_other_texts(vocabulary, longest):
     nltk = pytest.importorskip("nltk.translate.bleu_score")
     rng = np.random.default_rng(3)
-    words = "a b c d e f g h the cat dog sat ran on in mat park".split()
-    texts = [[str(w) for w in rng.choice(words, rng.integers(1, 12))] for _ in range(60)] + TEXTS
+    words = "a b c d e f g h the cat dog sat ran on in mat park".split()[:vocabulary]
+    texts = [[str(w) for w in rng.choice(words, rng.integers(1, longest))] for _ in range(60)] + TEXTS
     token_lists = [tokenize(" ".join(t)) if isinstance(t, list) else tokenize(t) for t in texts]
     mine = self_bleu(token_lists, sample=40, seed=5)
     chosen = sorted(np.random.default_rng(5).choice(len(token_lists), size=40, replace=False).tolist())

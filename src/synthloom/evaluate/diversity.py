@@ -95,16 +95,17 @@ def self_bleu(
     same quantity as NLTK's `sentence_bleu(others, text)` with uniform
     weights and add-epsilon smoothing (method1, epsilon 0.1). The clipped
     count of an n-gram is its highest count in any other text, read from
-    corpus-wide counts (the top two counts per n-gram, so a text never
-    matches itself); the brevity penalty uses the closest other length.
-    Higher means more alike: 0 for a corpus with no shared n-grams.
+    corpus-wide counts (how many texts hold it, and the few texts that hold
+    it more than once), so a text never matches itself; the brevity penalty
+    uses the closest other length. Higher means more alike: 0 for a corpus
+    with no shared n-grams.
     """
-    texts = [list(t) for t in token_lists]
+    texts = [t if isinstance(t, list) else list(t) for t in token_lists]
     if len(texts) < 2:
         return 0.0
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(texts), size=min(sample, len(texts)), replace=False).tolist())
-    top = [_top_two_counts(texts, n) for n in range(1, max_n + 1)]
+    stats = [_GramStats(texts, n) for n in range(1, max_n + 1)]
     lengths = np.sort(np.array([len(t) for t in texts]))
     scores = []
     for i in chosen:
@@ -112,14 +113,13 @@ def self_bleu(
         if not hyp:
             continue
         log_p = 0.0
-        for n in range(1, max_n + 1):
-            counts = Counter(ngrams(hyp, n))
-            best = top[n - 1]
-            matched = sum(min(c, best[g][2] if best[g][1] == i else best[g][0]) for g, c in counts.items())
+        for n, gram_stats in enumerate(stats, start=1):
+            counts = Counter(ngrams(hyp, n)) if n > 1 else Counter(hyp)
+            matched = gram_stats.matched(counts, i)
             if n == 1 and not matched:
                 log_p = -math.inf
                 break
-            log_p += math.log((matched or 0.1) / max(1, sum(counts.values()))) / max_n
+            log_p += math.log((matched or 0.1) / max(1, len(hyp) - n + 1)) / max_n
         if log_p == -math.inf:
             scores.append(0.0)
             continue
@@ -129,20 +129,51 @@ def self_bleu(
     return float(np.mean(scores)) if scores else 0.0
 
 
-def _top_two_counts(texts: Sequence[Sequence[str]], n: int) -> dict[tuple[str, ...], list[int]]:
-    """n-gram -> [highest count in one text, index of that text, second highest count]."""
-    best: dict[tuple[str, ...], list[int]] = {}
-    for i, tokens in enumerate(texts):
-        for gram, c in Counter(ngrams(tokens, n)).items():
-            entry = best.get(gram)
-            if entry is None:
-                best[gram] = [c, i, 0]
-            elif c > entry[0]:
-                entry[2] = entry[0]
-                entry[0], entry[1] = c, i
-            elif c > entry[2]:
-                entry[2] = c
-    return best
+class _GramStats:
+    """For one n: in how many texts each n-gram occurs, and its counts where a text repeats it.
+
+    Most n-grams occur at most once per text, so the highest count of an
+    n-gram among the texts other than one is 1 or 0 depending only on how
+    many texts hold it. For the rarer n-grams some text repeats, the two
+    highest counts are kept (and the text with the highest), so a text is
+    never matched against itself. Counting is done by `Counter` over sets
+    (in C), which is what makes self-BLEU cheap.
+    """
+
+    def __init__(self, texts: Sequence[Sequence[str]], n: int):
+        # n-gram -> [highest count in one text, that text, second highest], counts over 1 only
+        self.repeats: dict[Any, list[int]] = {}
+        distinct_per_text = []
+        for i, tokens in enumerate(texts):
+            grams = list(ngrams(tokens, n)) if n > 1 else tokens
+            distinct = set(grams)
+            distinct_per_text.append(distinct)
+            if len(distinct) < len(grams):
+                for gram, c in Counter(grams).items():
+                    if c > 1:
+                        top = self.repeats.get(gram)
+                        if top is None:
+                            self.repeats[gram] = [c, i, 0]
+                        elif c > top[0]:
+                            top[0], top[1], top[2] = c, i, top[0]
+                        elif c > top[2]:
+                            top[2] = c
+        self.texts_with = Counter(itertools.chain.from_iterable(distinct_per_text))
+
+    def matched(self, counts: Mapping[Any, int], i: int) -> int:
+        """Clipped matches of text `i`'s n-gram `counts` against every other text."""
+        texts_with, repeats = self.texts_with, self.repeats
+        matched = 0
+        for gram, c in counts.items():
+            top = repeats.get(gram)
+            if top is None:  # every text holding it holds it once, text i too
+                matched += texts_with[gram] > 1
+                continue
+            best = top[2] if top[1] == i else top[0]
+            if not best:  # text i alone repeats it: do others hold it once?
+                best = 1 if texts_with[gram] - 1 > 0 else 0
+            matched += min(c, best)
+        return matched
 
 
 def _closest_other_length(sorted_lengths: np.ndarray, length: int) -> int:
@@ -230,7 +261,14 @@ def condition_coverage(
 
 def lexical_measures(texts: Sequence[str], ns: Sequence[int] = (1, 2, 3), self_bleu_sample: int = 500, seed: int = 0) -> dict[str, float]:
     """Every token-level measure of one set of texts, tokenized once."""
-    tokens = [tokenize(t) for t in texts]
+    return lexical_measures_of_tokens(texts, [tokenize(t) for t in texts], ns, self_bleu_sample, seed)
+
+
+def lexical_measures_of_tokens(
+    texts: Sequence[str], tokens: Sequence[list[str]], ns: Sequence[int] = (1, 2, 3),
+    self_bleu_sample: int = 500, seed: int = 0,
+) -> dict[str, float]:
+    """`lexical_measures` of texts already tokenized (e.g. a subset of a corpus tokenized once)."""
     out: dict[str, float] = {"records": len(texts), "vocabulary": vocabulary(tokens)}
     for n in ns:
         counts = _ngram_counts(tokens, n)
@@ -252,6 +290,7 @@ __all__ = [
     "distinct_n",
     "distinct_ns",
     "lexical_measures",
+    "lexical_measures_of_tokens",
     "mean_pairwise_cosine",
     "ngram_entropy",
     "ngrams",

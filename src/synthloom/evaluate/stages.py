@@ -20,7 +20,7 @@ from ..llm import BackendConfig, LlamaCppConfig
 from ..recipe import DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec, PairwiseSpec, TaskSpec
 from ..records import Record, load_dataset, read_rows
 from .benchmarks import load_benchmark, restrict_labels
-from .diversity import condition_coverage, lexical_measures, semantic_measures, tokenize
+from .diversity import condition_coverage, lexical_measures_of_tokens, semantic_measures, tokenize
 from .downstream import TrainingError, downstream_evaluation
 from .faithfulness import human_faithfulness, human_reviews, judge_agreement, judge_faithfulness
 from .fidelity import fidelity_measures
@@ -75,7 +75,8 @@ def _texts(records: Sequence[Record], name: str | None) -> list[str]:
 
 def _diversity(spec: DiversitySpec, records: Sequence[Record], ctx: EvaluationContext) -> dict[str, Any]:
     texts = _texts(records, spec.field or ctx.text_field)
-    out: dict[str, Any] = lexical_measures(texts, spec.n, spec.self_bleu_sample, spec.seed)
+    tokens = [tokenize(t) for t in texts]
+    out: dict[str, Any] = lexical_measures_of_tokens(texts, tokens, spec.n, spec.self_bleu_sample, spec.seed)
     vectors = None
     if spec.embeddings and texts:
         try:
@@ -92,7 +93,10 @@ def _diversity(spec: DiversitySpec, records: Sequence[Record], ctx: EvaluationCo
             out["by_label"] = {}
             for label in sorted(groups):
                 idx = groups[label]
-                part = lexical_measures([texts[i] for i in idx], spec.n, min(spec.self_bleu_sample, 200), spec.seed)
+                part = lexical_measures_of_tokens(
+                    [texts[i] for i in idx], [tokens[i] for i in idx],
+                    spec.n, min(spec.self_bleu_sample, 200), spec.seed,
+                )
                 if vectors is not None:
                     part.update(semantic_measures(vectors[idx]))
                 out["by_label"][label] = part
