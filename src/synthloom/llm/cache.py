@@ -11,7 +11,8 @@ for as long as its prefix says `v1`:
                                    "request": request.to_json()}))
 
 where canonical JSON is `json.dumps(..., sort_keys=True,
-separators=(",", ":"), ensure_ascii=False)` encoded as UTF-8. The backend
+separators=(",", ":"), ensure_ascii=False)` encoded as UTF-8 (orjson
+writes it where it gives the very same bytes, which a test checks). The backend
 identity names the kind of backend and the model, never a key, a URL or a
 replica, so the same request to any replica of a model is one entry.
 """
@@ -27,6 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a declared dependency
+    orjson = None  # type: ignore[assignment]
+
 from .._json import dumps, loads
 from .._sqlite import open_wal
 from .types import Completion, Request
@@ -39,8 +45,59 @@ def canonical_json(value: Any) -> str:
 
 
 def cache_key(identity: dict[str, Any], request: Request) -> str:
-    payload = canonical_json({"backend": identity, "request": request.to_json()})
-    return f"{CACHE_VERSION}:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    value = {"backend": identity, "request": request.to_json()}
+    payload = None
+    if orjson is not None and _orjson_is_canonical(request):
+        try:
+            payload = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate, a huge int
+            pass
+    if payload is None:
+        payload = canonical_json(value).encode("utf-8")
+    return f"{CACHE_VERSION}:" + hashlib.sha256(payload).hexdigest()
+
+
+# orjson writes the same bytes as `canonical_json` (five times faster) for
+# strings, ints, None, bools and floats that Python prints without an
+# exponent; it raises for what it cannot write, e.g. a lone surrogate.
+_PLAIN_FLOATS = (1e-4, 1e15)
+
+
+def _plain_float(x: float) -> bool:
+    return x == 0.0 or _PLAIN_FLOATS[0] <= abs(x) < _PLAIN_FLOATS[1]
+
+
+def _orjson_is_canonical(request: Request) -> bool:
+    for x in (request.temperature, request.top_p):
+        if isinstance(x, float) and not _plain_float(x):
+            return False
+    schema = request.json_schema
+    return schema is None or _schema_is_plain(schema)
+
+
+_plain_schemas: dict[int, tuple[Any, bool]] = {}  # id -> (the schema, kept so its id is not reused; verdict)
+
+
+def _schema_is_plain(schema: Any) -> bool:
+    known = _plain_schemas.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    verdict = _is_plain(schema)
+    if len(_plain_schemas) < 1024:
+        _plain_schemas[id(schema)] = (schema, verdict)
+    return verdict
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, float):
+        return _plain_float(value)
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return value is None or isinstance(value, str)
 
 
 class CompletionCache:
