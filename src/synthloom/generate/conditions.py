@@ -14,7 +14,7 @@ and condition values gets its share (see `coverage.py`).
 from __future__ import annotations
 
 import random
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .coverage import coverage_design
 

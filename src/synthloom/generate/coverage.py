@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 MAX_CELLS = 200_000
 
