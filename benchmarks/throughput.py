@@ -4,7 +4,10 @@ The same 2,000 distinct chat requests (the prompts of one synthloom recipe)
 go through each client, each in its own process, alternating, round after
 round, against one scripted server on 127.0.0.1 that answers after 0.2 s:
 
-- synthloom:  a whole run of the recipe (cache, records, curation, files)
+- synthloom:  a whole run of the recipe (cache, records, files, report): the
+               same work as the peers, which generate and save
+- synthloom+div: the same run with the diversity evaluation of the 2,000
+               records (lexical measures, self-BLEU, per label) on top
 - aiohttp:    a bare aiohttp client with a semaphore (the reference)
 - openai:     the openai SDK's AsyncOpenAI with a semaphore, on its own HTTP client
 - distilabel: distilabel's OpenAILLM, batches as large as the concurrency
@@ -23,12 +26,17 @@ loopback (when `unshare` is allowed, e.g. as root): whatever a peer tries to
 send elsewhere (telemetry, hub look-ups) cannot leave the machine.
 
     python benchmarks/throughput.py [--requests 2000] [--concurrency 64 256] [--rounds 3]
-        [--mixes clean faults truncated] [--arms aiohttp openai synthloom distilabel curator]
+        [--mixes clean faults truncated] [--arms aiohttp openai synthloom synthloom+div distilabel curator]
+
+synthloom's modules are compiled to bytecode first, as an installed package
+has them: where PYTHONDONTWRITEBYTECODE is set, every run would otherwise
+compile some seventy modules inside the timed window.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import socket
@@ -73,7 +81,9 @@ generation:
   records: {records}
   max_tokens: 64
   seed: 1
-evaluation:
+evaluation: {evaluation}
+"""
+DIVERSITY = """
   - stage: diversity
     embeddings: false   # lexical measures: encoding 2,000 texts with MiniLM is not the client's cost
 """
@@ -119,7 +129,9 @@ def write_inputs(work: Path, url: str, records: int, concurrency: int) -> tuple[
         json.dumps({"text": f"seed note {i} about {lab}", "label": lab}) + "\n" for lab in "abcd" for i in range(5)
     ))
     recipe_path = work / f"recipe-{concurrency}.yaml"
-    recipe_path.write_text(RECIPE.format(url=url, concurrency=concurrency, seeds=seeds, records=records))
+    recipe_path.write_text(RECIPE.format(url=url, concurrency=concurrency, seeds=seeds, records=records, evaluation="[]"))
+    with_diversity = work / f"recipe-{concurrency}-div.yaml"
+    with_diversity.write_text(RECIPE.format(url=url, concurrency=concurrency, seeds=seeds, records=records, evaluation=DIVERSITY))
     recipe = synthloom.load_recipe(recipe_path)
     plans = Generator(recipe, load_support(recipe)).plan()
     bodies = [chat_body(p.request, "fake", "none") for p in plans]
@@ -133,6 +145,9 @@ def run_arm(arm: str, url: str, concurrency: int, bodies: Path, recipe: Path, ou
     common = ["--url", url, "--concurrency", str(concurrency), "--bodies", str(bodies)]
     if arm in PEERS:
         cmd = [str(PEERS_DIR / arm / "bin" / "python"), str(HERE / "peers.py"), arm, *common]
+    elif arm == "synthloom+div":
+        div = recipe.with_name(recipe.stem + "-div.yaml")
+        cmd = [sys.executable, str(HERE / "clients.py"), "synthloom", *common, "--recipe", str(div), "--out", str(out)]
     else:
         cmd = [sys.executable, str(HERE / "clients.py"), arm, *common, "--recipe", str(recipe), "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=out.parent, timeout=1800)
@@ -160,8 +175,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mixes", nargs="+", default=list(MIXES), choices=list(MIXES))
-    parser.add_argument("--arms", nargs="+", default=["aiohttp", "openai", "synthloom", *PEERS])
+    parser.add_argument("--arms", nargs="+", default=["aiohttp", "openai", "synthloom", "synthloom+div", *PEERS])
     args = parser.parse_args()
+    compileall.compile_dir(str(HERE.parent / "src" / "synthloom"), quiet=1)
 
     if not os.environ.get("SYNTHLOOM_BENCH_ISOLATED"):
         for arm in args.arms:
@@ -192,7 +208,7 @@ def main() -> None:
                             out = work / f"run-{mix}-{arm}-{concurrency}-{round_}"
                             r = run_arm(arm, url, concurrency, bodies, recipe, out)
                             results.setdefault((mix, arm, concurrency), []).append(r)
-                            print(f"  {mix} c={concurrency} round {round_ + 1} {arm:10s} {r['done'] / r['wall']:7.0f} req/s "
+                            print(f"  {mix} c={concurrency} round {round_ + 1} {arm:13s} {r['done'] / r['wall']:7.0f} req/s "
                                   f"{1000 * r['cpu'] / max(1, r['done']):.2f} ms CPU/req, {args.requests - r['done']} lost",
                                   file=sys.stderr)
                             time.sleep(0.5)
@@ -204,7 +220,7 @@ def main() -> None:
           f"median of {args.rounds} alternating rounds, ratios to the bare aiohttp client")
     for mix in args.mixes:
         print(f"\n{MIX_TITLES[mix]}")
-        print(f"{'concurrency':>11} {'client':>10} {'req/s':>8} {'ceiling':>8} {'CPU ms/req':>11} "
+        print(f"{'concurrency':>11} {'client':>13} {'req/s':>8} {'ceiling':>8} {'CPU ms/req':>11} "
               f"{'req/s vs aiohttp':>17} {'CPU vs aiohttp':>15} {'peak RSS MB':>12} {'lost':>6}")
         for concurrency in args.concurrency:
             base = results[(mix, "aiohttp", concurrency)]
@@ -216,7 +232,7 @@ def main() -> None:
                 cpu = statistics.median(r["cpu"] / max(1, r["done"]) for r in rows)
                 rss = max(r["rss_mb"] for r in rows)
                 lost = max(args.requests - r["done"] for r in rows)
-                print(f"{concurrency:>11} {arm:>10} {rate:8.0f} {concurrency / args.latency:8.0f} {1000 * cpu:11.2f} "
+                print(f"{concurrency:>11} {arm:>13} {rate:8.0f} {concurrency / args.latency:8.0f} {1000 * cpu:11.2f} "
                       f"{rate / base_rate:17.2f} {cpu / base_cpu:15.2f} {rss:12.0f} {lost:6d}")
 
 
