@@ -9,6 +9,7 @@ inline lines that filter the table of records.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,15 +20,26 @@ from ..records import Record, atomic_write_text, read_records
 from .plots import GREEN, bar_chart, heatmap, histogram, interval_chart, line_chart, scatter
 
 
+@functools.lru_cache(maxsize=None)
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("synthloom.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters["fmt"] = _fmt
     env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
     return env
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiling the report's template costs more than rendering it: keep the compiled code
+    in jinja2's per-user folder under the system's temporary directory (none when that fails)."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
 
 
 def _fmt(value: Any) -> str:
