@@ -8,19 +8,26 @@ tests/cluster/ there.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import pickle
 import subprocess
 import sys
 
 import pytest
 
-from synthloom.llm import CompletionCache
+from synthloom.generate import GenerationResult, load_support
+from synthloom.llm import CompletionCache, Scheduler
 from synthloom.llm.openai import OpenAIConfig
+from synthloom.recipe import recipe_from_dict
+from synthloom.run import make_producer
 
 from conftest import ROOT, run_cli
+from scripted_model import scripted_backend
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra")
 
-from synthloom.distributed import AnswerStore, _shard_config, shard_ranges  # noqa: E402
+from synthloom.distributed import AnswerStore, _shard_config, _shard_worker, shard_ranges  # noqa: E402
 from synthloom.local_cluster import can_isolate, isolated_command  # noqa: E402
 
 
@@ -57,6 +64,101 @@ def test_answer_store_knows_a_rerun_shard_and_keeps_answers_in_the_run_cache(tmp
     cache = CompletionCache(tmp_path / "cache.sqlite")
     assert cache.get("k2").text == "two" and len(cache) == 2
     assert AnswerStore(str(tmp_path / "cache.sqlite")).begin(3) is True  # a resumed run
+
+
+# -- a producer's batches of plans, run as the Ray executor's shards run them ---------------------
+
+
+def like_ray_shards(recipe, shards: int = 3):
+    """A plan runner that does in this process what the Ray executor does with a batch of plans:
+    pickle them, cut them into contiguous shards, and run each with a worker rebuilt from the recipe alone."""
+    batches = []
+
+    async def run(scheduler, plans, total, on_record=None):
+        plans = list(plans)
+        assert len(plans) == total
+        batches.append(total)
+        result = GenerationResult()
+        for start, stop in shard_ranges(total, shards):
+            shipped = pickle.loads(pickle.dumps(plans[start:stop]))
+            worker = _shard_worker(pickle.loads(pickle.dumps(recipe)))
+            result.extend(await worker.run(scheduler, shipped, len(shipped), on_record))
+        return result
+
+    run.batches = batches
+    return run
+
+
+def produce(recipe, runner=None):
+    """(records, failures, requests sent, producer) of one producer run over a scripted model."""
+    backend = scripted_backend()
+    producer = make_producer(recipe, load_support(recipe))
+    result = asyncio.run(producer.produce(Scheduler(backend), runner=runner))
+    return result.records, result.failures, backend.calls, producer
+
+
+def notes_recipe(tmp_path, **extra):
+    (tmp_path / "seeds.jsonl").write_text("".join(
+        json.dumps({"title": f"{lab} seed title {i}", "text": f"{lab} seed {i}", "label": lab}) + "\n"
+        for lab in "ab" for i in range(3)))
+    data = {
+        "name": "r", "model": {"backend": "fake"},
+        "task": {"description": "notes", "labels": ["a", "b"]},
+        "conditions": {"topic": ["x", "y"]},
+        "demonstrations": {"path": "seeds.jsonl", "k": 2},
+        "generation": {"records": 24, "seed": 7},
+        "curation": [{"stage": "exact_dedup"}],
+        "evaluation": [{"stage": "diversity"}],
+        **extra,
+    }
+    return recipe_from_dict(data, base_dir=tmp_path)
+
+
+TWO_STEPS = {
+    "task": {"description": "notes", "labels": ["a", "b"], "fields": {"title": "a title", "text": "the note"}},
+    "steps": [{"name": "title", "fields": ["title"]}, {"name": "note", "fields": ["text"]}],
+}
+
+
+@pytest.mark.parametrize("rounds, extra", [
+    ({"count": 3, "target": 12}, {}),
+    ({"count": 3, "strategy": "self_instruct", "synthetic_demos": 1}, {}),
+    ({"count": 2, "strategy": "evol_instruct", "evolve_share": 0.5}, {}),
+    ({"count": 3, "cells": ["label", "topic"]}, TWO_STEPS),
+], ids=["quota", "self_instruct", "evol_instruct", "two_steps"])
+def test_rounds_run_their_plans_as_shards_with_the_same_records(tmp_path, rounds, extra):
+    recipe = notes_recipe(tmp_path, rounds=rounds, **extra)
+    records, failures, calls, local = produce(recipe)
+    runner = like_ray_shards(recipe)
+    sharded, sharded_failures, sharded_calls, rounds_run = produce(recipe, runner)
+    assert len(runner.batches) == len(local.log) >= 2  # one batch of plans per round
+    assert sharded == records and sharded_failures == failures
+    assert sorted(map(repr, sharded_calls)) == sorted(map(repr, calls))  # the same requests, later steps included
+    assert rounds_run.log == local.log
+    if rounds.get("strategy") == "evol_instruct":
+        assert any("evolution" in r.meta for r in sharded)
+    if rounds.get("strategy") == "self_instruct":
+        generated = {r.id for r in sharded}
+        assert any(set(r.demonstrations) & generated for r in sharded)
+
+
+def test_annotation_runs_its_plans_as_shards_with_the_same_records(tmp_path):
+    (tmp_path / "inputs.jsonl").write_text("".join(json.dumps({"text": f"message {i}"}) + "\n" for i in range(10)))
+    (tmp_path / "labelled.jsonl").write_text('{"text": "free prize", "label": "spam"}\n{"text": "hi mum", "label": "ham"}\n')
+    recipe = recipe_from_dict({
+        "name": "ann", "model": {"backend": "fake"},
+        "task": {"description": "SMS messages", "labels": ["spam", "ham"]},
+        "demonstrations": {"path": "labelled.jsonl", "k": 2, "selection": "stratified"},
+        "annotation": {"input": {"path": "inputs.jsonl"}, "samples": 3},
+        "evaluation": [{"stage": "diversity"}],
+    }, base_dir=tmp_path)
+    records, failures, calls, local = produce(recipe)
+    runner = like_ray_shards(recipe)
+    sharded, sharded_failures, sharded_calls, _ = produce(recipe, runner)
+    assert runner.batches == [10] and len(records) == 10
+    assert sharded == records and sharded_failures == failures
+    # every sample of every input asked as locally: the seeds follow the input's index, not its place in a shard
+    assert sorted(map(repr, sharded_calls)) == sorted(map(repr, calls)) and len(calls) == 30
 
 
 def test_cli_rejects_ray_options_without_the_ray_executor(tmp_path):

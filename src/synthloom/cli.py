@@ -58,7 +58,7 @@ def run(
 
     loaded = load_recipe(recipe)
     out = out or Path("runs") / loaded.name
-    chosen = _executor(executor, address, workers, progress, loaded)
+    chosen = _executor(executor, address, workers, progress)
     try:
         result = run_recipe(loaded, out, limit=limit, progress=progress, executor=chosen)
     except RunAborted as exc:
@@ -85,7 +85,7 @@ def run(
     typer.echo(f"report: {result.report.resolve()}")
 
 
-def _executor(name: str, address: str | None, workers: int | None, progress: bool, recipe):
+def _executor(name: str, address: str | None, workers: int | None, progress: bool):
     """The executor `--executor` names (None: the local one)."""
     if name == "local":
         if address is not None or workers is not None:
@@ -93,9 +93,6 @@ def _executor(name: str, address: str | None, workers: int | None, progress: boo
         return None
     if name != "ray":
         raise UserError(f"--executor: unknown executor {name!r}; expected local or ray")
-    for section in ("rounds", "annotation"):
-        if getattr(recipe, section) is not None:
-            raise UserError(f"--executor ray runs one-pass generation; a recipe with `{section}:` runs with the local executor")
     try:
         from .distributed import ClusterError, RayExecutor
     except ImportError as exc:

@@ -5,7 +5,12 @@ What runs where:
 - The driver (the process that runs `synthloom run`) plans every record
   exactly as a local run does (a plan is a pure function of the seed and the
   record's index), cuts the plans into contiguous shards and hands each
-  shard to a Ray task.
+  shard to a Ray task. The producer's own loop stays on the driver: for
+  dataset-wise rounds, each round's plans are sharded and waited for, and
+  the allocation between rounds, the round's curation and the Self-Instruct
+  pool run on the driver, as locally; annotation's plans (an input and its
+  demonstrations) are sharded like generation's, and each shard rebuilds the
+  labelling chain from the recipe.
 - Each shard task builds its own backend and scheduler: its own connection
   pool, its share of `model.concurrency` (the recipe's concurrency is the
   whole cluster's, so servers see the same load as from a local run) and its
@@ -43,10 +48,9 @@ import collections
 import logging
 import pickle
 import socket
-from dataclasses import replace
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import ray
@@ -57,14 +61,16 @@ from ._json import dumps, loads
 from .aio import run_async
 from .curate import CurationContext, CurationResult, Stage, build_stage, run_stages
 from .evaluate import EvaluationContext
-from .generate import Generator
-from .generate.engine import PlannedRecord
-from .llm import Completion, CompletionCache, RunAborted, Scheduler, cache_key, create_backend
+from .generate import GenerationResult, Generator
+from .generate.annotate import Annotator
+from .generate.engine import AnswerCounts, PlannedRecord
+from .llm import Completion, CompletionCache, Request, RunAborted, Scheduler, cache_key, create_backend
 from .llm.scheduler import next_attempt
 from .progress import RecordProgress
 from .recipe import Recipe
 from .records import Record
-from .run import Generated, generate_plans
+from .rounds import Rounds
+from .run import Generated, Producer, generate_plans
 
 __all__ = ["AnswerStore", "ClusterError", "EMBEDDING_STAGES", "RayExecutor", "shard_ranges"]
 
@@ -151,6 +157,7 @@ class _StoreCache:
         self.store = store
         self.shard = shard
         self.known: dict[str, str] = {}
+        self.asked: set[str] | None = None  # keys already asked of the store; None: it holds nothing for us
         self.done = 0
         self.failed = 0
         self._pending: list[tuple[str, str]] = []
@@ -158,22 +165,30 @@ class _StoreCache:
         self._soon = False
         self._last: Any = None
 
-    def prefetch(self, identity: dict[str, Any], plans: Sequence[PlannedRecord], attempts: int) -> None:
-        """Fetch the stored answers of every request (and re-ask) these plans can make."""
+    def prefetch(self, identity: dict[str, Any], requests: Iterable[Request], attempts: int) -> None:
+        """Fetch the stored answers of these requests (and their re-asks) in one message.
+
+        Afterwards a request not fetched here (a later step, whose prompt
+        depends on earlier answers) is asked of the store when it comes."""
         keys = []
-        for plan in plans:
-            request = plan.request
+        for request in requests:
             for _ in range(attempts):
                 keys.append(cache_key(identity, request))
                 request = next_attempt(request)
         self.known = ray.get(self.store.lookup.remote(keys))
+        self.asked = set(keys)
 
     def get(self, key: str) -> Completion | None:
         raw = self.known.get(key)
+        if raw is None and self.asked is not None and key not in self.asked:
+            self.asked.add(key)
+            raw = ray.get(self.store.lookup.remote([key])).get(key)
         return None if raw is None else Completion.from_json(loads(raw), cached=True)
 
     def put(self, key: str, completion: Completion) -> None:
-        self._pending.append((key, dumps(completion.to_json()).decode("utf-8")))
+        raw = dumps(completion.to_json()).decode("utf-8")
+        self.known[key] = raw  # as in a local cache: the same request again is answered from it
+        self._pending.append((key, raw))
         self._schedule(soon=True)
 
     def count(self, record: Record | None) -> None:
@@ -217,41 +232,46 @@ def _shard_config(config: Any, running: int, offset: int) -> Any:
     return config.model_copy(update=update)
 
 
+def _shard_worker(recipe: Recipe) -> Generator | Annotator:
+    """What runs a shard's plans, rebuilt from the recipe alone: the generation or the labelling chain."""
+    return Annotator(recipe) if recipe.annotation is not None else Generator(recipe)
+
+
+def _known_requests(worker: Generator | Annotator, plans: Sequence[PlannedRecord]) -> Iterator[Request]:
+    """The requests these plans make whatever the answers: each plan's first, and annotation's other samples."""
+    for plan in plans:
+        yield plan.request
+        if isinstance(worker, Annotator):
+            for sample in range(1, worker.chain.spec.samples):
+                yield worker.chain.request(plan, sample)
+
+
 @ray.remote(max_retries=3, retry_exceptions=False)
 def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], running: int, store: Any) -> Generated:
-    """Generate one shard's records (one of `running` at once); answers go to the store as they arrive."""
+    """Run one shard's plans (one of `running` shards at once); answers go to the store as they arrive.
+
+    The plans were made on the driver; what runs them (the generation chain,
+    or annotation's labelling chain) is rebuilt here from the recipe."""
     backend = create_backend(_shard_config(recipe.model, running, shard))
     cache = _StoreCache(store, shard)
+    worker = _shard_worker(recipe)
     if ray.get(store.begin.remote(shard)):
-        cache.prefetch(backend.identity(), plans, recipe.model.max_attempts)
+        cache.prefetch(backend.identity(), _known_requests(worker, plans), recipe.model.max_attempts)
     scheduler = Scheduler(backend, cache)  # type: ignore[arg-type]
-    generator = Generator(recipe)
     try:
-        generate_plans(scheduler, generator, plans, len(plans), cache.count)
+        generate_plans(scheduler, worker, plans, len(plans), cache.count)  # type: ignore[arg-type]
     finally:
         cache.close()
-    return Generated.of(generator, scheduler)
+    return Generated.of(worker, scheduler)
 
 
-def _prepare_on_driver(recipe: Recipe, generator: Generator, out: Path) -> None:
-    """Build what planning needs (model-built conditions, support embeddings) before sharding.
-
-    Plans are made on the driver, so a concept tree or personas the model
-    builds are asked for here, through the run's cache, once."""
-    cache = CompletionCache(out / "cache.sqlite")
-    backend = create_backend(recipe.model)
-    scheduler = Scheduler(backend, cache)
-
-    async def prepare() -> None:
-        try:
-            await generator.prepare(scheduler, out)
-        finally:
-            await backend.aclose()
-
-    try:
-        run_async(prepare())
-    finally:
-        cache.close()
+def _add_answers(answers: AnswerCounts, counts: dict[str, Any]) -> None:
+    """Add a shard's answer counts (`AnswerCounts.to_json()`) to the driver's."""
+    answers.records += counts.get("records", 0)
+    answers.first_try += counts.get("first_try", 0)
+    answers.repaired += counts.get("repaired", 0)
+    answers.retried += counts.get("retried", 0)
+    answers.repairs.update(counts.get("repairs_by_kind", {}))
 
 
 def _add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
@@ -324,6 +344,95 @@ class _RayStage:
         return stage(records)
 
 
+# -- batches of plans as shards -------------------------------------------------------------
+
+
+class _ShardedBatches:
+    """One run's answer store, and the `runner` that cuts each batch of plans into shards and awaits them.
+
+    `run` has the shape of `Generator.run`, so a producer's loop (rounds,
+    annotation) runs on the driver and hands it each batch. Shards are
+    numbered across batches, so the store's attempts and progress are the
+    whole run's; the records of a batch come back in plan order.
+    """
+
+    def __init__(self, recipe: Recipe, out: Path, bar: RecordProgress, workers: int, shards: int,
+                 max_retries: int, answers: AnswerCounts, poll: float = 0.25):
+        self.recipe = recipe
+        self.bar = bar
+        self.workers = workers
+        self.shards_per_batch = shards
+        self.max_retries = max_retries
+        self.answers = answers
+        self.poll = poll
+        self.parts: list[Generated] = []
+        self.last = GenerationResult()
+        self.shards = 0
+        self.batches = 0
+        self.concurrency = None
+        here = ray.get_runtime_context().get_node_id()
+        self.store = ray.remote(num_cpus=0, max_restarts=0)(AnswerStore).options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
+        ).remote(str(out.resolve() / "cache.sqlite"))
+        self.recipe_ref = ray.put(recipe)
+
+    async def run(self, scheduler: Scheduler, plans: Iterable[PlannedRecord], total: int,
+                  on_record: Callable[[Record | None], None] | None = None) -> GenerationResult:
+        """Run `total` plans as shards on the cluster; the bar follows the store's counts, not `on_record`."""
+        self.last = result = GenerationResult()
+        ranges = shard_ranges(total, self.shards_per_batch) if total > 0 else []
+        running = max(1, min(self.workers, len(ranges)))
+        self.batches += 1
+        if self.concurrency is None and ranges:
+            self.concurrency = _shard_config(self.recipe.model, running, 0).concurrency
+        plans = iter(plans)
+        pending: dict[Any, int] = {}
+        for start, stop in ranges:
+            shard, self.shards = self.shards, self.shards + 1
+            shard_plans = list(islice(plans, stop - start))
+            ref = _run_shard.options(max_retries=self.max_retries).remote(self.recipe_ref, shard, shard_plans, running, self.store)
+            pending[ref] = shard
+        finished_parts: dict[int, Generated] = {}
+        try:
+            while pending:
+                finished, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+                self.bar.set(*ray.get(self.store.progress.remote()))
+                for ref in finished:
+                    shard = pending.pop(ref)
+                    try:
+                        finished_parts[shard] = ray.get(ref)
+                    except RunAborted as exc:
+                        raise RunAborted(str(getattr(exc, "cause", exc)).strip()) from None
+                    except ray.exceptions.RayError as exc:
+                        if isinstance(exc, ray.exceptions.RayTaskError):
+                            raise
+                        raise RunAborted(f"shard {shard} could not finish after {self.max_retries} retries: {exc}") from None
+                if pending:
+                    await asyncio.sleep(self.poll)
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            for shard in sorted(finished_parts):
+                part = finished_parts[shard]
+                result.records.extend(part.records)
+                result.failures.extend(part.failures)
+                _add_answers(self.answers, part.generation.get("answers", {}))
+                self.parts.append(part)
+        return result
+
+    def close(self) -> dict[str, Any]:
+        """Close the store; what the manifest says about the shards."""
+        details: dict[str, Any] = {"shards": self.shards, "concurrency_per_shard": self.concurrency}
+        if self.batches > 1:
+            details["batches"] = self.batches
+        try:
+            details.update(ray.get(self.store.summary.remote()))
+            ray.get(self.store.close.remote())
+        finally:
+            ray.kill(self.store)
+        return details
+
+
 # -- the executor -----------------------------------------------------------------------
 
 
@@ -367,57 +476,52 @@ class RayExecutor:
             return self.workers
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
-    def generate(self, recipe: Recipe, generator: Any, out: Path, limit: int | None, bar: RecordProgress) -> Generated:
-        if not isinstance(generator, Generator):
-            what = "annotation" if recipe.annotation is not None else "rounds"
-            raise ClusterError(f"--executor ray runs one-pass generation; a recipe with `{what}:` runs with the local executor")
+    def generate(self, recipe: Recipe, producer: Producer, out: Path, limit: int | None, bar: RecordProgress) -> Generated:
+        """Run the producer's loop here and every batch of its plans as shards on the cluster.
+
+        One-pass generation is one batch; rounds are one batch per round;
+        annotation is one batch of inputs. Model-built conditions (a concept
+        tree, personas) are asked for here, through the run's cache, once."""
+        if not isinstance(producer, (Generator, Rounds, Annotator)):
+            raise ClusterError(f"--executor ray cannot run a {type(producer).__name__}; run it with the local executor")
         self.connect(bar.enabled)
-        _prepare_on_driver(recipe, generator, out)
         workers = self._worker_count()
-        total = generator.count(limit)
-        ranges = shard_ranges(total, self.shards or workers)
-        running = max(1, min(workers, len(ranges)))
         details: dict[str, Any] = {
             "name": "ray",
             "nodes": sum(1 for node in ray.nodes() if node.get("Alive")),
             "workers": workers,
-            "shards": len(ranges),
-            "concurrency_per_shard": _shard_config(recipe.model, running, 0).concurrency,
         }
-        here = ray.get_runtime_context().get_node_id()
-        store = ray.remote(num_cpus=0, max_restarts=0)(AnswerStore).options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
-        ).remote(str(out.resolve() / "cache.sqlite"))
-        recipe_ref = ray.put(recipe)
-        plans = generator.iter_plans(limit)
-        pending: dict[Any, int] = {}
-        for shard, (start, stop) in enumerate(ranges):
-            shard_plans = [replace(p, index=p.index - start) for p in islice(plans, stop - start)]
-            ref = _run_shard.options(max_retries=self.max_retries).remote(recipe_ref, shard, shard_plans, running, store)
-            pending[ref] = shard
-        results: dict[int, Generated] = {}
-        try:
-            while pending:
-                finished, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                bar.set(*ray.get(store.progress.remote()))
-                for ref in finished:
-                    shard = pending.pop(ref)
+        answers = producer.generator.answers if isinstance(producer, Rounds) else producer.answers
+        sharded = _ShardedBatches(recipe, out, bar, workers, self.shards or workers, self.max_retries, answers)
+        backend = create_backend(recipe.model)
+        cache = CompletionCache(out / "cache.sqlite")
+        scheduler = Scheduler(backend, cache)
+
+        async def produce() -> None:
+            try:
+                if isinstance(producer, Generator):
+                    await producer.prepare(scheduler, out)
                     try:
-                        results[shard] = ray.get(ref)
-                    except RunAborted as exc:
-                        raise RunAborted(str(getattr(exc, "cause", exc)).strip()) from None
-                    except ray.exceptions.RayError as exc:
-                        if isinstance(exc, ray.exceptions.RayTaskError):
-                            raise
-                        raise RunAborted(f"shard {shard} could not finish after {self.max_retries} retries: {exc}") from None
+                        await sharded.run(scheduler, producer.iter_plans(limit), producer.count(limit))
+                    finally:
+                        producer.last_result = sharded.last
+                else:
+                    await producer.produce(scheduler, limit, out=out, runner=sharded.run)
+            finally:
+                await backend.aclose()
+
+        try:
+            run_async(produce())
         finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            details.update(ray.get(store.summary.remote()))
-            ray.get(store.close.remote())
-            ray.kill(store)
-            self.generated = self._merge([results[s] for s in sorted(results)], details)
-            self.generated.generation = generator.summary()
+            cache.close()
+            details.update(sharded.close())
+            if isinstance(producer, Annotator) and not producer.last_result.records:
+                producer.last_result = sharded.last  # stopped early: what finished
+            driver = Generated(model_calls=scheduler.stats.to_json(), failure_examples=scheduler.failure_examples())
+            self.generated = self._merge([driver, *sharded.parts], details)
+            self.generated.records = list(producer.last_result.records)
+            self.generated.failures = list(producer.last_result.failures)
+            self.generated.generation = producer.summary()
         return self.generated
 
     @staticmethod

@@ -30,7 +30,7 @@ import math
 import random
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .curate import CurationContext, curate
 from .evaluate import TrainingError, class_errors, distinct_n, fit_and_score, load_benchmark, restrict_labels
@@ -41,6 +41,12 @@ from .recipe import DownstreamSpec, Recipe, RoundsSpec
 from .records import Record, load_dataset
 
 ErrorRates = Callable[[Sequence[Record], Sequence[Cell]], Mapping[Cell, float]]  # (records so far, cells) -> rate
+# Runs one batch of plans: (scheduler, plans, how many, on_record) -> the records in plan order and the
+# failures. Default: the generator's own `run`, in this process; the Ray executor passes one that
+# shards the plans over the cluster.
+PlanRunner = Callable[
+    [Scheduler, Iterable[PlannedRecord], int, Callable[[Record | None], None] | None], Awaitable[GenerationResult]
+]
 
 
 def downstream_error_rates(recipe: Recipe) -> ErrorRates | None:
@@ -91,7 +97,13 @@ def downstream_error_rates(recipe: Recipe) -> ErrorRates | None:
 
 
 class Rounds:
-    """Runs a recipe's `rounds` over a prepared Generator; the same interface as Generator for run()."""
+    """Runs a recipe's `rounds` over a prepared Generator; the same interface as Generator for run().
+
+    `produce(..., runner=...)` says what runs each round's plans (default:
+    `generator.run`, in this process; the Ray executor shards them over a
+    cluster). The round loop itself (allocation, each round's curation, the
+    error rates, the Self-Instruct pool) runs where `produce` is called.
+    """
 
     def __init__(self, recipe: Recipe, generator: Generator, error_rates: ErrorRates | None = None):
         self.recipe = recipe
@@ -145,8 +157,11 @@ class Rounds:
         return {r.id for r in result.kept if r.id in new_ids}
 
     async def produce(self, scheduler: Scheduler, limit: int | None = None,
-                      on_record: Callable[[Record | None], None] | None = None, out: Path | None = None) -> GenerationResult:
+                      on_record: Callable[[Record | None], None] | None = None, out: Path | None = None,
+                      runner: PlanRunner | None = None) -> GenerationResult:
+        """Every round, each round's plans run by `runner` (default: `generator.run`)."""
         gen, spec, recipe = self.generator, self.spec, self.recipe
+        run_plans = runner or gen.run
         await gen.prepare(scheduler, out)
         budget = gen.count(limit)
         target = spec.target or recipe.generation.records
@@ -172,7 +187,7 @@ class Rounds:
             random.Random(f"{recipe.generation.seed}:round{round_}").shuffle(cells)
             all_accepted = [r for records in accepted.values() for r in records]
             pool = gen.pool(all_accepted) if spec.strategy == "self_instruct" and all_accepted else None
-            result = await gen.run(scheduler, self._plans(round_, offset, cells, accepted, pool), len(cells), on_record)
+            result = await run_plans(scheduler, self._plans(round_, offset, cells, accepted, pool), len(cells), on_record)
             self.last_result.extend(result)
             kept = self._accept(result.records, gen.support + all_accepted)
             self._measure(round_, cells, offset, result, kept, accepted)
@@ -228,4 +243,4 @@ def _cell_name(cell: Cell) -> str:
     return ", ".join(f"{k}={v}" for k, v in cell) or "all"
 
 
-__all__ = ["Rounds"]
+__all__ = ["PlanRunner", "Rounds"]

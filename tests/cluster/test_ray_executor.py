@@ -121,6 +121,105 @@ def test_same_curated_data_as_local_with_load_over_two_servers(tmp_path, fake_se
     assert sum(s.requests for s in servers) == answered
 
 
+ROUNDS = """\
+rounds:
+  count: 3
+  strategy: self_instruct
+  synthetic_demos: 1
+"""
+
+
+def ray_api_run(recipe: Path, out: Path, address: str):
+    """`synthloom.run(..., executor=RayExecutor(address))`, from this process."""
+    from synthloom.distributed import RayExecutor
+
+    return synthloom.run(recipe, out, progress=False, executor=RayExecutor(address=address))
+
+
+def answered_once(servers) -> int:
+    """Distinct requests the servers answered, each exactly once (asserted)."""
+    stats = [s.stats() for s in servers]
+    assert sum(s["answered_more_than_once"] for s in stats) == 0, stats
+    return sum(s["distinct_answered"] for s in stats)
+
+
+def same_run(ray_out: Path, local) -> None:
+    """The Ray run's data, metrics and generation summary equal the local run's."""
+    for name in ("generated.parquet", "curated.parquet", "rejected.parquet"):
+        assert table(ray_out / name) == table(local.out / name), name
+    assert json.loads((ray_out / "metrics.json").read_text()) == local.metrics
+    manifest = json.loads((ray_out / "manifest.json").read_text())
+    assert manifest["generation"] == local.manifest["generation"]
+    assert manifest["model_calls"] == local.manifest["model_calls"]
+    assert manifest["counts"] == local.manifest["counts"]
+
+
+def test_rounds_same_curated_data_as_local(tmp_path, fake_server, ray_address):
+    """Self-Instruct rounds: each round's plans run as shards, the round loop on the driver."""
+    servers = [fake_server(latency=0.01, responder=messy_answer) for _ in range(2)]
+    recipe = write(tmp_path, [s.url for s in servers], records=60)
+    recipe.write_text(recipe.read_text() + ROUNDS)
+    ray_api_run(recipe, tmp_path / "ray", ray_address)
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    log = manifest["generation"]["rounds"]["log"]
+    assert len(log) == 3 and all(entry["asked"] > 0 for entry in log)
+    assert manifest["executor"]["batches"] == 3 and manifest["executor"]["shards"] == 6
+    assert manifest["counts"]["generated"] == 60 and manifest["model_calls"]["model_calls"] == 60
+    assert answered_once(servers) == 60  # each distinct request answered once, over all rounds and shards
+    # later rounds were shown records accepted earlier (the pool lives on the driver)
+    rows = table(tmp_path / "ray" / "generated.parquet")
+    ids = {row["id"] for row in rows}
+    later = [row for row in rows if json.loads(row["meta"])["round"] > 1]
+    assert later and all(set(row["demonstrations"]) & ids for row in later)
+
+    local = synthloom.run(recipe, tmp_path / "local", progress=False)
+    assert local.manifest["model_calls"]["served_from_cache"] == 0
+    same_run(tmp_path / "ray", local)
+
+
+def label_answer(body: dict) -> str:
+    """A label (a or b) that depends on the message and the sample's seed, as text or JSON."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    label = "a" if int(digest[:2], 16) % 3 else "b"
+    return json.dumps({"label": label}) if body.get("response_format") else label
+
+
+def test_annotation_same_curated_data_as_local(tmp_path, fake_server, ray_address):
+    servers = [fake_server(latency=0.01, responder=label_answer) for _ in range(2)]
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "inputs.jsonl").write_text("".join(
+        json.dumps({"text": f"message {i % 37} about {'xyz'[i % 3]}"}) + "\n" for i in range(40)))
+    (tmp_path / "seeds.jsonl").write_text('{"text": "a seed note", "label": "a"}\n{"text": "b seed note", "label": "b"}\n')
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"""\
+name: labels
+model: {{backend: openai, base_url: {json.dumps([s.url for s in servers])}, model: fake, concurrency: 8}}
+task: {{description: short notes, labels: [a, b]}}
+demonstrations: {{path: seeds.jsonl, k: 2, selection: stratified}}
+annotation:
+  input: {{path: inputs.jsonl}}
+  samples: 3
+generation: {{seed: 4}}
+curation:
+  - stage: exact_dedup
+evaluation:
+  - stage: diversity
+""")
+    ray_api_run(recipe, tmp_path / "ray", ray_address)
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["executor"]["shards"] == 2
+    assert manifest["generation"]["annotated"] == 40
+    assert manifest["model_calls"]["model_calls"] == 120
+    assert answered_once(servers) == 120
+    assert all(s.requests >= 20 for s in servers)
+
+    local = synthloom.run(recipe, tmp_path / "local", progress=False)
+    assert local.manifest["model_calls"]["served_from_cache"] == 0
+    same_run(tmp_path / "ray", local)
+    votes = [json.loads(row["meta"])["votes"] for row in table(tmp_path / "ray" / "generated.parquet")]
+    assert any(len(v) == 2 for v in votes)  # the samples disagree somewhere: the labels are not all alike
+
+
 def shard_workers() -> list[int]:
     """Processes of this namespace running a generation shard (Ray names them after the task)."""
     pids = []
@@ -209,3 +308,86 @@ evaluation:
     assert local.manifest["model_calls"]["model_calls"] == 0
     assert table(tmp_path / "ray" / "curated.parquet") == table(tmp_path / "local" / "curated.parquet")
     assert local.metrics["downstream"]["accuracy"] == pytest.approx(ray_metrics["downstream"]["accuracy"], abs=1 / 12)
+
+
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line) for every process of this namespace."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                out[int(entry.name)] = (int(stat.rpartition(")")[2].split()[1]), (entry / "cmdline").read_bytes())
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def node_of(pid: int) -> list[int]:
+    """The processes of the worker node `pid` runs on: its raylet and everything the raylet started."""
+    procs = _processes()
+    raylet = pid
+    while raylet in procs and not Path(procs[raylet][1].split(b"\0")[0].decode()).name == "raylet":
+        raylet = procs[raylet][0]
+    assert raylet in procs, f"no raylet above {pid}"
+    tree, grew = {raylet}, True
+    while grew:
+        more = {p for p, (parent, _) in procs.items() if parent in tree} - tree
+        grew = bool(more)
+        tree |= more
+    return sorted(tree)
+
+
+def test_killed_worker_node_reruns_its_shard_without_paying_again(tmp_path, fake_server, ray_address):
+    """A whole worker node dies mid-run (its raylet and every process it started, at once).
+
+    Last in this file: the cluster has one worker node fewer afterwards."""
+    servers = [fake_server(latency=0.05) for _ in range(2)]
+    recipe = write(tmp_path, [s.url for s in servers], records=240, concurrency=4)
+    proc = subprocess.Popen(
+        synthloom_cmd("run", str(recipe), "--out", str(tmp_path / "ray"), "--no-progress",
+                      "--executor", "ray", "--address", ray_address),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.time() + 300
+        while sum(sum(s.answered.values()) for s in servers) < 60 and time.time() < deadline:
+            time.sleep(0.02)
+        victims = shard_workers()
+        assert victims, "no shard was running"
+        node = node_of(victims[0])
+        assert victims[0] in node and len(node) >= 2
+        for pid in node:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _, stderr = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert not any(_running(pid) for pid in node)  # the node stayed dead (its processes are at most zombies)
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    executor = manifest["executor"]
+    assert len(executor["shards_rerun"]) == 1 and executor["shard_attempts"] == 3
+    assert manifest["model_calls"]["served_from_cache"] >= 10
+    assert manifest["counts"]["generated"] == 240
+    stats = [s.stats() for s in servers]
+    assert sum(s["distinct_answered"] for s in stats) == 240
+    assert sum(s["answered_more_than_once"] for s in stats) <= 4
+
+    reference = fake_server()
+    local_recipe = write(tmp_path / "ref", [reference.url], records=240)
+    synthloom.run(local_recipe, tmp_path / "ref" / "out", progress=False)
+    for name in ("curated.parquet", "rejected.parquet"):
+        ray_rows = [{k: v for k, v in r.items() if k != "meta"} for r in table(tmp_path / "ray" / name)]
+        local_rows = [{k: v for k, v in r.items() if k != "meta"} for r in table(tmp_path / "ref" / "out" / name)]
+        assert ray_rows == local_rows, name

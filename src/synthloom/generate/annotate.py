@@ -22,7 +22,7 @@ from __future__ import annotations
 import collections
 import math
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from .._json import dumps
 from ..llm import Completion, Request, Scheduler
@@ -242,13 +242,20 @@ class Annotator:
         record.meta.update(extra)
         return record
 
+    async def run(self, scheduler: Scheduler, plans: Iterable[PlannedRecord], total: int,
+                  on_record: Callable[[Record | None], None] | None = None) -> GenerationResult:
+        """Label the planned inputs; records come back in plan order (the same shape as `Generator.run`)."""
+        self.last_result = GenerationResult()
+        await run_chain(self.chain, scheduler, plans, total, self.to_record, self.last_result, self.answers, on_record)
+        return self.last_result
+
     async def produce(self, scheduler: Scheduler, limit: int | None = None,
-                      on_record: Callable[[Record | None], None] | None = None, out: Path | None = None) -> GenerationResult:
+                      on_record: Callable[[Record | None], None] | None = None, out: Path | None = None,
+                      runner: Callable[..., Awaitable[GenerationResult]] | None = None) -> GenerationResult:
+        """Plan every input here; `runner` (default: `run`, in this process) labels them."""
         if out is not None and self.vectors is None:
             self.vectors = VectorCache(out / "embeddings.npz")
-        self.last_result = GenerationResult()
-        plans = self.iter_plans(limit)
-        await run_chain(self.chain, scheduler, plans, self.count(limit), self.to_record, self.last_result, self.answers, on_record)
+        self.last_result = await (runner or self.run)(scheduler, self.iter_plans(limit), self.count(limit), on_record)
         if self.vectors is not None:
             self.vectors.save()
         return self.last_result
