@@ -92,6 +92,20 @@ def test_meta_talk_filter_catches_talk_about_the_task_and_prompt_echoes():
     assert flags == [KEEP, KEEP, KEEP, KEEP, DROP]
 
 
+def test_meta_talk_filter_leaves_copies_of_demonstrations_to_novelty_unless_told():
+    prompt = json.dumps([
+        {"role": "system", "content": "You write questions customers ask their bank."},
+        {"role": "user", "content": "Write one question about: card arrival."},
+        {"role": "assistant", "content": "When will my new card arrive in the post?"},
+        {"role": "user", "content": "Write one question about: card arrival."},
+    ])
+    texts = ["When will my new card arrive in the post?", "Write one question about card arrival please"]
+    flags, _ = decisions([MetaTalkFilterSpec()], texts, prompt=prompt)
+    assert flags == [KEEP, DROP]
+    flags, records = decisions([MetaTalkFilterSpec(echo_of="prompt")], texts, prompt=prompt)
+    assert flags == [DROP, DROP] and "in the prompt" in records[0].reasons["meta_talk_filter"]
+
+
 def test_label_leak_filter_matches_whole_label_names():
     records = [
         Record("a", {"text": "This SPAM message says you won"}, label="spam"),

@@ -30,8 +30,8 @@ BUILTIN_META_PATTERNS = (
 )
 
 
-def prompt_text(record: Record) -> str:
-    """The text of a record's prompt (every message's content), or "" when it has none."""
+def prompt_text(record: Record, roles: Sequence[str] | None = None) -> str:
+    """The text of a record's prompt (the content of every message, or of those of `roles`), or ""."""
     if not record.prompt:
         return ""
     try:
@@ -39,7 +39,10 @@ def prompt_text(record: Record) -> str:
     except ValueError:
         return record.prompt
     if isinstance(messages, list):
-        return "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+        return "\n".join(
+            str(m.get("content", "")) for m in messages
+            if isinstance(m, dict) and (roles is None or m.get("role") in roles)
+        )
     return str(messages)
 
 
@@ -52,7 +55,11 @@ _WORD = re.compile(r"\w+")
 
 @stage_for(MetaTalkFilterSpec)
 class MetaTalkFilter(SpecStage):
-    """Drops texts that talk about the task instead of doing it, or echo the prompt."""
+    """Drops texts that talk about the task instead of doing it, or echo the prompt.
+
+    By default a text may repeat a demonstration (an assistant turn of the
+    prompt): that is a real example copied, a question of novelty, not talk.
+    """
 
     name = "meta_talk_filter"
     record_local = True  # each decision reads only its own record: safe to run per block
@@ -61,6 +68,8 @@ class MetaTalkFilter(SpecStage):
         super().__init__(spec, context)
         patterns = (list(BUILTIN_META_PATTERNS) if spec.builtin_patterns else []) + list(spec.patterns)
         self.patterns = [re.compile(p, re.I | re.M) for p in patterns]
+        # The demonstrations' example answers are the prompt's assistant turns.
+        self.roles = ("system", "user") if spec.echo_of == "instructions" else None
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         n = self.spec.n
@@ -68,7 +77,7 @@ class MetaTalkFilter(SpecStage):
             text = record.text(self.field)
             words = _WORD.findall(text.casefold())
             grams = _ngrams(words, n)
-            prompt = prompt_text(record)
+            prompt = prompt_text(record, self.roles)
             overlap = len(grams & _ngrams(_WORD.findall(prompt.casefold()), n)) / len(grams) if grams and prompt else 0.0
             reason = ""
             match = next((m for p in self.patterns if (m := p.search(text))), None)

@@ -93,6 +93,11 @@ class MetaTalkFilterSpec(StageSpec):
         0.5, gt=0, le=1, description="highest share of the text's word n-grams found in its prompt"
     )
     n: int = Field(4, ge=2, le=10)
+    echo_of: Literal["instructions", "prompt"] = Field(
+        "instructions",
+        description="what a text may not echo: the instructions (system and user turns), or the whole prompt, "
+        "the demonstrations' example answers included (copies of those are the novelty stage's concern)",
+    )
 
 
 class LabelLeakFilterSpec(StageSpec):
