@@ -167,20 +167,41 @@ def evaluate(
     trainer: str = typer.Option("embedding_logreg", help="embedding_logreg, tfidf_linear or finetune_minilm"),
     judge: int = typer.Option(0, "--judge", min=0, help="judge the faithfulness of this many sampled records (embedded model)"),
     task: Optional[str] = typer.Option(None, help="what a record is, for the judge: 'SMS messages'"),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="a QA or generative benchmark (adversarial_qa, truthful_qa, math, ...): the records as worked examples for the embedded model answering its test questions, against zero-shot"),
+    benchmark_path: Optional[Path] = typer.Option(None, "--benchmark-path", help="a local copy of the benchmark (default: the Hugging Face hub)"),
+    shots: int = typer.Option(3, "--shots", min=1, help="records shown as worked examples per question (--benchmark)"),
+    n: int = typer.Option(50, "--n", min=1, help="test questions answered (--benchmark)"),
+    answer_field: str = typer.Option("answer", "--answer-field", help="the column of DATA with the answers (--benchmark)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
 ) -> None:
-    """Evaluate any dataset file: diversity; with --reference, fidelity and a classifier tested on it."""
-    from .evaluate import TRAINERS
+    """Evaluate any dataset file: diversity; with --reference, fidelity and a classifier tested on it;
+    with --benchmark, a model answering a QA benchmark with the records as worked examples."""
+    from .evaluate import BENCHMARKS, TRAINERS
     from .evaluate_file import evaluate_file
 
     if trainer not in TRAINERS:
         raise UserError(f"--trainer: unknown trainer {trainer!r}; known: {', '.join(TRAINERS)}")
     if reference is not None and not reference.exists():
         raise UserError(f"{reference}: file not found (--reference)")
+    if benchmark is not None:
+        answered = [name for name, b in BENCHMARKS.items() if not b.trainable and b.kind != "multilabel"]
+        if benchmark not in BENCHMARKS:
+            raise UserError(f"--benchmark: unknown benchmark {benchmark!r}; known: {', '.join(answered)}")
+        if benchmark not in answered:
+            raise UserError(
+                f"--benchmark: {benchmark} is a classification benchmark; evaluate with --reference "
+                f"(a classifier trained on DATA), or answer one of: {', '.join(answered)}"
+            )
+    elif benchmark_path is not None:
+        raise UserError("--benchmark-path needs --benchmark")
+    if benchmark_path is not None and not benchmark_path.exists():
+        raise UserError(f"{benchmark_path}: file not found (--benchmark-path)")
     result = evaluate_file(
         data, out, reference=reference, text_field=text_field, label_field=label_field,
         reference_columns=reference_columns.split(",") if reference_columns else None,
-        reference_text_field=reference_text_field, trainer=trainer, judge_sample=judge, task=task, progress=progress,
+        reference_text_field=reference_text_field, trainer=trainer, judge_sample=judge, task=task,
+        benchmark=benchmark, benchmark_path=benchmark_path, shots=shots, n=n, answer_field=answer_field,
+        progress=progress,
     )
     metrics = json.loads((result / "metrics.json").read_text())
     diversity = metrics.get("diversity", {})
@@ -195,7 +216,26 @@ def evaluate(
     if "faithful" in metrics.get("faithfulness", {}):
         f = metrics["faithfulness"]["faithful"]
         typer.echo(f"faithful (judge, n={f['n']}): {f['share']:.1%} [{f['interval'][0]:.1%}, {f['interval'][1]:.1%}]")
+    if "settings" in metrics.get("answering", {}):
+        typer.echo(_answering_line(metrics["answering"]))
     typer.echo(f"report: {(result / 'report.html').resolve()}")
+
+
+def _answering_line(a: dict) -> str:
+    def score(s: dict) -> str:
+        if s.get("exact_match") is not None:
+            low, high = s["exact_match_ci"]
+            text = f"exact match {s['exact_match']:.1%} [{low:.1%}, {high:.1%}]"
+        else:
+            text = ""
+        judged = (s.get("judge_correct") or {}).get("share")
+        return ", ".join(x for x in [text, f"judge {judged:.1%} correct" if judged is not None else ""] if x)
+
+    settings = a["settings"]
+    line = f"{a['benchmark']} (n={a['sampled']}): {score(settings['synthetic_shots'])} with {a['shots']} record{'s' if a['shots'] != 1 else ''} as examples per question"
+    if "zero_shot" in settings:
+        line += f", {score(settings['zero_shot'])} zero-shot"
+    return line
 
 
 @app.command()

@@ -7,7 +7,9 @@ The output directory has the layout of a run directory, so that
 
 Measured: diversity always; with a reference (real data), fidelity against
 it and, when both are labelled, a classifier trained on the data and
-tested on the reference; with `judge_sample`, faithfulness by a judge.
+tested on the reference; with `judge_sample`, faithfulness by a judge;
+with `benchmark` (a QA or generative one), the records as worked examples
+for a model answering its test questions, against zero-shot.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from typing import Any, Sequence
 from . import __version__
 from .evaluate import EvaluationContext, evaluate
 from .llm import BackendConfig
+from pydantic import ValidationError
+
 from .recipe import DatasetSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec
+from .recipe.evaluation import AnsweringSpec
 from .records import DataError, atomic_write_text, read_records, write_records
 from .report import build_card, build_report
 
@@ -44,6 +49,11 @@ def evaluate_file(
     judge_sample: int = 0,
     judge: BackendConfig | None = None,
     task: str | None = None,
+    benchmark: str | None = None,
+    benchmark_path: str | Path | None = None,
+    shots: int = 3,
+    n: int = 50,
+    answer_field: str = "answer",
     progress: bool = False,
 ) -> Path:
     """Evaluate the records of `data` into `out` (default: `<data stem>-evaluation` beside it)."""
@@ -69,6 +79,8 @@ def evaluate_file(
             specs.append(DownstreamSpec(test=ref, trainer=trainer))
     if judge_sample:
         specs.append(FaithfulnessSpec(sample=judge_sample, judge=judge))
+    if benchmark is not None:
+        specs.append(answering_spec(benchmark, benchmark_path, shots=shots, n=n, answer_field=answer_field))
     out.mkdir(parents=True, exist_ok=True)
     context = EvaluationContext(text_field=field, run_dir=out, progress=progress, model=judge)
     if task:
@@ -98,4 +110,17 @@ def evaluate_file(
     return out
 
 
-__all__ = ["evaluate_file"]
+def answering_spec(benchmark: str, path: str | Path | None = None, **settings: Any) -> AnsweringSpec:
+    """The `answering` stage for a benchmark name; a bad name or kind is a one-line DataError."""
+    try:
+        return AnsweringSpec.model_validate(
+            {"benchmark": {"name": benchmark, "path": str(path) if path is not None else None}, **settings},
+            context={"base_dir": str(Path.cwd())},
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise DataError(f"answering {benchmark}: {where}: {error['msg'].removeprefix('Value error, ')}") from None
+
+
+__all__ = ["answering_spec", "evaluate_file"]

@@ -4,9 +4,11 @@ Direct: diversity (lexical, semantic, condition coverage), faithfulness (a
 judge on a sample, with an interval; people's reviews and the judge's
 agreement with them) and fidelity against real data. Indirect: a small
 model trained on the data and scored on real data in several settings, the
-benchmark registry, and open (pairwise) evaluation by a judge.
+benchmark registry, in-context answering of QA and generative benchmarks
+with the records as worked examples, and open (pairwise) evaluation by a judge.
 """
 
+from .answering import answer_benchmark
 from .benchmarks import BENCHMARKS, Benchmark, BenchmarkUnavailable, load_benchmark, restrict_labels, score_generative
 from .diversity import (
     compression_ratio,
@@ -55,6 +57,7 @@ __all__ = [
     "TfidfLinear",
     "Trainer",
     "TrainingError",
+    "answer_benchmark",
     "bootstrap_intervals",
     "classifier_two_sample_auc",
     "compare_answers",

@@ -18,7 +18,9 @@ import numpy as np
 from ..embed import Embedder, EmbeddingUnavailable
 from ..llm import BackendConfig, LlamaCppConfig
 from ..recipe import DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec, PairwiseSpec, TaskSpec
+from ..recipe.evaluation import AnsweringSpec
 from ..records import Record, load_dataset, read_rows
+from .answering import answer_benchmark
 from .benchmarks import load_benchmark, restrict_labels
 from .diversity import condition_coverage, lexical_measures_of_tokens, semantic_measures, tokenize
 from .downstream import TrainingError, downstream_evaluation
@@ -212,12 +214,38 @@ def _pairwise(spec: PairwiseSpec, records: Sequence[Record], ctx: EvaluationCont
     return out
 
 
+def _answering(spec: AnsweringSpec, records: Sequence[Record], ctx: EvaluationContext) -> dict[str, Any]:
+    ref = spec.benchmark
+    if not records:
+        note = "answering evaluation skipped: no records to use as worked examples"
+        ctx.notes.append(note)
+        return {"skipped": note}
+    test = load_benchmark(ref.name, ref.split, ref.path, ref.config, seed=spec.seed)
+    out = answer_benchmark(
+        records, test, benchmark=ref.name,
+        model=spec.model or ctx.model or LlamaCppConfig(),
+        judge=ctx.judge(spec.judge),
+        shots=spec.shots, selection=spec.selection,
+        encode=ctx.get_embedder().encode if spec.selection == "nearest" else None,
+        input_fields=spec.input_fields, answer_field=spec.answer_field, scoring=spec.scoring,
+        zero_shot=spec.zero_shot, instruction=spec.instruction, n=spec.n, seed=spec.seed,
+        max_tokens=spec.max_tokens, cache_path=ctx.run_dir / "cache.sqlite" if ctx.run_dir is not None else None,
+        progress=ctx.progress,
+    )
+    out["test_data"] = f"{ref.name} ({ref.path or 'hub'}, {ref.split})"
+    failed = sum(s["failed"] for s in out["settings"].values())
+    if failed:
+        ctx.notes.append(f"answering {ref.name}: {failed} answers failed and are left out of the scores")
+    return out
+
+
 EVALUATORS: dict[type, Callable[[Any, Sequence[Record], EvaluationContext], dict[str, Any]]] = {
     DiversitySpec: _diversity,
     FidelitySpec: _fidelity,
     DownstreamSpec: _downstream,
     FaithfulnessSpec: _faithfulness,
     PairwiseSpec: _pairwise,
+    AnsweringSpec: _answering,
 }
 
 

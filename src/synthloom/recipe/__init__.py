@@ -48,6 +48,7 @@ from .curation import (
     default_curation,
 )
 from .evaluation import (
+    AnsweringSpec,
     BenchmarkRef,
     DiversitySpec,
     DownstreamSpec,
@@ -209,6 +210,7 @@ def recipe_from_dict(
 
 
 __all__ = [
+    "AnsweringSpec",
     "AllocationWeights",
     "AnnotationSpec",
     "AuxConfidenceSpec",

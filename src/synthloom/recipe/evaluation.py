@@ -25,6 +25,8 @@ BenchmarkName = Literal[
     "sms_spam", "ag_news", "imdb", "go_emotions", "clinc150", "banking77", "fewrel", "qnli", "rte",
     "adversarial_qa", "truthful_qa", "math", "toolbench", "niv2", "bigbench",
 ]
+# The QA and generative ones, answered by a model rather than learned by a classifier (a test keeps them equal).
+ANSWERED_BENCHMARKS = ("adversarial_qa", "truthful_qa", "math", "toolbench", "niv2", "bigbench")
 
 
 class DiversitySpec(Strict):
@@ -121,8 +123,42 @@ class PairwiseSpec(Strict):
     seed: int = 0
 
 
+class AnsweringSpec(Strict):
+    """Indirect evaluation on a QA or generative benchmark: a model answers its real test questions
+    with the records as in-context worked examples, and zero-shot; both scored against the references."""
+
+    stage: Literal["answering"] = "answering"
+    benchmark: BenchmarkRef
+    model: JudgeModel | None = Field(None, description="the answering model; default: the recipe's model")  # type: ignore[valid-type]
+    judge: JudgeModel | None = Field(None, description="grades answers when scoring uses a judge; default: the recipe's model")  # type: ignore[valid-type]
+    shots: int = Field(3, ge=1, le=32, description="synthetic records shown as worked examples per question")
+    selection: Literal["random", "nearest"] = Field("random", description="examples at random, or nearest the question in embedding space")
+    n: int = Field(50, ge=1, description="test questions answered (a seeded sample)")
+    answer_field: str = Field("answer", description="the records' field that holds the answer")
+    input_fields: list[str] | None = Field(None, description="the fields shown as input; default: the benchmark's (e.g. context, question)")
+    scoring: Literal["exact_match", "judge", "both"] | None = Field(
+        None, description="exact match and token F1, a judge, or both; default: the benchmark's metric"
+    )
+    zero_shot: bool = Field(True, description="also answer with no examples, the baseline")
+    instruction: str | None = Field(None, description="the system instruction; default: one per benchmark")
+    max_tokens: int | None = Field(None, ge=1, description="per answer; default: 64 (256 for math and toolbench)")
+    seed: int = 0
+
+    @field_validator("benchmark")
+    @classmethod
+    def _answerable(cls, ref: BenchmarkRef) -> BenchmarkRef:
+        if ref.name not in ANSWERED_BENCHMARKS:
+            raise ValueError(
+                f"{ref.name} is a classification benchmark: use `stage: downstream` (a classifier trained on the data); "
+                f"`answering` takes {', '.join(ANSWERED_BENCHMARKS)}"
+            )
+        if ref.labels is not None:
+            raise ValueError("`labels` restricts a classification benchmark's labels; not for answering")
+        return ref
+
+
 EvaluationStage = Annotated[
-    Union[DiversitySpec, FidelitySpec, DownstreamSpec, FaithfulnessSpec, PairwiseSpec],
+    Union[DiversitySpec, FidelitySpec, DownstreamSpec, FaithfulnessSpec, PairwiseSpec, AnsweringSpec],
     Field(discriminator="stage"),
 ]
 

@@ -50,6 +50,11 @@ def _metric_lines(metrics: dict[str, Any]) -> list[str]:
             f"| downstream ({name.replace('_', ' ')}) | accuracy {s['accuracy']:.3f}, macro-F1 {s['macro_f1']:.3f}"
             + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f" on {d.get('test_data', 'real data')} |"
         )
+    for key, a in metrics.items():
+        if key.startswith("answering") and "settings" in a:
+            lines.append(f"| answering {a['benchmark']} (synthetic records as worked examples, {a['shots']} per question) | "
+                         + "; ".join(_answering_cell(name, s) for name, s in a["settings"].items())
+                         + f" on {a.get('test_data', 'real questions')} |")
     f = metrics.get("faithfulness", {}).get("faithful")
     if f and f.get("share") is not None:
         lines.append(f"| faithful (judge, n={f['n']}) | {f['share']:.1%} [{f['interval'][0]:.1%}, {f['interval'][1]:.1%}] |")
@@ -65,6 +70,18 @@ def _metric_lines(metrics: dict[str, Any]) -> list[str]:
         lines.append(f"| two-sample AUC vs real (0.5 = indistinguishable) | {fid['two_sample_auc']:.3f} |")
         lines.append(f"| k-NN precision / recall vs real | {fid['precision']:.3f} / {fid['recall']:.3f} |")
     return lines
+
+
+def _answering_cell(name: str, s: dict[str, Any]) -> str:
+    parts = []
+    if s.get("exact_match") is not None:
+        ci = s.get("exact_match_ci")
+        parts.append(f"exact match {s['exact_match']:.1%}" + (f" [{ci[0]:.1%}, {ci[1]:.1%}]" if ci else "")
+                     + f", token F1 {s['token_f1']:.3f}")
+    if (s.get("judge_correct") or {}).get("share") is not None:
+        j = s["judge_correct"]
+        parts.append(f"judge: {j['share']:.1%} correct [{j['interval'][0]:.1%}, {j['interval'][1]:.1%}]")
+    return ("with the examples" if name == "synthetic_shots" else "zero-shot") + f" (n={s['n']}): " + ", ".join(parts or ["no scores"])
 
 
 def render_card(manifest: dict[str, Any], metrics: dict[str, Any], curated: Sequence[Record], has_rejected: bool = False) -> str:
