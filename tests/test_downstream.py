@@ -135,3 +135,20 @@ def test_pair_tasks_train_on_both_fields(trainer):
     both, _ = fit_and_score(train, test, trainer, ["premise", "hypothesis"], resamples=0)
     first_only, _ = fit_and_score(train, test, trainer, ["premise"], resamples=0)
     assert both["accuracy"] > 0.9 and first_only["accuracy"] < 0.6
+
+
+@pytest.mark.slow
+def test_finetuned_minilm_follows_the_sample_weights():
+    from synthloom.evaluate import FinetuneMiniLM
+
+    # One text, labelled "sport" three times and "money" once: uniform weights learn the majority;
+    # a weight of 10 on the lone "money" copy must flip what is learned
+    text = "the result was announced on friday"
+    inputs = [(text,)] * 4 + [("goal scored by the striker",), ("interest on the savings account",)]
+    labels = ["sport", "sport", "sport", "money", "sport", "money"]
+    uniform = FinetuneMiniLM(seed=0, epochs=4, batch_size=6, learning_rate=1e-4).fit(inputs, labels)
+    weighted = FinetuneMiniLM(seed=0, epochs=4, batch_size=6, learning_rate=1e-4).fit(inputs, labels, weights=[1, 1, 1, 10, 1, 1])
+    assert uniform.predict([(text,)]) == ["sport"]
+    assert weighted.predict([(text,)]) == ["money"]
+    # the unambiguous examples are learned either way
+    assert weighted.predict([("goal scored by the striker",), ("interest on the savings account",)]) == ["sport", "money"]
