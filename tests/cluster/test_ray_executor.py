@@ -254,25 +254,7 @@ def test_killed_worker_shard_reruns_without_paying_again(tmp_path, fake_server, 
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, stderr
-    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
-    executor = manifest["executor"]
-    assert len(executor["shards_rerun"]) == 1 and executor["shard_attempts"] == 3
-    # The rerun shard replayed what its dead worker had finished...
-    assert manifest["model_calls"]["served_from_cache"] >= 10
-    assert manifest["counts"]["generated"] == 240
-    # ... and at the servers, only requests the worker had in flight (2) or had
-    # just received (not yet sent on to the store) were ever answered twice.
-    stats = [s.stats() for s in servers]
-    assert sum(s["distinct_answered"] for s in stats) == 240
-    assert sum(s["answered_more_than_once"] for s in stats) <= 4
-
-    reference = fake_server()
-    local_recipe = write(tmp_path / "ref", [reference.url], records=240)
-    synthloom.run(local_recipe, tmp_path / "ref" / "out", progress=False)
-    for name in ("curated.parquet", "rejected.parquet"):
-        ray_rows = [{k: v for k, v in r.items() if k != "meta"} for r in table(tmp_path / "ray" / name)]
-        local_rows = [{k: v for k, v in r.items() if k != "meta"} for r in table(tmp_path / "ref" / "out" / name)]
-        assert ray_rows == local_rows, name
+    assert_one_shard_rerun_and_same_as_local(tmp_path, servers, fake_server)
 
 
 @pytest.mark.slow
@@ -375,11 +357,19 @@ def test_killed_worker_node_reruns_its_shard_without_paying_again(tmp_path, fake
             proc.kill()
     assert proc.returncode == 0, stderr
     assert not any(_running(pid) for pid in node)  # the node stayed dead (its processes are at most zombies)
+    assert_one_shard_rerun_and_same_as_local(tmp_path, servers, fake_server)
+
+
+def assert_one_shard_rerun_and_same_as_local(tmp_path, servers, fake_server):
+    """After a kill: one shard ran again, replaying what had finished, and the data is a local run's."""
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
     executor = manifest["executor"]
     assert len(executor["shards_rerun"]) == 1 and executor["shard_attempts"] == 3
+    # The rerun shard replayed what its dead worker had finished...
     assert manifest["model_calls"]["served_from_cache"] >= 10
     assert manifest["counts"]["generated"] == 240
+    # ... and at the servers, only requests the worker had in flight (2) or had
+    # just received (not yet sent on to the store) were ever answered twice.
     stats = [s.stats() for s in servers]
     assert sum(s["distinct_answered"] for s in stats) == 240
     assert sum(s["answered_more_than_once"] for s in stats) <= 4
