@@ -140,7 +140,7 @@ def main() -> None:
                         help="test records per dataset, in --datasets order (a fixed-seed sample)")
     parser.add_argument("--demos", type=int, default=8, help="labelled demonstrations shown to the model")
     parser.add_argument("--method", default="logprob", choices=["logprob", "votes", "both"])
-    parser.add_argument("--diversity", type=float, default=0.5)
+    parser.add_argument("--diversity", type=float, default=0.2)
     parser.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
                         help="divide out the model's leaning on an empty input (contextual calibration)")
     parser.add_argument("--seed", type=int, default=13)

@@ -359,7 +359,7 @@ def select_cmd(
     samples: int = typer.Option(5, "--samples", min=2, help="answers sampled per record for votes"),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="divide out the model's leaning on an empty input"),
     demonstrations: Optional[Path] = typer.Option(None, "--demonstrations", help="labelled examples shown to the model"),
-    diversity: float = typer.Option(0.5, "--diversity", min=0.0, help="how much to avoid picking near-duplicates"),
+    diversity: float = typer.Option(0.2, "--diversity", min=0.0, help="how much to avoid picking near-duplicates"),
     human_cost: float = typer.Option(1.0, "--human-cost", min=0.0, help="cost of one human label"),
     model_cost: float = typer.Option(0.0, "--model-cost", min=0.0, help="cost of one model label"),
     human_accuracy: float = typer.Option(1.0, "--human-accuracy", min=0.0, max=1.0, help="how often people are right"),

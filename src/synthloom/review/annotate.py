@@ -57,7 +57,7 @@ def selective_annotation(
     calibrate: bool = True,
     demonstrations: Sequence[Record] = (),
     description: str | None = None,
-    diversity: float = 0.5,
+    diversity: float = 0.2,
     human_accuracy: float = 1.0,
     human_cost: float = 1.0,
     model_cost: float = 0.0,

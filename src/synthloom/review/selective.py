@@ -361,7 +361,7 @@ def select_for_humans(
     budget: int,
     embeddings: np.ndarray | None = None,
     *,
-    diversity: float = 0.5,
+    diversity: float = 0.2,
     duplicate_similarity: float = 0.95,
     human_accuracy: float = 1.0,
     human_cost: float = 1.0,
