@@ -235,17 +235,8 @@ def shard_workers() -> list[int]:
 
 
 def test_killed_worker_shard_reruns_without_paying_again(tmp_path, fake_server, ray_address):
-    servers = [fake_server(latency=0.05) for _ in range(2)]
-    recipe = write(tmp_path, [s.url for s in servers], records=240, concurrency=4)
-    proc = subprocess.Popen(
-        synthloom_cmd("run", str(recipe), "--out", str(tmp_path / "ray"), "--no-progress",
-                      "--executor", "ray", "--address", ray_address),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    servers, proc = start_a_run_of_240(tmp_path, fake_server, ray_address)
     try:
-        deadline = time.time() + 300
-        while sum(sum(s.answered.values()) for s in servers) < 60 and time.time() < deadline:
-            time.sleep(0.02)
         victims = shard_workers()
         assert victims, "no shard was running"
         os.kill(victims[0], signal.SIGKILL)
@@ -331,17 +322,8 @@ def test_killed_worker_node_reruns_its_shard_without_paying_again(tmp_path, fake
     """A whole worker node dies mid-run (its raylet and every process it started, at once).
 
     Last in this file: the cluster has one worker node fewer afterwards."""
-    servers = [fake_server(latency=0.05) for _ in range(2)]
-    recipe = write(tmp_path, [s.url for s in servers], records=240, concurrency=4)
-    proc = subprocess.Popen(
-        synthloom_cmd("run", str(recipe), "--out", str(tmp_path / "ray"), "--no-progress",
-                      "--executor", "ray", "--address", ray_address),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    servers, proc = start_a_run_of_240(tmp_path, fake_server, ray_address)
     try:
-        deadline = time.time() + 300
-        while sum(sum(s.answered.values()) for s in servers) < 60 and time.time() < deadline:
-            time.sleep(0.02)
         victims = shard_workers()
         assert victims, "no shard was running"
         node = node_of(victims[0])
@@ -381,3 +363,18 @@ def assert_one_shard_rerun_and_same_as_local(tmp_path, servers, fake_server):
         ray_rows = [{k: v for k, v in r.items() if k != "meta"} for r in table(tmp_path / "ray" / name)]
         local_rows = [{k: v for k, v in r.items() if k != "meta"} for r in table(tmp_path / "ref" / "out" / name)]
         assert ray_rows == local_rows, name
+
+
+def start_a_run_of_240(tmp_path, fake_server, ray_address):
+    """A Ray run of 240 records over two loopback servers, returned once 60 answers are in."""
+    servers = [fake_server(latency=0.05) for _ in range(2)]
+    recipe = write(tmp_path, [s.url for s in servers], records=240, concurrency=4)
+    proc = subprocess.Popen(
+        synthloom_cmd("run", str(recipe), "--out", str(tmp_path / "ray"), "--no-progress",
+                      "--executor", "ray", "--address", ray_address),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 300
+    while sum(sum(s.answered.values()) for s in servers) < 60 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    return servers, proc
