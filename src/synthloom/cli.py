@@ -178,19 +178,19 @@ def evaluate(
     with --benchmark, a model answering a QA benchmark with the records as worked examples."""
     from .evaluate import BENCHMARKS, TRAINERS
     from .evaluate_file import evaluate_file
+    from .recipe.evaluation import ANSWERED_BENCHMARKS
 
     if trainer not in TRAINERS:
         raise UserError(f"--trainer: unknown trainer {trainer!r}; known: {', '.join(TRAINERS)}")
     if reference is not None and not reference.exists():
         raise UserError(f"{reference}: file not found (--reference)")
     if benchmark is not None:
-        answered = [name for name, b in BENCHMARKS.items() if not b.trainable and b.kind != "multilabel"]
         if benchmark not in BENCHMARKS:
-            raise UserError(f"--benchmark: unknown benchmark {benchmark!r}; known: {', '.join(answered)}")
-        if benchmark not in answered:
+            raise UserError(f"--benchmark: unknown benchmark {benchmark!r}; known: {', '.join(ANSWERED_BENCHMARKS)}")
+        if benchmark not in ANSWERED_BENCHMARKS:
             raise UserError(
                 f"--benchmark: {benchmark} is a classification benchmark; evaluate with --reference "
-                f"(a classifier trained on DATA), or answer one of: {', '.join(answered)}"
+                f"(a classifier trained on DATA), or answer one of: {', '.join(ANSWERED_BENCHMARKS)}"
             )
     elif benchmark_path is not None:
         raise UserError("--benchmark-path needs --benchmark")

@@ -265,15 +265,6 @@ def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], running: 
     return Generated.of(worker, scheduler)
 
 
-def _add_answers(answers: AnswerCounts, counts: dict[str, Any]) -> None:
-    """Add a shard's answer counts (`AnswerCounts.to_json()`) to the driver's."""
-    answers.records += counts.get("records", 0)
-    answers.first_try += counts.get("first_try", 0)
-    answers.repaired += counts.get("repaired", 0)
-    answers.retried += counts.get("retried", 0)
-    answers.repairs.update(counts.get("repairs_by_kind", {}))
-
-
 def _add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     for key, value in more.items():
         if isinstance(value, dict):
@@ -416,7 +407,7 @@ class _ShardedBatches:
                 part = finished_parts[shard]
                 result.records.extend(part.records)
                 result.failures.extend(part.failures)
-                _add_answers(self.answers, part.generation.get("answers", {}))
+                self.answers.add_json(part.generation.get("answers", {}))
                 self.parts.append(part)
         return result
 
@@ -499,14 +490,7 @@ class RayExecutor:
 
         async def produce() -> None:
             try:
-                if isinstance(producer, Generator):
-                    await producer.prepare(scheduler, out)
-                    try:
-                        await sharded.run(scheduler, producer.iter_plans(limit), producer.count(limit))
-                    finally:
-                        producer.last_result = sharded.last
-                else:
-                    await producer.produce(scheduler, limit, out=out, runner=sharded.run)
+                await producer.produce(scheduler, limit, out=out, runner=sharded.run)
             finally:
                 await backend.aclose()
 
@@ -515,8 +499,8 @@ class RayExecutor:
         finally:
             cache.close()
             details.update(sharded.close())
-            if isinstance(producer, Annotator) and not producer.last_result.records:
-                producer.last_result = sharded.last  # stopped early: what finished
+            if not isinstance(producer, Rounds):
+                producer.last_result = sharded.last  # one batch: also what finished when the run stopped early
             driver = Generated(model_calls=scheduler.stats.to_json(), failure_examples=scheduler.failure_examples())
             self.generated = self._merge([driver, *sharded.parts], details)
             self.generated.records = list(producer.last_result.records)

@@ -20,13 +20,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from pydantic import ValidationError
+
 from . import __version__
 from .evaluate import EvaluationContext, evaluate
 from .llm import BackendConfig
-from pydantic import ValidationError
-
-from .recipe import DatasetSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec
-from .recipe.evaluation import AnsweringSpec
+from .recipe import AnsweringSpec, DatasetSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec
+from .recipe.loader import validation_message
 from .records import DataError, atomic_write_text, read_records, write_records
 from .report import build_card, build_report
 
@@ -120,7 +120,7 @@ def answering_spec(benchmark: str, path: str | Path | None = None, **settings: A
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
-        raise DataError(f"answering {benchmark}: {where}: {error['msg'].removeprefix('Value error, ')}") from None
+        raise DataError(f"answering {benchmark}: {where}: {validation_message(error)}") from None
 
 
 __all__ = ["answering_spec", "evaluate_file"]

@@ -30,23 +30,18 @@ import math
 import random
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .curate import CurationContext, curate
 from .evaluate import TrainingError, class_errors, distinct_n, fit_and_score, load_benchmark, restrict_labels
 from .generate import CellStats, DemonstrationPool, GenerationResult, Generator, PlannedRecord, allocate, cell_quotas
 from .generate.allocation import Cell
+from .generate.engine import PlanRunner
 from .llm import Scheduler
 from .recipe import DownstreamSpec, Recipe, RoundsSpec
 from .records import Record, load_dataset
 
 ErrorRates = Callable[[Sequence[Record], Sequence[Cell]], Mapping[Cell, float]]  # (records so far, cells) -> rate
-# Runs one batch of plans: (scheduler, plans, how many, on_record) -> the records in plan order and the
-# failures. Default: the generator's own `run`, in this process; the Ray executor passes one that
-# shards the plans over the cluster.
-PlanRunner = Callable[
-    [Scheduler, Iterable[PlannedRecord], int, Callable[[Record | None], None] | None], Awaitable[GenerationResult]
-]
 
 
 def downstream_error_rates(recipe: Recipe) -> ErrorRates | None:
@@ -243,4 +238,4 @@ def _cell_name(cell: Cell) -> str:
     return ", ".join(f"{k}={v}" for k, v in cell) or "all"
 
 
-__all__ = ["PlanRunner", "Rounds"]
+__all__ = ["Rounds"]

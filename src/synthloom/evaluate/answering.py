@@ -109,7 +109,12 @@ def choose_examples(
         queries = encode([format_input(item.fields, input_fields) for item in items])
         order = np.argsort(-(queries @ pool.T), axis=1, kind="stable")[:, :k]
         return [[records[int(j)] for j in row] for row in order]
-    return [[records[j] for j in random.Random(seed * 1_000_003 + i).sample(range(len(records)), k)] for i in range(len(items))]
+    return [[records[j] for j in random.Random(_item_seed(seed, i)).sample(range(len(records)), k)] for i in range(len(items))]
+
+
+def _item_seed(seed: int, i: int) -> int:
+    """Test item `i`'s own seed: its examples, its answer request and its verdict request."""
+    return seed * 1_000_003 + i
 
 
 def judge_prompt(item: Record, input_fields: Sequence[str], answer: str) -> str:
@@ -192,7 +197,7 @@ def answer_benchmark(
     requests = [
         Request(
             messages=build_messages(item, chosen[i] if setting == "synthetic_shots" else [], input_fields, answer_field, instruction),
-            temperature=0.0, max_tokens=max_tokens, seed=seed * 1_000_003 + i, stop=stop,
+            temperature=0.0, max_tokens=max_tokens, seed=_item_seed(seed, i), stop=stop,
         )
         for setting in settings for i, item in enumerate(items)
     ]
@@ -211,7 +216,7 @@ def answer_benchmark(
         pairs = [(s, i) for s in settings for i in range(len(items)) if answers[s][i] is not None]
         judged = grader.ask(
             [verdict_request(JUDGE_SYSTEM, judge_prompt(items[i], input_fields, answers[s][i] or ""),
-                             enum_schema(JUDGE_KEYS), judge_max_tokens, seed * 1_000_003 + i) for s, i in pairs],
+                             enum_schema(JUDGE_KEYS), judge_max_tokens, _item_seed(seed, i)) for s, i in pairs],
             lambda completion: parse_verdict(completion.text, JUDGE_KEYS), "judging answers",
         )
         verdicts = {s: [None] * len(items) for s in settings}

@@ -17,8 +17,7 @@ import numpy as np
 
 from ..embed import Embedder, EmbeddingUnavailable
 from ..llm import BackendConfig, LlamaCppConfig
-from ..recipe import DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec, PairwiseSpec, TaskSpec
-from ..recipe.evaluation import AnsweringSpec
+from ..recipe import AnsweringSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec, PairwiseSpec, TaskSpec
 from ..records import Record, load_dataset, read_rows
 from .answering import answer_benchmark
 from .benchmarks import load_benchmark, restrict_labels

@@ -22,7 +22,7 @@ from __future__ import annotations
 import collections
 import math
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .._json import dumps
 from ..llm import Completion, Request, Scheduler
@@ -31,7 +31,7 @@ from ..records import Record, read_rows
 from ..templating import render
 from .conditions import record_rng
 from .demonstrations import DemonstrationPool, DemonstrationSelector
-from .engine import AnswerCounts, GenerationResult, PlannedRecord, rows_to_records, run_chain
+from .engine import AnswerCounts, GenerationResult, PlannedRecord, PlanRunner, rows_to_records, run_chain
 from .schema import output_schema
 from .steps import Finished, make_parser, output_mode, step_seed
 from .vectors import VectorCache
@@ -251,7 +251,7 @@ class Annotator:
 
     async def produce(self, scheduler: Scheduler, limit: int | None = None,
                       on_record: Callable[[Record | None], None] | None = None, out: Path | None = None,
-                      runner: Callable[..., Awaitable[GenerationResult]] | None = None) -> GenerationResult:
+                      runner: PlanRunner | None = None) -> GenerationResult:
         """Plan every input here; `runner` (default: `run`, in this process) labels them."""
         if out is not None and self.vectors is None:
             self.vectors = VectorCache(out / "embeddings.npz")

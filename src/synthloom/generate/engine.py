@@ -18,7 +18,7 @@ import asyncio
 import collections
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .._json import dumps
 from ..llm import Request, Scheduler
@@ -65,6 +65,14 @@ class AnswerCounts:
         elif done.ok and not done.repairs:
             self.first_try += 1
 
+    def add_json(self, counts: Mapping[str, Any]) -> None:
+        """Add counts given as `to_json()` wrote them (e.g. a Ray shard's)."""
+        self.records += counts.get("records", 0)
+        self.first_try += counts.get("first_try", 0)
+        self.repaired += counts.get("repaired", 0)
+        self.retried += counts.get("retried", 0)
+        self.repairs.update(counts.get("repairs_by_kind", {}))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "records": self.records,
@@ -83,6 +91,14 @@ class GenerationResult:
     def extend(self, other: GenerationResult) -> None:
         self.records.extend(other.records)
         self.failures.extend(other.failures)
+
+
+# Runs one batch of plans: (scheduler, plans, how many, on_record) -> the records in plan order and the
+# failures. A producer's own `run` does it in this process; the Ray executor passes one that shards the
+# plans over a cluster.
+PlanRunner = Callable[
+    [Scheduler, Iterable[PlannedRecord], int, Callable[[Record | None], None] | None], Awaitable[GenerationResult]
+]
 
 
 async def run_chain(
@@ -349,12 +365,13 @@ class Generator:
 
     async def produce(
         self, scheduler: Scheduler, limit: int | None = None, on_record: Callable[[Record | None], None] | None = None,
-        out: Path | None = None,
+        out: Path | None = None, runner: PlanRunner | None = None,
     ) -> GenerationResult:
-        """Prepare, then generate every record of the recipe (or the first `limit`)."""
+        """Prepare, then generate every record of the recipe (or the first `limit`); `runner`
+        (default: `run`, in this process) sends the plans."""
         await self.prepare(scheduler, out)
-        total = self.count(limit)
-        return await self.run(scheduler, self.iter_plans(limit), total, on_record)
+        self.last_result = await (runner or self.run)(scheduler, self.iter_plans(limit), self.count(limit), on_record)
+        return self.last_result
 
     def summary(self) -> dict[str, Any]:
         """What the manifest says about generation: answers repaired and retried, conditions built."""
@@ -368,6 +385,7 @@ __all__ = [
     "AnswerCounts",
     "GenerationResult",
     "Generator",
+    "PlanRunner",
     "PlannedRecord",
     "load_support",
     "request_seed",

@@ -118,7 +118,7 @@ def error_from_validation(
         probe = probe[:-1]
         line = lines.get(probe)
     key = _dotted(path + missing_tail)
-    message = _message(err)
+    message = validation_message(err)
     return RecipeError(message, file, line, key)
 
 
@@ -147,7 +147,8 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[PathKey, PathKey]:
     return tuple(path), tuple(tail)
 
 
-def _message(err: dict[str, Any]) -> str:
+def validation_message(err: dict[str, Any]) -> str:
+    """One pydantic error as the short phrase a one-line error shows."""
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown key"
