@@ -37,6 +37,8 @@ import pyarrow.parquet as pq
 
 from throughput import free_port
 
+from synthloom.llm import CompletionCache
+
 RECIPE = """\
 name: soak
 model:
@@ -102,11 +104,12 @@ def dataset(path: Path) -> list[dict]:
 
 
 def cached(out: Path) -> int:
-    db = sqlite3.connect(out / "cache.sqlite")
+    """Answers saved in the run's cache (in SQLite or still in its pending file)."""
+    cache = CompletionCache(out / "cache.sqlite")
     try:
-        return db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+        return len(cache)
     finally:
-        db.close()
+        cache.close()
 
 
 def check(ok: bool, what: str, failures: list[str]) -> str:
@@ -219,9 +222,9 @@ def disk(work: Path, failures: list[str]) -> None:
         readable = json.loads((out / "manifest.json").read_text())["status"] in ("running", "failed")
         db = sqlite3.connect(out / "cache.sqlite")
         sound = db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        saved = db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
         db.close()
         subprocess.run(["mount", "-o", "remount,size=256m", str(mount)], check=True)
+        saved = cached(out)  # in SQLite, or still in the pending file if the disk filled first
         resumed = subprocess.run(synthloom("run", str(recipe), "--out", str(out), "--no-progress"), capture_output=True, text=True)
         manifest = json.loads((out / "manifest.json").read_text())
         stats = server.stats()

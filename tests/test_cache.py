@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import signal
 import sqlite3
+import subprocess
+import sys
 
 from synthloom.llm import Completion, CompletionCache, Request, Usage, cache_key
 from synthloom.llm.types import TokenLogprob
@@ -77,11 +81,12 @@ def test_answers_survive_reopening(tmp_path):
     )
     key = cache_key(IDENTITY, REQ)
     cache.put(key, completion)
-    # Another connection sees it at once: it was committed before put() returned.
+    cache.close()
+    # Closed, the answer is in the SQLite table itself, and the pending file is gone.
     other = sqlite3.connect(path)
     assert other.execute("SELECT COUNT(*) FROM completions").fetchone()[0] == 1
     other.close()
-    cache.close()
+    assert not cache.pending_path.exists()
     again = CompletionCache(path).get(key)
     assert again is not None and again.cached
     assert again.text == "answer" and again.usage.completion_tokens == 2
@@ -94,3 +99,71 @@ def test_uses_wal(tmp_path):
     cache.put("k", Completion("x"))
     mode = cache._connect().execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from synthloom.llm import Completion, CompletionCache, Usage
+cache = CompletionCache(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    cache.put(f"v1:{i}", Completion(f"answer {i}", "stop", Usage(3, i)))
+print("put", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_every_answer_put_before_a_kill_9_is_there_for_the_next_run(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    earlier = CompletionCache(path)
+    earlier.put_many([("v1:old", json.dumps(Completion("old").to_json()))])
+    earlier.close()
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path), "1300"], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL and done.stdout == "put\n", done.stderr
+    # Some answers were folded into SQLite on the way, the rest only reached the pending file.
+    assert CompletionCache.FOLD_EVERY < 1300 and path.with_name("cache.sqlite-pending").stat().st_size > 0
+    cache = CompletionCache(path)
+    assert len(cache) == 1301
+    assert cache.get("v1:1299").text == "answer 1299" and cache.get("v1:1299").usage.completion_tokens == 1299
+    assert cache.get("v1:old").text == "old"
+    cache.close()
+    assert not path.with_name("cache.sqlite-pending").exists()
+
+
+def test_a_line_cut_short_by_a_kill_is_dropped_and_the_rest_kept(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    pending = path.with_name("cache.sqlite-pending")
+    whole = json.dumps(Completion("whole").to_json())
+    pending.write_text(f"v1:a\t{whole}\nv1:b\t{whole[:-5]}")
+    cache = CompletionCache(path)
+    assert cache.get("v1:a").text == "whole"
+    assert cache.get("v1:b") is None
+    cache.put("v1:b", Completion("again"))
+    cache.close()
+    assert CompletionCache(path).get("v1:b").text == "again"
+
+
+def test_a_second_instance_of_the_same_cache_commits_directly_and_both_keep_everything(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    first, second = CompletionCache(path), CompletionCache(path)
+    first.put("v1:1", Completion("one"))
+    second.put("v1:2", Completion("two"))  # the pending file is the first's: this one goes to SQLite at once
+    assert first.get("v1:2").text == "two"
+    first.put("v1:2", Completion("two again"))
+    assert first.get("v1:2").text == "two again"  # the newest answer wins, pending or not
+    assert second.get("v1:1") is None  # not folded yet: only its owner sees it
+    first.close()
+    assert second.get("v1:1").text == "one"
+    second.close()
+    cache = CompletionCache(path)
+    assert len(cache) == 2 and cache.get("v1:2").text == "two again"
+    cache.close()
+
+
+def test_put_many_after_pending_answers_keeps_the_newest(tmp_path):
+    cache = CompletionCache(tmp_path / "cache.sqlite")
+    cache.put("v1:k", Completion("pending"))
+    cache.put_many([("v1:k", json.dumps(Completion("batch").to_json()))])
+    assert cache.get("v1:k").text == "batch"
+    assert cache.get_many(["v1:k"]) == {"v1:k": json.dumps(Completion("batch").to_json())}
+    cache.close()
+    assert CompletionCache(tmp_path / "cache.sqlite").get("v1:k").text == "batch"

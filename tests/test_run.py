@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 
 import pyarrow.parquet as pq
 
 import synthloom
+from synthloom.llm import CompletionCache
 from synthloom.recipe import load_recipe
 
 from conftest import run_cli, synthloom_cmd
@@ -117,8 +117,9 @@ def test_kill_9_mid_run_then_resume_pays_nothing_twice(tmp_path, fake_server, mo
     time.sleep(0.3)  # let the server finish the requests that were in flight
     answered_before = sum(server.answered.values())
     assert 40 <= answered_before < 150
-    cached_before = sqlite3.connect(tmp_path / "out" / "cache.sqlite").execute(
-        "SELECT COUNT(*) FROM completions").fetchone()[0]
+    cache = CompletionCache(tmp_path / "out" / "cache.sqlite")  # what is on disk, pending answers included
+    cached_before = len(cache)
+    cache.close()
     # Every answer but the few in flight at the moment of the kill is on disk.
     assert answered_before - 4 <= cached_before <= answered_before
 

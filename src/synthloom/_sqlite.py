@@ -1,8 +1,8 @@
 """Opening the project's SQLite files one way: WAL, autocommit, usable from the event loop's thread.
 
-The completion cache and the review store both commit each write as it
-happens and must survive the process being killed; they differ only in how
-hard a commit waits for the disk (`synchronous`).
+The completion cache and the review store both keep what they write when
+the process is killed; they differ in how hard a commit waits for the disk
+(`synchronous`).
 """
 
 from __future__ import annotations

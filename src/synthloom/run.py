@@ -6,8 +6,8 @@ The run directory holds everything a run made: `manifest.json`,
 `generated.parquet`, `curated.parquet` (kept records), `rejected.parquet`
 (dropped ones, with reasons), `metrics.json`, `plots.json` (the report's
 plot data), `report.html`, `README.md` (the dataset card) and
-`cache.sqlite`. The cache is the run's journal: each answer is committed as
-it arrives, so running the same recipe into the same directory again, after
+`cache.sqlite`. The cache is the run's journal: each answer is on disk as
+it arrives (see `llm/cache.py`), so running the same recipe into the same directory again, after
 success, Ctrl-C or `kill -9`, pays only for what was never answered.
 """
 
