@@ -142,21 +142,43 @@ def test_a_line_cut_short_by_a_kill_is_dropped_and_the_rest_kept(tmp_path):
     assert CompletionCache(path).get("v1:b").text == "again"
 
 
-def test_a_second_instance_of_the_same_cache_commits_directly_and_both_keep_everything(tmp_path):
+def test_instances_in_one_process_share_their_pending_answers(tmp_path):
     path = tmp_path / "cache.sqlite"
     first, second = CompletionCache(path), CompletionCache(path)
     first.put("v1:1", Completion("one"))
-    second.put("v1:2", Completion("two"))  # the pending file is the first's: this one goes to SQLite at once
-    assert first.get("v1:2").text == "two"
-    first.put("v1:2", Completion("two again"))
-    assert first.get("v1:2").text == "two again"  # the newest answer wins, pending or not
-    assert second.get("v1:1") is None  # not folded yet: only its owner sees it
+    assert second.get("v1:1").text == "one"  # not yet in SQLite, but the same pending answers
+    second.put("v1:1", Completion("one again"))
+    assert first.get("v1:1").text == "one again"  # the newest answer wins
     first.close()
-    assert second.get("v1:1").text == "one"
+    second.put("v1:2", Completion("two"))
     second.close()
+    assert not path.with_name("cache.sqlite-pending").exists()
     cache = CompletionCache(path)
-    assert len(cache) == 2 and cache.get("v1:2").text == "two again"
+    assert len(cache) == 2 and cache.get("v1:1").text == "one again"
     cache.close()
+
+
+OTHER_PROCESS = """
+import sys
+from synthloom.llm import Completion, CompletionCache
+cache = CompletionCache(sys.argv[1])
+print(cache.get("v1:mine"), flush=True)
+cache.put("v1:theirs", Completion("theirs"))
+"""
+
+
+def test_another_process_meanwhile_commits_directly_and_both_keep_everything(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    cache = CompletionCache(path)
+    cache.put("v1:mine", Completion("mine"))
+    done = subprocess.run([sys.executable, "-c", OTHER_PROCESS, str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "None\n"  # still pending here: the other process sees it once it is folded in
+    assert cache.get("v1:theirs").text == "theirs"  # it went to SQLite at once
+    cache.close()
+    again = CompletionCache(path)
+    assert again.get("v1:mine").text == "mine" and len(again) == 2
+    again.close()
 
 
 def test_put_many_after_pending_answers_keeps_the_newest(tmp_path):

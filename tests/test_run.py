@@ -175,7 +175,7 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(tmp_path, fake_server, monke
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     saved = len(pq.read_table(tmp_path / "out" / "generated.parquet"))
-    assert 30 <= saved < 120
+    assert 30 - 4 <= saved < 120  # up to `concurrency` answers were on the wire when Ctrl-C came
 
     time.sleep(0.3)
     answered_before = sum(server.answered.values())

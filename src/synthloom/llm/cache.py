@@ -8,9 +8,10 @@ Each answer is written before `put()` returns, as one appended line of a
 side file, `cache.sqlite-pending` (a single `write`, about a tenth of the
 cost of a SQLite commit, which matters at a thousand answers a second).
 The lines are folded into the SQLite table in batches, at close, and by
-whoever opens the cache next when a run was killed. One instance at a time
-owns that file (an advisory lock); any other instance of the same cache,
-in this process or another, commits each answer to SQLite directly.
+whoever opens the cache next when a run was killed. One process at a time
+owns that file (an advisory lock); every instance of the cache in that
+process shares it, and so sees the same answers. Another process using the
+same cache at the same time commits each answer to SQLite directly.
 
 The key is a documented contract, stable across versions of this package
 for as long as its prefix says `v1`:
@@ -33,6 +34,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -114,8 +116,126 @@ def _is_plain(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
 
+class PendingFile:
+    """The answers not yet in SQLite: appended one line each, folded in batches.
+
+    One per cache file and process (`PendingFile.open`), shared by every
+    `CompletionCache` of that file in the process, so they all see the same
+    answers; an advisory lock keeps other processes out.
+    """
+
+    _open: dict[str, PendingFile] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self.fd = fd
+        self.answers: dict[str, str] = {}  # key -> answer JSON
+        self.size = 0
+        self.users = 0
+
+    @classmethod
+    def open(cls, path: Path) -> PendingFile | None:
+        """This process's pending file for `path`, or None when another process owns it."""
+        if fcntl is None:
+            return None
+        name = os.path.realpath(path)
+        with cls._registry_lock:
+            pending = cls._open.get(name)
+            if pending is None:
+                fd = _lock(path)
+                if fd is None:
+                    return None
+                pending = cls._open[name] = cls(path, fd)
+                pending.answers = _read_lines(fd)  # what a killed run left: folded in by the caller
+            pending.users += 1
+            return pending
+
+    def append(self, key: str, text: str) -> None:
+        """One line at the end of the file, whole or not at all (a full disk leaves no half line)."""
+        line = f"{key}\t{text}\n".encode("utf-8")
+        try:
+            written = os.write(self.fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, "no space left on device")
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.size)
+            if exc.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, "no space left on device", str(self.path)) from None
+            raise
+        self.size += written
+        self.answers[key] = text
+
+    def fold(self, db: sqlite3.Connection) -> None:
+        """Move the answers into SQLite in one transaction, then empty the file."""
+        if not self.answers:
+            return
+        now = time.time()
+        with db:
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT OR REPLACE INTO completions (key, completion, created) VALUES (?, ?, ?)",
+                [(key, text, now) for key, text in self.answers.items()],
+            )
+        # Committed: a kill from here on replays lines SQLite already has, which changes nothing.
+        os.ftruncate(self.fd, 0)
+        self.size = 0
+        self.answers.clear()
+
+    def release(self) -> None:
+        """One user fewer; the last one removes the (empty) file and lets go of the lock."""
+        with self._registry_lock:
+            self.users -= 1
+            if self.users:
+                return
+            del self._open[os.path.realpath(self.path)]
+            try:
+                if not self.answers:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path)  # still ours: the lock is held until the close below
+            finally:
+                os.close(self.fd)
+
+
+def _lock(path: Path) -> int | None:
+    """A descriptor of the file at `path` with its exclusive lock, or None when another process has it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its owner removed it as we opened it: open the new one
+
+
+def _read_lines(fd: int) -> dict[str, str]:
+    """The answers in a pending file; a last line cut short by a kill is dropped (never saved, so never paid twice)."""
+    chunks = []
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    answers: dict[str, str] = {}
+    for line in b"".join(chunks).split(b"\n")[:-1]:
+        key, sep, text = line.decode("utf-8", "replace").partition("\t")
+        if not sep:
+            continue
+        try:
+            loads(text)
+        except ValueError:
+            continue
+        answers[key] = text
+    return answers
+
+
 class CompletionCache:
-    """A SQLite file of answers by key, with its pending-answers file. Use from one thread."""
+    """A SQLite file of answers by key, with its pending file. Use each instance from one thread."""
 
     FOLD_EVERY = 512  # answers kept pending before they are moved into SQLite in one transaction
 
@@ -123,9 +243,7 @@ class CompletionCache:
         self.path = Path(path)
         self.pending_path = self.path.with_name(self.path.name + "-pending")
         self._db: sqlite3.Connection | None = None
-        self._pending: dict[str, str] | None = None  # key -> answer JSON, None when not the owner
-        self._fd: int | None = None
-        self._size = 0
+        self._pending: PendingFile | None = None  # None: every answer is committed to SQLite directly
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -137,35 +255,13 @@ class CompletionCache:
                 " key TEXT PRIMARY KEY, completion TEXT NOT NULL, created REAL NOT NULL)"
             )
             self._db = db
-            self._own_pending_file()
+            self._pending = PendingFile.open(self.pending_path)
+            self.flush()  # what a killed run left in the pending file
         return self._db
-
-    def _own_pending_file(self) -> None:
-        """Take the pending-answers file if no one else has it, saving what a killed run left in it."""
-        if fcntl is None:
-            return
-        while True:
-            fd = os.open(self.pending_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)  # another instance owns it: commit directly
-                return
-            try:
-                if os.fstat(fd).st_ino == os.stat(self.pending_path).st_ino:
-                    break
-            except FileNotFoundError:
-                pass
-            os.close(fd)  # its owner removed it as we opened it: open the new one
-        self._fd = fd
-        self._pending = {}
-        left = _read_lines(fd)
-        if left:
-            self._fold(left)
 
     def get(self, key: str) -> Completion | None:
         db = self._connect()
-        text = self._pending.get(key) if self._pending else None
+        text = self._pending.answers.get(key) if self._pending is not None else None
         if text is None:
             row = db.execute("SELECT completion FROM completions WHERE key = ?", (key,)).fetchone()
             if row is None:
@@ -175,55 +271,25 @@ class CompletionCache:
 
     def put(self, key: str, completion: Completion) -> None:
         """Store one answer; it is on disk before this returns."""
-        self._connect()
+        db = self._connect()
         text = dumps(completion.to_json()).decode("utf-8")
         pending = self._pending
         if pending is None:
-            with self._writing(self.path):
-                self._db.execute(  # type: ignore[union-attr]
+            with self._writing():
+                db.execute(
                     "INSERT OR REPLACE INTO completions (key, completion, created) VALUES (?, ?, ?)",
                     (key, text, time.time()),
                 )
             return
-        self._append(f"{key}\t{text}\n".encode("utf-8"))
-        pending[key] = text
-        if len(pending) >= self.FOLD_EVERY:
-            self._fold(pending)
-
-    def _append(self, line: bytes) -> None:
-        """One line at the end of the pending file, whole or not at all (a full disk leaves no half line)."""
-        fd = self._fd
-        try:
-            written = os.write(fd, line)  # type: ignore[arg-type]
-            if written != len(line):
-                raise OSError(errno.ENOSPC, "no space left on device")
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, self._size)  # type: ignore[arg-type]
-            if exc.errno == errno.ENOSPC:
-                raise OSError(errno.ENOSPC, "no space left on device", str(self.pending_path)) from None
-            raise
-        self._size += written
-
-    def _fold(self, answers: dict[str, str]) -> None:
-        """Move pending answers into SQLite in one transaction, then empty the pending file."""
-        db = self._db
-        now = time.time()
-        with self._writing(self.path), db:  # type: ignore[union-attr]
-            db.execute("BEGIN")  # type: ignore[union-attr]
-            db.executemany(  # type: ignore[union-attr]
-                "INSERT OR REPLACE INTO completions (key, completion, created) VALUES (?, ?, ?)",
-                [(key, text, now) for key, text in answers.items()],
-            )
-        # Committed: a kill from here on replays lines SQLite already has, which changes nothing.
-        os.ftruncate(self._fd, 0)  # type: ignore[arg-type]
-        self._size = 0
-        answers.clear()
+        pending.append(key, text)
+        if len(pending.answers) >= self.FOLD_EVERY:
+            self.flush()
 
     def flush(self) -> None:
         """Move every pending answer into SQLite, for readers that open the file themselves."""
-        if self._pending:
-            self._fold(self._pending)
+        if self._pending is not None and self._pending.answers:
+            with self._writing():
+                self._pending.fold(self._db)  # type: ignore[arg-type]
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
         """The stored answers (as their JSON text) of those `keys` that have one."""
@@ -241,7 +307,7 @@ class CompletionCache:
         db = self._connect()
         self.flush()
         now = time.time()
-        with self._writing(self.path), db:
+        with self._writing(), db:
             db.execute("BEGIN")
             db.executemany(
                 "INSERT OR REPLACE INTO completions (key, completion, created) VALUES (?, ?, ?)",
@@ -249,56 +315,33 @@ class CompletionCache:
             )
 
     @contextlib.contextmanager
-    def _writing(self, path: Path):
+    def _writing(self):
         """A full disk is an OSError(ENOSPC) naming the file; what was saved before stays."""
         try:
             yield
         except sqlite3.OperationalError as exc:
             if "full" not in str(exc):
                 raise
-            raise OSError(errno.ENOSPC, "no space left on device", str(path)) from None
+            raise OSError(errno.ENOSPC, "no space left on device", str(self.path)) from None
 
     def __len__(self) -> int:
-        self._connect()
+        db = self._connect()
         self.flush()
-        return self._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]  # type: ignore[union-attr]
+        return db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
 
     def close(self) -> None:
         """Fold what is pending into SQLite and let go of the files.
 
         When the fold fails (a full disk), the answers stay in the pending
-        file for the next instance to fold: nothing is lost.
+        file for the next one to open the cache: nothing is lost.
         """
         try:
-            if self._fd is not None:
-                with contextlib.suppress(OSError):
-                    self.flush()
-                    if not self._pending:
-                        os.unlink(self.pending_path)  # still ours: the lock is held until the close below
+            with contextlib.suppress(OSError):
+                self.flush()
         finally:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            if self._pending is not None:
+                self._pending.release()
                 self._pending = None
             if self._db is not None:
                 self._db.close()
                 self._db = None
-
-
-def _read_lines(fd: int) -> dict[str, str]:
-    """The answers in a pending file; a last line cut short by a kill is dropped (never paid for twice: it was not saved)."""
-    chunks = []
-    os.lseek(fd, 0, os.SEEK_SET)
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    answers: dict[str, str] = {}
-    for line in b"".join(chunks).split(b"\n")[:-1]:
-        key, sep, text = line.decode("utf-8", "replace").partition("\t")
-        if not sep:
-            continue
-        try:
-            loads(text)
-        except ValueError:
-            continue
-        answers[key] = text
-    return answers
