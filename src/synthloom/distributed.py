@@ -54,7 +54,6 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import ray
-import ray.data
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ._json import dumps, loads
@@ -294,8 +293,10 @@ class _BlockFunction:
 
 def _map_blocks(items: Sequence[Any], blocks: int, function: Callable[[Any, list[Any]], list[Any]], argument: Any) -> list[Any]:
     """`function(argument, chunk)` over contiguous chunks of `items` on the cluster; results in order."""
+    from ray.data import from_items  # here, not at the top: shard tasks import this module and need no Ray Data (nor pandas)
+
     rows = [{"pos": i, "blob": pickle.dumps(item)} for i, item in enumerate(items)]
-    dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(blocks, len(rows))))
+    dataset = from_items(rows, override_num_blocks=max(1, min(blocks, len(rows))))
     out = dataset.map_batches(_BlockFunction(function, argument), batch_format="numpy", batch_size=None)
     done = sorted(out.take_all(), key=lambda row: row["pos"])
     return [pickle.loads(row["blob"]) for row in done]
@@ -448,6 +449,8 @@ class RayExecutor:
         """Join the cluster (once); a cluster that cannot be reached is a ClusterError."""
         if ray.is_initialized():
             return
+        from ray.data import DataContext
+
         _check_reachable(self.address)
         kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         if self.address and self.address.split(":")[0] in ("127.0.0.1", "localhost"):
@@ -457,7 +460,7 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             message = " ".join(str(exc).split())[:300]
             raise ClusterError(f"cannot join the Ray cluster at {self.address or 'RAY_ADDRESS'}: {message}") from None
-        context = ray.data.DataContext.get_current()
+        context = DataContext.get_current()
         context.enable_progress_bars = progress
         context.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
