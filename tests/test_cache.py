@@ -11,7 +11,10 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from synthloom.llm import Completion, CompletionCache, Request, Usage, cache_key
+from synthloom.llm.cache import PendingFile
 from synthloom.llm.types import TokenLogprob
 
 IDENTITY = {"backend": "openai", "model": "m"}
@@ -140,6 +143,31 @@ def test_a_line_cut_short_by_a_kill_is_dropped_and_the_rest_kept(tmp_path):
     cache.put("v1:b", Completion("again"))
     cache.close()
     assert CompletionCache(path).get("v1:b").text == "again"
+
+
+def test_leftovers_that_cannot_be_folded_in_stay_and_new_lines_start_whole(tmp_path, monkeypatch):
+    """A killed run's pending answers, a cut-short last line, and a disk too full to fold them in at once."""
+    path = tmp_path / "cache.sqlite"
+    pending = path.with_name("cache.sqlite-pending")
+    whole = json.dumps(Completion("left").to_json())
+    pending.write_text(f"v1:a\t{whole}\nv1:b\t{whole[:9]}")
+
+    def disk_full(self, db):
+        raise OSError(28, "no space left on device", str(path))
+
+    monkeypatch.setattr(PendingFile, "fold", disk_full)
+    cache = CompletionCache(path)
+    with pytest.raises(OSError, match="no space left"):
+        cache.get("v1:a")  # opening folds in the leftovers, which fails here
+    monkeypatch.undo()
+    assert pending.read_text() == f"v1:a\t{whole}\n"  # the cut-short line is gone, the whole one kept
+    cache.close()
+    cache = CompletionCache(path)
+    cache.put("v1:c", Completion("new"))
+    cache.close()
+    cache = CompletionCache(path)
+    assert cache.get("v1:a").text == "left" and cache.get("v1:c").text == "new" and len(cache) == 2
+    cache.close()
 
 
 def test_instances_in_one_process_share_their_pending_answers(tmp_path):

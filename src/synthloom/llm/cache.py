@@ -147,7 +147,10 @@ class PendingFile:
                 if fd is None:
                     return None
                 pending = cls._open[name] = cls(path, fd)
-                pending.answers = _read_lines(fd)  # what a killed run left: folded in by the caller
+                # What a killed run left, folded in by the caller; a last line
+                # it cut short is cut off, so that new lines start whole.
+                pending.answers, pending.size = _read_lines(fd)
+                os.ftruncate(fd, pending.size)
             pending.users += 1
             return pending
 
@@ -215,14 +218,20 @@ def _lock(path: Path) -> int | None:
         os.close(fd)  # its owner removed it as we opened it: open the new one
 
 
-def _read_lines(fd: int) -> dict[str, str]:
-    """The answers in a pending file; a last line cut short by a kill is dropped (never saved, so never paid twice)."""
+def _read_lines(fd: int) -> tuple[dict[str, str], int]:
+    """The answers in a pending file, and the length of its whole lines.
+
+    A last line cut short by a kill is left out: that answer was never
+    saved, and the next run asks for it again.
+    """
     chunks = []
     os.lseek(fd, 0, os.SEEK_SET)
     while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
+    data = b"".join(chunks)
+    whole = data.rfind(b"\n") + 1
     answers: dict[str, str] = {}
-    for line in b"".join(chunks).split(b"\n")[:-1]:
+    for line in data[:whole].split(b"\n")[:-1]:
         key, sep, text = line.decode("utf-8", "replace").partition("\t")
         if not sep:
             continue
@@ -231,7 +240,7 @@ def _read_lines(fd: int) -> dict[str, str]:
         except ValueError:
             continue
         answers[key] = text
-    return answers
+    return answers, whole
 
 
 class CompletionCache:
