@@ -47,16 +47,17 @@ class RunAborted(RuntimeError):
 class RetryPolicy:
     """How long to wait before trying a failed request again.
 
-    The first retry comes soon (50 ms): one failed request among many good
-    ones is most often a blip, and a long first wait adds a wave to the
-    run's tail. A request that fails again backs off four times longer
-    each time (0.05, 0.2, 0.8, 3.2, 12.8 s, capped at `max_delay`), so a
-    server that is really down is given time; the run stops early when
-    nearly everything fails.
+    The first retry comes soon (50 ms, with jitter): one failed request among
+    many good ones is most often a blip, and every long wait at the end of a
+    run lengthens the run. A request that fails again waits twice as long
+    each time (0.05, 0.1, 0.2, 0.4 s..., capped at `max_delay`). A server
+    that is really down is not waited out request by request: when nearly
+    everything fails the run stops early with a message, and a rerun
+    resumes it.
     """
 
     base_delay: float = 0.05
-    growth: float = 4.0
+    growth: float = 2.0
     max_delay: float = 20.0
     max_rate_limit_waits: int = 50
     abort_min_requests: int = 20
