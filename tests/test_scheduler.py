@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import pytest
@@ -80,6 +81,21 @@ def test_transient_faults_are_retried(fake_server, fault, kind):
     assert outcome.tries == 3
     assert scheduler.stats.tries_failed[kind] == 2
     assert server.faults_sent[fault] == 2
+
+
+def test_retries_come_soon_and_then_double(fake_server, monkeypatch):
+    """The default policy: waits of 0.05, 0.1, 0.2 s... (times a jitter of 0.5-1.5), capped."""
+    policy = RetryPolicy()
+    monkeypatch.setattr(random, "uniform", lambda a, b: 1.0)
+    assert [round(policy.delay(tries), 3) for tries in (1, 2, 3, 4)] == [0.05, 0.1, 0.2, 0.4]
+    assert policy.delay(30) == policy.max_delay
+    monkeypatch.undo()
+    # At the server: each retry came after its wait (never before half of it).
+    server = fake_server(faults={"script": ["500"] * 3})
+    [outcome] = run_all(Scheduler(backend_for(server, max_attempts=4)), [req()])
+    assert outcome.ok and outcome.tries == 4
+    gaps = [b - a for a, b in zip(server.arrivals, server.arrivals[1:])]
+    assert all(gap >= 0.5 * wait for gap, wait in zip(gaps, [0.05, 0.1, 0.2])), gaps
 
 
 def test_budget_exhausted_gives_a_failed_outcome(fake_server):
