@@ -18,6 +18,7 @@ from synthloom.llm import FakeBackend, FakeConfig, OpenAIConfig
 from synthloom.recipe import RecipeError, recipe_from_dict
 from synthloom.recipe.evaluation import ANSWERED_BENCHMARKS, AnsweringSpec
 from synthloom.records import DataError, Record
+from synthloom.report.card import answering_scores
 
 from conftest import run_cli
 
@@ -100,6 +101,12 @@ def test_exact_match_token_f1_and_intervals():
     assert out["token_f1_gain"] == pytest.approx(0.75)
     assert len(out["examples"]) == 6 and out["examples"][0]["references"] == ["red", "a red kite"]
     assert set(out["examples"][0]["answers"]) == {"synthetic_shots", "zero_shot"}
+    # The line the CLI prints and the dataset card shows.
+    low, high = s["exact_match_ci"]
+    assert answering_scores(out) == (
+        f"with the examples (n=6): exact match 50.0% [{low:.1%}, {high:.1%}], token F1 0.750; "
+        f"zero-shot (n=6): exact match 0.0% [{z['exact_match_ci'][0]:.1%}, {z['exact_match_ci'][1]:.1%}], token F1 0.000"
+    )
 
 
 def test_math_is_scored_on_the_boxed_answer_and_zero_shot_can_be_left_out():
@@ -133,6 +140,7 @@ def test_judge_scoring_with_references_and_without():
         s = out["settings"][name]
         assert "exact_match" not in s and s["judge_correct"]["share"] == expected and s["judge_correct"]["n"] == 4
     assert out["judge_correct_gain"] == 1.0
+    assert "with the examples (n=4): judge: 100.0% correct" in answering_scores(out) and "zero-shot (n=4): judge: 0.0% correct" in answering_scores(out)
     assert len(judge_backend.calls) == 8
     first = judge_backend.calls[0]
     assert first.json_schema["properties"]["correct"]["enum"] == ["yes", "no"] and first.temperature == 0.0

@@ -66,6 +66,24 @@ def test_answer_store_knows_a_rerun_shard_and_keeps_answers_in_the_run_cache(tmp
     assert AnswerStore(str(tmp_path / "cache.sqlite")).begin(3) is True  # a resumed run
 
 
+def test_answer_store_counts_a_killed_runs_pending_answers_folded_in_by_the_driver(tmp_path):
+    """The driver may open the cache (and fold in a killed run's pending answers) after the store started."""
+    import fcntl
+    import os
+
+    path = tmp_path / "cache.sqlite"
+    path.with_name("cache.sqlite-pending").write_text('v1:k\t{"text": "paid"}\n')
+    held = os.open(path.with_name("cache.sqlite-pending"), os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # the driver, which has taken the pending file but not yet folded it in
+    store = AnswerStore(str(path))
+    os.close(held)
+    driver = CompletionCache(path)
+    assert driver.get("v1:k").text == "paid"  # opening it folded the leftovers into SQLite
+    driver.close()
+    assert store.begin(0) is True  # so the first shards ask the store before paying
+    store.close()
+
+
 # -- a producer's batches of plans, run as the Ray executor's shards run them ---------------------
 
 

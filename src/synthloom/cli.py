@@ -217,25 +217,12 @@ def evaluate(
         f = metrics["faithfulness"]["faithful"]
         typer.echo(f"faithful (judge, n={f['n']}): {f['share']:.1%} [{f['interval'][0]:.1%}, {f['interval'][1]:.1%}]")
     if "settings" in metrics.get("answering", {}):
-        typer.echo(_answering_line(metrics["answering"]))
+        from .report.card import answering_scores
+
+        answering = metrics["answering"]
+        typer.echo(f"{answering['benchmark']}, {answering['shots']} records as worked examples per question: "
+                   + answering_scores(answering))
     typer.echo(f"report: {(result / 'report.html').resolve()}")
-
-
-def _answering_line(a: dict) -> str:
-    def score(s: dict) -> str:
-        if s.get("exact_match") is not None:
-            low, high = s["exact_match_ci"]
-            text = f"exact match {s['exact_match']:.1%} [{low:.1%}, {high:.1%}]"
-        else:
-            text = ""
-        judged = (s.get("judge_correct") or {}).get("share")
-        return ", ".join(x for x in [text, f"judge {judged:.1%} correct" if judged is not None else ""] if x)
-
-    settings = a["settings"]
-    line = f"{a['benchmark']} (n={a['sampled']}): {score(settings['synthetic_shots'])} with {a['shots']} record{'s' if a['shots'] != 1 else ''} as examples per question"
-    if "zero_shot" in settings:
-        line += f", {score(settings['zero_shot'])} zero-shot"
-    return line
 
 
 @app.command()

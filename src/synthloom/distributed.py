@@ -113,13 +113,18 @@ class AnswerStore:
 
     def __init__(self, path: str):
         self.cache = CompletionCache(path)
-        self.had_answers = len(self.cache) > 0
+        # Looked at when the first shard starts, not here: by then the driver
+        # has prepared, and a killed run's pending answers, which whoever
+        # opens the cache first folds in, are in SQLite for this count.
+        self.had_answers: bool | None = None
         self.attempts: collections.Counter[int] = collections.Counter()
         self.progress_by_shard: dict[int, tuple[int, int]] = {}
         self.saved = 0
 
     def begin(self, shard: int) -> bool:
         """Note a shard's start; True when the store may hold answers for it."""
+        if self.had_answers is None:
+            self.had_answers = len(self.cache) > 0
         self.attempts[shard] += 1
         self.progress_by_shard[shard] = (0, 0)
         return self.had_answers or self.attempts[shard] > 1

@@ -53,8 +53,7 @@ def _metric_lines(metrics: dict[str, Any]) -> list[str]:
     for key, a in metrics.items():
         if key.startswith("answering") and "settings" in a:
             lines.append(f"| answering {a['benchmark']} (synthetic records as worked examples, {a['shots']} per question) | "
-                         + "; ".join(_answering_cell(name, s) for name, s in a["settings"].items())
-                         + f" on {a.get('test_data', 'real questions')} |")
+                         + answering_scores(a) + f" on {a.get('test_data', 'real questions')} |")
     f = metrics.get("faithfulness", {}).get("faithful")
     if f and f.get("share") is not None:
         lines.append(f"| faithful (judge, n={f['n']}) | {f['share']:.1%} [{f['interval'][0]:.1%}, {f['interval'][1]:.1%}] |")
@@ -70,6 +69,11 @@ def _metric_lines(metrics: dict[str, Any]) -> list[str]:
         lines.append(f"| two-sample AUC vs real (0.5 = indistinguishable) | {fid['two_sample_auc']:.3f} |")
         lines.append(f"| k-NN precision / recall vs real | {fid['precision']:.3f} / {fid['recall']:.3f} |")
     return lines
+
+
+def answering_scores(answering: dict[str, Any]) -> str:
+    """An `answering` stage's scores, setting by setting, on one line (the card and the CLI)."""
+    return "; ".join(_answering_cell(name, s) for name, s in answering["settings"].items())
 
 
 def _answering_cell(name: str, s: dict[str, Any]) -> str:
@@ -153,4 +157,4 @@ def build_card(run_dir: str | Path, curated: Sequence[Record] | None = None) -> 
     return path
 
 
-__all__ = ["build_card", "render_card", "size_category"]
+__all__ = ["answering_scores", "build_card", "render_card", "size_category"]
