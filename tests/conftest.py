@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from synthloom.llm.fake_server import FakeOpenAIServer, FaultPlan
+from fake_server import FakeOpenAIServer, FaultPlan
 
 ROOT = Path(__file__).resolve().parent.parent
 

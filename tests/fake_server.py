@@ -9,7 +9,7 @@ dropped connections at given rates or in a scripted order, and counts what
 it saw: `GET /_stats` returns, among others, how many times each distinct
 request body was answered with a completion.
 
-    python -m synthloom.llm.fake_server --port 8001 --latency 0.2 --rate-429 0.05
+    python tests/fake_server.py --port 8001 --latency 0.2 --rate-429 0.05
 """
 
 from __future__ import annotations
