@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if not os.environ.get("SYNTHLOOM_LOCAL_CLUSTER"):
-        from synthloom.local_cluster import can_isolate, isolated_command
+        from synthloom.execute.local_cluster import can_isolate, isolated_command
 
         reason = can_isolate()
         if reason:

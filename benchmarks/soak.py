@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from throughput import free_port
+from throughput import FAKE_SERVER, free_port
 
 from synthloom.llm import CompletionCache
 
@@ -73,7 +73,7 @@ class Server:
     def __init__(self, latency: float, *flags: str):
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "synthloom.llm.fake_server", "--port", str(self.port), "--latency", str(latency), *flags],
+            [sys.executable, str(FAKE_SERVER), "--port", str(self.port), "--latency", str(latency), *flags],
             stdout=subprocess.PIPE, text=True,
         )
         self.proc.stdout.readline()
@@ -256,7 +256,7 @@ def main() -> None:
         if code is not None:
             sys.exit(code)
     else:
-        from synthloom.local_cluster import loopback_up
+        from synthloom.execute.local_cluster import loopback_up
 
         loopback_up()
     failures: list[str] = []

@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+FAKE_SERVER = HERE.parent / "tests" / "fake_server.py"  # the scripted, fault-injecting server the tests use
 PEERS_DIR = HERE.parent / ".peers"
 PEERS = {
     "distilabel": ["distilabel[openai]==1.5.3", "requests"],
@@ -112,7 +113,7 @@ def peer_python(name: str) -> Path:
 def start_server(latency: float, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "synthloom.llm.fake_server", "--port", str(port), "--latency", str(latency), *extra],
+        [sys.executable, str(FAKE_SERVER), "--port", str(port), "--latency", str(latency), *extra],
         stdout=subprocess.PIPE, text=True,
     )
     proc.stdout.readline()  # "listening on ..."
@@ -158,7 +159,7 @@ def run_arm(arm: str, url: str, concurrency: int, bodies: Path, recipe: Path, ou
 
 def isolate(argv: list[str]) -> int | None:
     """Run this script again in private network and PID namespaces; None when that is not allowed here."""
-    from synthloom.local_cluster import can_isolate, namespaced
+    from synthloom.execute.local_cluster import can_isolate, namespaced
 
     reason = can_isolate()
     if reason:
@@ -191,7 +192,7 @@ def main() -> None:
             print(f"note: leaving out {', '.join(dropped)}: only run inside a loopback-only namespace", file=sys.stderr)
         args.arms = [a for a in args.arms if a not in PEERS]
     else:
-        from synthloom.local_cluster import loopback_up
+        from synthloom.execute.local_cluster import loopback_up
 
         loopback_up()
 

@@ -20,15 +20,16 @@ from synthloom.generate import GenerationResult, load_support
 from synthloom.llm import CompletionCache, Scheduler
 from synthloom.llm.openai import OpenAIConfig
 from synthloom.recipe import recipe_from_dict
-from synthloom.run import make_producer
+from synthloom.execute.run import make_producer
 
 from conftest import ROOT, run_cli
 from scripted_model import scripted_backend
 
 ray = pytest.importorskip("ray", reason="the Ray executor needs the ray extra")
 
-from synthloom.distributed import AnswerStore, _shard_config, _shard_worker, shard_ranges  # noqa: E402
-from synthloom.local_cluster import can_isolate, isolated_command  # noqa: E402
+from synthloom.execute.answer_store import AnswerStore  # noqa: E402
+from synthloom.execute.ray_executor import _shard_config, _shard_worker, shard_ranges  # noqa: E402
+from synthloom.execute.local_cluster import can_isolate, isolated_command  # noqa: E402
 
 
 def test_shards_cover_every_index_once_in_order():

@@ -14,7 +14,7 @@ from synthloom.evaluate.downstream import (
     fit_and_score,
     score_predictions,
 )
-from synthloom.evaluate.trainers import TrainingError
+from synthloom.train import TrainingError
 from synthloom.records import Record
 
 WORDS = {

@@ -5,11 +5,10 @@
     print(result.metrics)
 """
 
-__version__ = "0.1.0"
-
-from .recipe import Recipe, RecipeError, load_recipe  # noqa: E402
-from .records import Record, read_records, write_records  # noqa: E402
-from .run import CurationRun, RunResult, curate_data, run  # noqa: E402
+from ._version import __version__
+from .execute import CurationRun, RunResult, curate_data, evaluate_file, run
+from .recipe import Recipe, RecipeError, load_recipe
+from .records import Record, read_records, write_records
 
 __all__ = [
     "CurationRun",
@@ -19,6 +18,7 @@ __all__ = [
     "RunResult",
     "__version__",
     "curate_data",
+    "evaluate_file",
     "load_recipe",
     "read_records",
     "run",

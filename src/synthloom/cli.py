@@ -4,6 +4,9 @@ Errors a user can fix (a recipe, a data file, a missing package) print one
 line naming what and where, and exit with status 2; a run stopped early by
 failing requests exits with 1; Ctrl-C exits with 130. Either way, finished
 answers are already in the run's cache and the same command resumes.
+
+It is long (over 400 lines) because it holds every command, each a few
+lines of options over one library call; no logic lives here.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def run(
     """Generate, curate and evaluate a recipe into a run directory (resumable)."""
     from .llm import RunAborted
     from .recipe import load_recipe
-    from .run import run as run_recipe
+    from .execute import run as run_recipe
 
     loaded = load_recipe(recipe)
     out = out or Path("runs") / loaded.name
@@ -94,7 +97,7 @@ def _executor(name: str, address: str | None, workers: int | None, progress: boo
     if name != "ray":
         raise UserError(f"--executor: unknown executor {name!r}; expected local or ray")
     try:
-        from .distributed import ClusterError, RayExecutor
+        from .execute.ray_executor import ClusterError, RayExecutor
     except ImportError as exc:
         raise UserError(f"--executor ray needs Ray: pip install 'synthloom[ray]' ({exc})") from None
     chosen = RayExecutor(address=address, workers=workers)
@@ -118,7 +121,7 @@ def curate(
 ) -> None:
     """Run curation stages on an existing dataset (not only data generated here)."""
     from .llm import RunAborted
-    from .run import curate_data
+    from .execute import curate_data
 
     if (recipe is None) == (stages is None):
         raise UserError("give the stages with --recipe RECIPE or --stages FILE (one of them)")
@@ -177,7 +180,7 @@ def evaluate(
     """Evaluate any dataset file: diversity; with --reference, fidelity and a classifier tested on it;
     with --benchmark, a model answering a QA benchmark with the records as worked examples."""
     from .evaluate import BENCHMARKS, TRAINERS
-    from .evaluate_file import evaluate_file
+    from .execute import evaluate_file
     from .recipe.evaluation import ANSWERED_BENCHMARKS
 
     if trainer not in TRAINERS:

@@ -9,6 +9,10 @@ Parquet row with flat, predictable columns: the fields, the label, then
 
 Data files (JSONL, CSV, TSV, Parquet, or a folder of them) are read with
 errors that name the file and line.
+
+It is long (over 400 lines) because the record and every file format it is
+read from and written to belong together: each reader is short, and one
+module keeps the column contract and the `file:line` errors in one place.
 """
 
 from __future__ import annotations

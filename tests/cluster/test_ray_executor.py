@@ -1,6 +1,6 @@
 """`synthloom run --executor ray` on a real local cluster: a head and two worker nodes.
 
-These run only inside `synthloom.local_cluster` (tests/test_distributed.py
+These run only inside `synthloom.execute.local_cluster` (tests/test_distributed.py
 starts it, in private network and PID namespaces); anywhere else they skip.
 
 Each test runs the command as a user does, against OpenAI-compatible servers
@@ -131,7 +131,7 @@ rounds:
 
 def ray_api_run(recipe: Path, out: Path, address: str):
     """`synthloom.run(..., executor=RayExecutor(address))`, from this process."""
-    from synthloom.distributed import RayExecutor
+    from synthloom.execute.ray_executor import RayExecutor
 
     return synthloom.run(recipe, out, progress=False, executor=RayExecutor(address=address))
 

@@ -8,14 +8,11 @@ so a rerun of the same curation pays for nothing.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
 from typing import Any, Callable, Sequence
 
-from ..aio import run_async
-from ..llm import BackendConfig, CompletionCache, InvalidAnswer, Outcome, Request, Scheduler, create_backend
-from ..progress import RecordProgress
+from ..llm import BackendConfig, InvalidAnswer, Outcome, Request, Session
 from .base import CurationContext
 
 
@@ -26,33 +23,9 @@ def ask_all(
     context: CurationContext,
     description: str,
 ) -> list[Outcome]:
-    """Answer every request (cached, retried, re-asked when `parse` raises InvalidAnswer)."""
-    if not requests:
-        return []
-    factory = context.backend_factory or create_backend
-    backend = factory(config)
-    cache = CompletionCache(context.cache_path) if context.cache_path is not None else None
-    scheduler = Scheduler(backend, cache)
-    bar = RecordProgress(len(requests), description=description, enabled=context.progress)
-
-    async def one(request: Request) -> Outcome:
-        outcome = await scheduler.complete(request, parse)
-        bar.advance(outcome.value if outcome.ok else None)
-        return outcome
-
-    async def main() -> list[Outcome]:
-        try:
-            return list(await asyncio.gather(*(one(r) for r in requests)))
-        finally:
-            await backend.aclose()
-
-    try:
-        with bar:
-            bar.watch(scheduler.stats)
-            return run_async(main())
-    finally:
-        if cache is not None:
-            cache.close()
+    """Answer every request (cached, retried, re-asked when `parse` raises InvalidAnswer), in order."""
+    session = Session(config, context.cache_path, factory=context.backend_factory, progress=context.progress)
+    return session.ask_all(requests, parse, description)
 
 
 class LabelPrompt:

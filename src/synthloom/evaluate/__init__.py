@@ -42,7 +42,7 @@ from .judge import Judge
 from .pairwise import compare_answers, length_controlled_win_rate
 from .projection import embedding_map
 from .stages import EVALUATORS, EvaluationContext, evaluate, plot_data
-from .trainers import TRAINERS, EmbeddingLogReg, FinetuneMiniLM, TfidfLinear, Trainer, TrainingError, make_trainer
+from ..train import TRAINERS, EmbeddingLogReg, FinetuneMiniLM, TfidfLinear, Trainer, TrainingError, make_trainer
 
 __all__ = [
     "BENCHMARKS",

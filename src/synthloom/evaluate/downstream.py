@@ -26,7 +26,7 @@ import numpy as np
 
 from ..embed import Embedder
 from ..records import Record
-from .trainers import FinetuneMiniLM, Inputs, TrainingError, make_trainer
+from ..train import FinetuneMiniLM, Inputs, TrainingError, make_trainer
 
 SETTINGS = ("synthetic", "real", "few_real_plus_synthetic", "learning_curve")
 

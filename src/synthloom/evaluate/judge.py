@@ -11,15 +11,12 @@ leniently where it does not.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..aio import run_async
-from ..llm import Backend, BackendConfig, Completion, CompletionCache, InvalidAnswer, Outcome, Request, Scheduler, create_backend
-from ..progress import RecordProgress
+from ..llm import Backend, BackendConfig, Completion, InvalidAnswer, Outcome, Request, Session
 
 _OBJECT = re.compile(r"\{.*?\}", re.S)
 
@@ -42,31 +39,9 @@ class Judge:
 
     def ask(self, requests: Sequence[Request], parse: Callable[[Completion], Any], description: str = "judging") -> list[Outcome]:
         """Answer every request (in order), each parsed by `parse`; failures are Outcomes with an error."""
-        backend = self.backend or create_backend(self.config)
-        cache = CompletionCache(self.cache_path) if self.cache_path is not None else None
-        scheduler = Scheduler(backend, cache)
-        bar = RecordProgress(len(requests), description, enabled=self.progress)
-
-        async def one(request: Request) -> Outcome:
-            outcome = await scheduler.complete(request, parse)
-            bar.advance(outcome.value if outcome.ok else None)
-            return outcome
-
-        async def everything() -> list[Outcome]:
-            try:
-                return list(await asyncio.gather(*(one(r) for r in requests)))
-            finally:
-                if self.backend is None:
-                    await backend.aclose()
-
-        try:
-            with bar:
-                bar.watch(scheduler.stats)
-                outcomes = run_async(everything())
-        finally:
-            if cache is not None:
-                cache.close()
-        self.stats = scheduler.stats.to_json()
+        session = Session(self.backend or self.config, self.cache_path, progress=self.progress)
+        outcomes = session.ask_all(requests, parse, description)
+        self.stats = session.stats.to_json()
         return outcomes
 
 

@@ -20,6 +20,7 @@ from .registry import (
     register_backend,
 )
 from .scheduler import Outcome, RetryPolicy, RunAborted, Scheduler, SchedulerStats
+from .session import Session
 from .types import (
     BadResponse,
     Completion,
@@ -62,6 +63,7 @@ __all__ = [
     "Scheduler",
     "SchedulerStats",
     "ServerError",
+    "Session",
     "TokenLogprob",
     "Usage",
     "backend_config_classes",

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..llm import Backend, CompletionCache, LlamaCppBackend, LlamaCppConfig
+from ..llm import Backend, LlamaCppBackend, LlamaCppConfig
 from ..progress import RecordProgress
 from ..records import DataError, Record, atomic_write_text, write_records
 from .selective import Method, ModelLabel, ModelLabeller, Selection, budget_records, select_for_humans
@@ -75,18 +75,14 @@ def selective_annotation(
     if len(label_names) < 2:
         raise DataError(f"selective annotation needs at least two labels, got {label_names}")
     backend = backend or LlamaCppBackend(LlamaCppConfig())
-    cache = CompletionCache(out / "cache.sqlite")
     bar = RecordProgress(len(records), "labelling", enabled=progress)
     labeller = ModelLabeller(
         backend, label_names, label_descriptions={k: v for k, v in descriptions.items() if v},
         description=description, demonstrations=demonstrations, method=method, samples=samples,
-        calibrate=calibrate, cache=cache, on_record=bar.advance,
+        calibrate=calibrate, cache=out / "cache.sqlite", on_record=bar.advance,
     )
-    try:
-        with bar:
-            model_labels = labeller.label(records)
-    finally:
-        cache.close()
+    with bar:
+        model_labels = labeller.label(records)
     vectors = None
     if embeddings and diversity > 0:
         from ..embed import Embedder

@@ -28,6 +28,10 @@ Selection is greedy: each step takes the record with the highest
 else is left. The expected accuracy of the mix counts people as
 `human_accuracy` right and the model as right with its confidence, so it
 is as good as the model's calibration (the benchmark prints both).
+
+It is long (over 400 lines) because labelling, the confidence measures that
+read the labeller's answers, and the selection that uses them are one
+method; split, each part would be read only beside the others.
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from ..aio import run_async
-from ..llm import Backend, CompletionCache, InvalidAnswer, Request, Scheduler, TokenLogprob
+from ..llm import Backend, InvalidAnswer, Request, Scheduler, Session, TokenLogprob
+from ..llm.session import CacheLike
 from ..records import Record
 
 Method = Literal["logprob", "votes", "both"]
@@ -78,7 +82,7 @@ class ModelLabeller:
         max_tokens: int = 48,
         seed: int = 0,
         calibrate: bool = False,
-        cache: CompletionCache | None = None,
+        cache: CacheLike = None,
         on_record: Callable[[Any], None] | None = None,
     ):
         self.backend = backend
@@ -137,17 +141,13 @@ class ModelLabeller:
     # -- labelling -------------------------------------------------------------------
 
     def label(self, records: Sequence[Record]) -> list[ModelLabel]:
-        """Label every record (synchronous wrapper of `alabel`)."""
-        return run_async(self.alabel(records))
+        """Label every record, through a session over the labeller's backend and cache."""
+        return Session(self.backend, self.cache).run(lambda scheduler: self.alabel(scheduler, records))
 
-    async def alabel(self, records: Sequence[Record]) -> list[ModelLabel]:
-        scheduler = Scheduler(self.backend, self.cache)
-        try:
-            if self.calibrate and self.method != "votes":
-                self._prior = await self._content_free(scheduler)
-            return list(await asyncio.gather(*(self._one(scheduler, r) for r in records)))
-        finally:
-            await self.backend.aclose()
+    async def alabel(self, scheduler: Scheduler, records: Sequence[Record]) -> list[ModelLabel]:
+        if self.calibrate and self.method != "votes":
+            self._prior = await self._content_free(scheduler)
+        return list(await asyncio.gather(*(self._one(scheduler, r) for r in records)))
 
     def _greedy_request(self, record: Record) -> Request:
         return Request(messages=self.messages(record), temperature=0.0, max_tokens=self.max_tokens, seed=self.seed,

@@ -19,20 +19,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence, Union
+from typing import Any, Protocol, Sequence, Union
 
-from . import __version__
-from .aio import run_async
-from .curate import CurationContext, CurationResult, curate
-from .evaluate import EvaluationContext, evaluate
-from .generate import Generator, load_support
-from .generate.annotate import Annotator
-from .generate.engine import PlannedRecord
-from .llm import Backend, CompletionCache, RunAborted, Scheduler, create_backend
-from .progress import RecordProgress
-from .recipe import Recipe, load_recipe
-from .records import Record, atomic_write_text, write_records
-from .report import build_card, build_report
+from .._version import __version__
+from ..curate import CurationContext, CurationResult, curate
+from ..evaluate import EvaluationContext, evaluate
+from ..generate import Generator, load_support
+from ..generate.annotate import Annotator
+from ..llm import Backend, RunAborted, Session
+from ..progress import RecordProgress
+from ..recipe import Recipe, load_recipe
+from ..records import Record, atomic_write_text, write_records
+from ..report import build_card, build_report
 from .rounds import Rounds, downstream_error_rates
 
 
@@ -48,10 +46,10 @@ class Generated:
     generation: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, producer: Producer, scheduler: Scheduler) -> Generated:
-        """What `producer` has finished so far, with `scheduler`'s counts."""
+    def of(cls, producer: Producer, session: Session) -> Generated:
+        """What `producer` has finished so far, with the counts of `session`'s scheduler."""
         result = producer.last_result
-        return cls(result.records, result.failures, scheduler.stats.to_json(), scheduler.failure_examples(),
+        return cls(result.records, result.failures, session.stats.to_json(), session.failure_examples(),
                    generation=producer.summary())
 
 
@@ -66,19 +64,6 @@ def make_producer(recipe: Recipe, support: list[Record]) -> Producer:
     if recipe.rounds is None:
         return generator
     return Rounds(recipe, generator, downstream_error_rates(recipe))
-
-
-def generate_plans(scheduler: Scheduler, generator: Generator, plans: Iterable[PlannedRecord], total: int,
-                   on_record: Callable[[Record | None], None] | None = None) -> None:
-    """Send `plans` through `scheduler`, then close its backend; records land in `generator.last_result`."""
-
-    async def generate() -> None:
-        try:
-            await generator.run(scheduler, plans, total, on_record=on_record)
-        finally:
-            await scheduler.backend.aclose()
-
-    run_async(generate())
 
 
 class Executor(Protocol):
@@ -101,22 +86,11 @@ class LocalExecutor:
         self.generated = Generated()
 
     def generate(self, recipe: Recipe, producer: Producer, out: Path, limit: int | None, bar: RecordProgress) -> Generated:
-        backend = self.backend or create_backend(recipe.model)
-        cache = CompletionCache(out / "cache.sqlite")
-        scheduler = Scheduler(backend, cache)
-        bar.watch(scheduler.stats)
-
-        async def produce() -> None:
-            try:
-                await producer.produce(scheduler, limit, on_record=bar.advance, out=out)
-            finally:
-                await backend.aclose()
-
+        session = Session(self.backend or recipe.model, out / "cache.sqlite", bar=bar)
         try:
-            run_async(produce())
+            session.run(lambda scheduler: producer.produce(scheduler, limit, on_record=bar.advance, out=out))
         finally:
-            cache.close()
-            self.generated = Generated.of(producer, scheduler)
+            self.generated = Generated.of(producer, session)
         return self.generated
 
     def curate(self, records: Sequence[Record], recipe: Recipe, context: CurationContext) -> CurationResult:
@@ -150,7 +124,8 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """`data` as indented JSON, written atomically (a reader sees the old file or the new one)."""
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
@@ -198,7 +173,7 @@ def run(
         "timings": {},
         "notes": [],
     }
-    _write_json(out / "manifest.json", manifest)
+    write_json(out / "manifest.json", manifest)
 
     support = load_support(recipe)
     producer = make_producer(recipe, support)
@@ -221,7 +196,7 @@ def run(
         }
         manifest["timings"]["total_s"] = round(time.time() - started, 3)
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        _write_json(out / "manifest.json", manifest)
+        write_json(out / "manifest.json", manifest)
 
     t0 = time.time()
     try:
@@ -254,8 +229,8 @@ def run(
     executor.prepare_evaluation(context, recipe, curation.kept)
     metrics = evaluate(curation.kept, recipe.evaluation, context)
     manifest["notes"].extend(context.notes)
-    _write_json(out / "metrics.json", metrics)
-    _write_json(out / "plots.json", context.plots)
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "plots.json", context.plots)
     manifest["timings"]["evaluate_s"] = round(time.time() - t0, 3)
 
     finish("complete", generated)
@@ -264,78 +239,8 @@ def run(
     build_card(out, curated=curation.kept)
     manifest["timings"]["report_s"] = round(time.time() - t0, 3)
     manifest["timings"]["total_s"] = round(time.time() - started, 3)
-    _write_json(out / "manifest.json", manifest)
+    write_json(out / "manifest.json", manifest)
     return RunResult(out, manifest, metrics, curation.kept)
 
 
-@dataclass
-class CurationRun:
-    out: Path
-    summary: dict[str, Any]
-    kept: list[Record]
-    dropped: list[Record]
-
-
-def curate_data(
-    data: str | Path,
-    out: str | Path,
-    *,
-    recipe: Recipe | str | Path | None = None,
-    stages: str | Path | None = None,
-    text_field: str | None = None,
-    label_field: str | None = None,
-    split: str | None = None,
-    progress: bool = True,
-) -> CurationRun:
-    """Curate any dataset (a file, a folder, a saved Hugging Face dataset, `hf:NAME`) into `out`.
-
-    The stages come from a recipe's `curation:` section or from a stages file
-    (see docs/curation.md). Writes `curated.parquet`, `rejected.parquet`,
-    `curation.json` (the funnel, with example reasons) and, for stages that
-    ask a model, `cache.sqlite`, so that running it again pays for nothing.
-    """
-    from .recipe import load_curation_file
-    from .records import read_data_records
-
-    if (recipe is None) == (stages is None):
-        raise ValueError("give either a recipe or a stages file")
-    out = Path(out)
-    if recipe is not None:
-        if not isinstance(recipe, Recipe):
-            recipe = load_recipe(recipe)
-        specs = list(recipe.curation)
-        context = curation_context(recipe, out / "cache.sqlite", progress)
-        source = {"recipe": recipe.name}
-    else:
-        spec_file = load_curation_file(stages)
-        specs = list(spec_file.curation)
-        context = CurationContext(
-            text_field=spec_file.text_field,
-            label_field=spec_file.label_field or "label",
-            labels=list(spec_file.labels or []),
-            description=spec_file.description,
-            cache_path=out / "cache.sqlite",
-            progress=progress,
-        )
-        source = {"stages_file": str(stages)}
-    text_field = text_field or context.text_field
-    label_field = label_field if label_field is not None else context.label_field
-    records, notes = read_data_records(data, text_field, label_field, split)
-    context.text_field = text_field
-    started = time.time()
-    result = curate(records, specs, context)
-    out.mkdir(parents=True, exist_ok=True)
-    write_records(out / "curated.parquet", result.kept, label_field or "label", prompts=False)
-    write_records(out / "rejected.parquet", result.dropped, label_field or "label", prompts=False)
-    summary = {
-        "data": str(data),
-        **source,
-        "stages": [spec.model_dump(mode="json") for spec in specs],
-        "counts": {"records": len(records), "curated": len(result.kept), "rejected": len(result.dropped)},
-        "curation": {"funnel": [step.to_json() for step in result.funnel]},
-        "notes": notes,
-        "seconds": round(time.time() - started, 3),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    _write_json(out / "curation.json", summary)
-    return CurationRun(out, summary, result.kept, result.dropped)
+__all__ = ["Executor", "Generated", "LocalExecutor", "Producer", "RunResult", "curation_context", "make_producer", "run", "write_json"]

@@ -1,4 +1,4 @@
-"""Trainers for indirect evaluation: small models fit on the data, then tested on real data.
+"""Classifiers for indirect evaluation: small models fit on the data, then tested on real data.
 
 Three, from fast to thorough, all honouring per-record sample weights from
 curation:

@@ -14,7 +14,6 @@ for a model answering its test questions, against zero-shot.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,17 +21,14 @@ from typing import Any, Sequence
 
 from pydantic import ValidationError
 
-from . import __version__
-from .evaluate import EvaluationContext, evaluate
-from .llm import BackendConfig
-from .recipe import AnsweringSpec, DatasetSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec
-from .recipe.loader import validation_message
-from .records import DataError, atomic_write_text, read_records, write_records
-from .report import build_card, build_report
-
-
-def _write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+from .._version import __version__
+from ..evaluate import EvaluationContext, evaluate
+from ..llm import BackendConfig
+from ..recipe import AnsweringSpec, DatasetSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec
+from ..recipe.loader import validation_message
+from ..records import DataError, read_records, write_records
+from ..report import build_card, build_report
+from .run import write_json
 
 
 def evaluate_file(
@@ -84,7 +80,7 @@ def evaluate_file(
     out.mkdir(parents=True, exist_ok=True)
     context = EvaluationContext(text_field=field, run_dir=out, progress=progress, model=judge)
     if task:
-        from .recipe import TaskSpec
+        from ..recipe import TaskSpec
 
         labels = sorted({r.label for r in records if r.label is not None})
         context.task = TaskSpec(description=task, fields={field: field}, labels=labels if len(labels) >= 2 else None)
@@ -102,9 +98,9 @@ def evaluate_file(
         "notes": context.notes,
         "timings": {"total_s": round(time.time() - started, 3)},
     }
-    _write_json(out / "manifest.json", manifest)
-    _write_json(out / "metrics.json", metrics)
-    _write_json(out / "plots.json", context.plots)
+    write_json(out / "manifest.json", manifest)
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "plots.json", context.plots)
     build_report(out, curated=records, rejected=[])
     build_card(out, curated=records)
     return out

@@ -32,14 +32,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from .curate import CurationContext, curate
-from .evaluate import TrainingError, class_errors, distinct_n, fit_and_score, load_benchmark, restrict_labels
-from .generate import CellStats, DemonstrationPool, GenerationResult, Generator, PlannedRecord, allocate, cell_quotas
-from .generate.allocation import Cell
-from .generate.engine import PlanRunner
-from .llm import Scheduler
-from .recipe import DownstreamSpec, Recipe, RoundsSpec
-from .records import Record, load_dataset
+from ..curate import CurationContext, curate
+from ..evaluate import TrainingError, class_errors, distinct_n, fit_and_score, load_benchmark, restrict_labels
+from ..generate import CellStats, DemonstrationPool, GenerationResult, Generator, PlannedRecord, allocate, cell_quotas
+from ..generate.allocation import Cell
+from ..generate.engine import PlanRunner
+from ..llm import Scheduler
+from ..recipe import DownstreamSpec, Recipe, RoundsSpec
+from ..records import Record, load_dataset
 
 ErrorRates = Callable[[Sequence[Record], Sequence[Cell]], Mapping[Cell, float]]  # (records so far, cells) -> rate
 

@@ -44,34 +44,30 @@ data as the local executor.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-import pickle
 import socket
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ._json import dumps, loads
-from .aio import run_async
-from .curate import CurationContext, CurationResult, Stage, build_stage, run_stages
-from .evaluate import EvaluationContext
-from .generate import GenerationResult, Generator
-from .generate.annotate import Annotator
-from .generate.engine import AnswerCounts, PlannedRecord
-from .llm import Completion, CompletionCache, Request, RunAborted, Scheduler, cache_key, create_backend
-from .llm.scheduler import next_attempt
-from .progress import RecordProgress
-from .recipe import Recipe
-from .records import Record
+from ..curate import CurationContext, CurationResult, build_stage, run_stages
+from ..evaluate import EvaluationContext
+from ..generate import GenerationResult, Generator
+from ..generate.annotate import Annotator
+from ..generate.engine import AnswerCounts, PlannedRecord
+from ..llm import Request, RunAborted, Scheduler, Session, create_backend
+from ..progress import RecordProgress
+from ..recipe import Recipe
+from ..records import Record
+from .answer_store import AnswerStore, StoreCache
+from .ray_data import RayStage, embed_texts, map_blocks
 from .rounds import Rounds
-from .run import Generated, Producer, generate_plans
+from .run import Generated, Producer
 
-__all__ = ["AnswerStore", "ClusterError", "EMBEDDING_STAGES", "RayExecutor", "shard_ranges"]
+__all__ = ["ClusterError", "EMBEDDING_STAGES", "RayExecutor", "shard_ranges"]
 
 # Evaluation stages that embed the curated texts; their embeddings are
 # computed over Ray Data first. A new stage that embeds joins this set.
@@ -103,125 +99,6 @@ def shard_ranges(total: int, shards: int) -> list[tuple[int, int]]:
         ranges.append((start, stop))
         start = stop
     return [r for r in ranges if r[1] > r[0]]
-
-
-# -- the answer store ------------------------------------------------------------
-
-
-class AnswerStore:
-    """The run's completion cache, behind one Ray actor on the driver's node."""
-
-    def __init__(self, path: str):
-        self.cache = CompletionCache(path)
-        # Looked at when the first shard starts, not here: by then the driver
-        # has prepared, and a killed run's pending answers, which whoever
-        # opens the cache first folds in, are in SQLite for this count.
-        self.had_answers: bool | None = None
-        self.attempts: collections.Counter[int] = collections.Counter()
-        self.progress_by_shard: dict[int, tuple[int, int]] = {}
-        self.saved = 0
-
-    def begin(self, shard: int) -> bool:
-        """Note a shard's start; True when the store may hold answers for it."""
-        if self.had_answers is None:
-            self.had_answers = len(self.cache) > 0
-        self.attempts[shard] += 1
-        self.progress_by_shard[shard] = (0, 0)
-        return self.had_answers or self.attempts[shard] > 1
-
-    def lookup(self, keys: list[str]) -> dict[str, str]:
-        return self.cache.get_many(keys)
-
-    def save(self, shard: int, rows: list[tuple[str, str]], done: int, failed: int) -> None:
-        if rows:
-            self.cache.put_many(rows)
-            self.saved += len(rows)
-        self.progress_by_shard[shard] = (done, failed)
-
-    def progress(self) -> tuple[int, int]:
-        done = sum(d for d, _ in self.progress_by_shard.values())
-        failed = sum(f for _, f in self.progress_by_shard.values())
-        return done, failed
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "answers_saved": self.saved,
-            "shard_attempts": sum(self.attempts.values()),
-            "shards_rerun": sorted(s for s, n in self.attempts.items() if n > 1),
-        }
-
-    def close(self) -> None:
-        self.cache.close()
-
-
-class _StoreCache:
-    """What a shard's scheduler sees as its cache: answers known to the store, and new ones sent to it."""
-
-    def __init__(self, store: Any, shard: int):
-        self.store = store
-        self.shard = shard
-        self.known: dict[str, str] = {}
-        self.asked: set[str] | None = None  # keys already asked of the store; None: it holds nothing for us
-        self.done = 0
-        self.failed = 0
-        self._pending: list[tuple[str, str]] = []
-        self._handle: asyncio.Handle | None = None
-        self._soon = False
-        self._last: Any = None
-
-    def prefetch(self, identity: dict[str, Any], requests: Iterable[Request], attempts: int) -> None:
-        """Fetch the stored answers of these requests (and their re-asks) in one message.
-
-        Afterwards a request not fetched here (a later step, whose prompt
-        depends on earlier answers) is asked of the store when it comes."""
-        keys = []
-        for request in requests:
-            for _ in range(attempts):
-                keys.append(cache_key(identity, request))
-                request = next_attempt(request)
-        self.known = ray.get(self.store.lookup.remote(keys))
-        self.asked = set(keys)
-
-    def get(self, key: str) -> Completion | None:
-        raw = self.known.get(key)
-        if raw is None and self.asked is not None and key not in self.asked:
-            self.asked.add(key)
-            raw = ray.get(self.store.lookup.remote([key])).get(key)
-        return None if raw is None else Completion.from_json(loads(raw), cached=True)
-
-    def put(self, key: str, completion: Completion) -> None:
-        raw = dumps(completion.to_json()).decode("utf-8")
-        self.known[key] = raw  # as in a local cache: the same request again is answered from it
-        self._pending.append((key, raw))
-        self._schedule(soon=True)
-
-    def count(self, record: Record | None) -> None:
-        if record is None:
-            self.failed += 1
-        else:
-            self.done += 1
-        self._schedule(soon=False)
-
-    def _schedule(self, soon: bool) -> None:
-        if self._handle is not None:
-            if self._soon or not soon:
-                return
-            self._handle.cancel()
-        loop = asyncio.get_running_loop()
-        self._soon = soon
-        self._handle = loop.call_soon(self.flush) if soon else loop.call_later(0.25, self.flush)
-
-    def flush(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        self._last = self.store.save.remote(self.shard, self._pending, self.done, self.failed)
-        self._pending = []
-
-    def close(self) -> None:
-        """Send what is left and wait until the store has everything this shard sent."""
-        self.flush()
-        ray.get(self._last)
 
 
 def _shard_config(config: Any, running: int, offset: int) -> Any:
@@ -257,16 +134,16 @@ def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], running: 
     The plans were made on the driver; what runs them (the generation chain,
     or annotation's labelling chain) is rebuilt here from the recipe."""
     backend = create_backend(_shard_config(recipe.model, running, shard))
-    cache = _StoreCache(store, shard)
+    cache = StoreCache(store, shard)
     worker = _shard_worker(recipe)
     if ray.get(store.begin.remote(shard)):
         cache.prefetch(backend.identity(), _known_requests(worker, plans), recipe.model.max_attempts)
-    scheduler = Scheduler(backend, cache)  # type: ignore[arg-type]
+    session = Session(backend, cache)
     try:
-        generate_plans(scheduler, worker, plans, len(plans), cache.count)  # type: ignore[arg-type]
+        session.run(lambda scheduler: worker.run(scheduler, plans, len(plans), on_record=cache.count))
     finally:
         cache.close()
-    return Generated.of(worker, scheduler)
+    return Generated.of(worker, session)
 
 
 def _add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
@@ -276,69 +153,6 @@ def _add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
         else:
             total[key] = total.get(key, 0) + value
     return total
-
-
-# -- Ray Data: per-record work in parallel ------------------------------------------
-
-
-class _BlockFunction:
-    """Applies `function(argument, items)` to the items of one Ray Data batch (pickled, in order)."""
-
-    def __init__(self, function: Callable[[Any, list[Any]], list[Any]], argument: Any):
-        self.function = function
-        self.argument = argument
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        items = [pickle.loads(blob) for blob in batch["blob"]]
-        results = self.function(self.argument, items)
-        blobs = np.empty(len(results), dtype=object)
-        blobs[:] = [pickle.dumps(r) for r in results]
-        return {"pos": batch["pos"], "blob": blobs}
-
-
-def _map_blocks(items: Sequence[Any], blocks: int, function: Callable[[Any, list[Any]], list[Any]], argument: Any) -> list[Any]:
-    """`function(argument, chunk)` over contiguous chunks of `items` on the cluster; results in order."""
-    from ray.data import from_items  # here, not at the top: shard tasks import this module and need no Ray Data (nor pandas)
-
-    rows = [{"pos": i, "blob": pickle.dumps(item)} for i, item in enumerate(items)]
-    dataset = from_items(rows, override_num_blocks=max(1, min(blocks, len(rows))))
-    out = dataset.map_batches(_BlockFunction(function, argument), batch_format="numpy", batch_size=None)
-    done = sorted(out.take_all(), key=lambda row: row["pos"])
-    return [pickle.loads(row["blob"]) for row in done]
-
-
-def _apply_stage(stage: Stage, records: list[Record]) -> list[Record]:
-    return list(stage(records))
-
-
-def _stage_features(stage: Any, records: list[Record]) -> list[Any]:
-    return list(stage.features(records))
-
-
-def _embed_texts(_: None, texts: list[str]) -> list[np.ndarray]:
-    from .embed import Embedder
-
-    return list(Embedder.shared().encode(texts))
-
-
-class _RayStage:
-    """A curation stage whose per-record work runs over Ray Data, its global step on the driver."""
-
-    def __init__(self, stage: Stage, blocks: int):
-        self.stage = stage
-        self.name = stage.name
-        self.blocks = blocks
-
-    def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
-        stage = self.stage
-        if not records:
-            return stage(records)
-        if getattr(stage, "record_local", False):
-            return _map_blocks(records, self.blocks, _apply_stage, stage)
-        if callable(getattr(stage, "features", None)) and callable(getattr(stage, "decide", None)):
-            features = _map_blocks(records, self.blocks, _stage_features, stage)
-            return stage.decide(records, features)  # type: ignore[attr-defined]
-        return stage(records)
 
 
 # -- batches of plans as shards -------------------------------------------------------------
@@ -492,24 +306,14 @@ class RayExecutor:
         }
         answers = producer.generator.answers if isinstance(producer, Rounds) else producer.answers
         sharded = _ShardedBatches(recipe, out, bar, workers, self.shards or workers, self.max_retries, answers)
-        backend = create_backend(recipe.model)
-        cache = CompletionCache(out / "cache.sqlite")
-        scheduler = Scheduler(backend, cache)
-
-        async def produce() -> None:
-            try:
-                await producer.produce(scheduler, limit, out=out, runner=sharded.run)
-            finally:
-                await backend.aclose()
-
+        session = Session(recipe.model, out / "cache.sqlite")
         try:
-            run_async(produce())
+            session.run(lambda scheduler: producer.produce(scheduler, limit, out=out, runner=sharded.run))
         finally:
-            cache.close()
             details.update(sharded.close())
             if not isinstance(producer, Rounds):
                 producer.last_result = sharded.last  # one batch: also what finished when the run stopped early
-            driver = Generated(model_calls=scheduler.stats.to_json(), failure_examples=scheduler.failure_examples())
+            driver = Generated(model_calls=session.stats.to_json(), failure_examples=session.failure_examples())
             self.generated = self._merge([driver, *sharded.parts], details)
             self.generated.records = list(producer.last_result.records)
             self.generated.failures = list(producer.last_result.failures)
@@ -529,7 +333,7 @@ class RayExecutor:
 
     def curate(self, records: Sequence[Record], recipe: Recipe, context: CurationContext) -> CurationResult:
         blocks = self._worker_count()
-        stages = [_RayStage(build_stage(spec, context), blocks) for spec in recipe.curation]
+        stages = [RayStage(build_stage(spec, context), blocks) for spec in recipe.curation]
         return run_stages(records, stages)
 
     def prepare_evaluation(self, context: EvaluationContext, recipe: Recipe, kept: Sequence[Record]) -> None:
@@ -537,8 +341,8 @@ class RayExecutor:
         fields = {getattr(spec, "field", None) or recipe.text_field for spec in recipe.evaluation if spec.stage in EMBEDDING_STAGES}
         texts = list(dict.fromkeys(r.text(f) for f in fields for r in kept))
         if texts:
-            from .embed import Embedder
+            from ..embed import Embedder
 
             embedder = Embedder.shared()
-            embedder.remember(texts, _map_blocks(texts, self._worker_count(), _embed_texts, None))
+            embedder.remember(texts, map_blocks(texts, self._worker_count(), embed_texts, None))
             context.embedder = embedder

@@ -1,6 +1,6 @@
 """A throwaway Ray cluster on loopback, for rehearsals, tests and benchmarks.
 
-    python -m synthloom.local_cluster --workers 2 -- synthloom run recipe.yaml --executor ray
+    python -m synthloom.execute.local_cluster --workers 2 -- synthloom run recipe.yaml --executor ray
 
 runs the command next to a Ray cluster made of a head and `--workers` worker
 nodes, each a separate `ray start` process tree, with `RAY_ADDRESS` set for
@@ -42,7 +42,7 @@ def namespaced(command: list[str]) -> list[str]:
 def isolated_command(command: list[str], workers: int = 2, head_cpus: int = 0, worker_cpus: int = 1) -> list[str]:
     """The argv that runs `command` beside a fresh loopback cluster, in private namespaces."""
     return namespaced([
-        sys.executable, "-m", "synthloom.local_cluster", "--inside",
+        sys.executable, "-m", "synthloom.execute.local_cluster", "--inside",
         "--workers", str(workers), "--head-cpus", str(head_cpus), "--worker-cpus", str(worker_cpus),
         "--", *command,
     ])
