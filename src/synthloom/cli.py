@@ -31,17 +31,37 @@ class UserError(Exception):
     """A problem the user can fix; printed on one line, exit status 2."""
 
 
-@app.command()
-def validate(recipe: Path = typer.Argument(..., help="a recipe YAML file")) -> None:
-    """Check a recipe without running it."""
-    from .recipe import load_recipe
+def _print_versions(value: bool) -> None:
+    if not value:
+        return
+    from ._version import versions
 
-    loaded = load_recipe(recipe)
-    typer.echo(
-        f"{recipe}: ok ({loaded.name}: {loaded.generation.records} records, "
-        f"model {loaded.model.backend}, {len(loaded.curation)} curation and "
-        f"{len(loaded.evaluation)} evaluation stages)"
-    )
+    for name, number in versions().items():
+        typer.echo(f"{name} {number}")
+    raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_versions, is_eager=True,
+        help="print the versions of synthloom, its key packages and the embedded model, then exit",
+    ),
+) -> None:
+    """LLM-driven synthetic data: generate labelled data, curate it, measure it."""
+
+
+@app.command()
+def validate(recipe: Path = typer.Argument(..., help="a recipe YAML file (or a stages file for `curate --stages`)")) -> None:
+    """Check a recipe and read every file it names (seeds, inputs, test data), without running it."""
+    from .execute.check_files import validate_file
+
+    checked = validate_file(recipe)
+    typer.echo(f"{recipe}: ok ({checked.summary})")
+    for line in checked.files:
+        typer.echo(f"  read {line}")
+    for note in checked.notes:
+        typer.echo(f"note: {note}")
 
 
 @app.command()
