@@ -204,7 +204,7 @@ def _commands(text: str) -> list[str]:
     return [line.split(" #", 1)[0].strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-INLINE = re.compile(r"`((?:\.venv/bin/)?synthloom [^`]+|make \w[^`]*|python3? (?:-m )?[\w./-]+[^`]*)`")
+INLINE = re.compile(r"`((?:\.venv/bin/)?synthloom [^`]+|make \w[^`]*|(?:\.venv/bin/)?python3? (?:-m )?[\w./-]+[^`]*)`")
 
 
 def _inline_commands(text: str) -> list[tuple[int, str]]:
@@ -226,7 +226,7 @@ def command_problems(command: str) -> list[str]:
         return [f"no extra {extra!r} in pyproject.toml" for w in words if w.startswith("synthloom[")
                 for extra in w[len("synthloom["):].rstrip("]").split(",") if extra not in extras]
     words = shlex.split(command.replace("[", " ").replace("]", " "))  # [--optional parts] as written in usage lines
-    if words[0] in ("python", "python3", ".venv/bin/python") and len(words) > 1:
+    if Path(words[0]).name in ("python", "python3") and len(words) > 1:
         if words[1] == "-m":
             module = words[2]
             if module == "synthloom":
@@ -256,7 +256,8 @@ def command_problems(command: str) -> list[str]:
         return [f"no command `synthloom {args[0]}` (commands: {', '.join(sorted(CLI.commands))})"]
     known = {o for p in sub.params for o in p.opts + p.secondary_opts} | {"--help"}
     return [f"`synthloom {args[0]}` has no option {w.split('=')[0]}"
-            for w in args[1:] if w.startswith("-") and w.split("=")[0] not in known]
+            for w in args[1:] if w.startswith("-") and w.split("=")[0] not in known] + [
+        f"no file {w}" for w in args[1:] if w.startswith("examples/") and not (ROOT / w).exists()]
 
 
 def _script_options(name: str, script: Path, args: list[str]) -> list[str]:
@@ -268,7 +269,12 @@ def _script_options(name: str, script: Path, args: list[str]) -> list[str]:
 
 
 def documented_commands() -> list[tuple[str, str]]:
+    """(where, command) of every command in the docs, and in the comments of the example recipes."""
     out = []
+    for example in sorted((ROOT / "examples").glob("*.yaml")):
+        for i, line in enumerate(example.read_text(encoding="utf-8").splitlines(), 1):
+            if line.startswith("#"):
+                out += [(f"{example.relative_to(ROOT)}:{i}", c) for c in _commands(line.lstrip("# "))]
     for block in blocks("sh") + blocks("") + blocks("bash"):
         out += [(block.where, c) for c in _commands(block.text)]
     for file in DOCS:
@@ -294,5 +300,6 @@ def test_a_wrong_command_or_option_is_caught():
     assert command_problems("python -m synthloom.execute.local_clustr -- x") == ["no module synthloom.execute.local_clustr"]
     assert command_problems("python -m synthloom.execute.local_cluster --wrkers 2 -- x --y") == [
         "synthloom.execute.local_cluster has no option --wrkers"]
+    assert command_problems("synthloom run examples/sms_spam.yml") == ["no file examples/sms_spam.yml"]
     assert command_problems("synthloom run r.yaml --out runs/x --limit 5 --no-progress") == []
     assert command_problems("synthloom evaluate d.jsonl --reference=r.tsv [--judge 20]") == []

@@ -164,3 +164,9 @@ def test_through_the_installed_command(folder):
     done = run_cli("validate", str(folder / "r.yaml"))
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {folder / 'seeds.jsonl'}:3: label 'spam' is not one of the recipe's labels (a, b)"
+
+
+def test_a_folder_given_as_the_recipe(tmp_path, capsys):
+    code, _, err = validate(tmp_path.parent, capsys, recipe=tmp_path.name)
+    assert code == 2
+    assert err == [f"error: {tmp_path}: a folder, not a recipe file (give the path of a .yaml file)"]

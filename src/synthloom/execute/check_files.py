@@ -69,7 +69,9 @@ def validate_file(path: str | Path) -> FileCheck:
         recipe = load_recipe(path)
         task = recipe.task
         checker = _Checker(recipe, str(path), lines, task.label_names, task.split_labels, list(task.fields), bool(recipe.steps))
-        summary = (f"{recipe.name}: {recipe.generation.records} records, model {recipe.model.backend}, "
+        making = ("labels the rows of annotation.input" if recipe.annotation is not None
+                  else f"{recipe.generation.records} records")
+        summary = (f"{recipe.name}: {making}, model {recipe.model.backend}, "
                    f"{len(recipe.curation)} curation and {len(recipe.evaluation)} evaluation stages")
     checker.result.summary = summary
     return checker.run()
