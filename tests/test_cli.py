@@ -115,14 +115,14 @@ def test_version_names_synthloom_its_key_packages_and_the_model_file():
     assert lines["embedded_model"] == f"{model.name} ({model.stat().st_size / 1e6:.1f} MB)"
 
 
-def test_version_loads_no_model_and_matches_the_manifest(tmp_path):
+def test_version_imports_no_model_nor_data_library_and_matches_the_manifest(tmp_path):
     import subprocess
     import sys
 
     probe = (
         "import sys\nfrom synthloom.cli import main\n"
         "try:\n    main(['--version'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
-        "print(sorted(m for m in ('torch', 'llama_cpp', 'sentence_transformers', 'sklearn') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch', 'llama_cpp', 'sentence_transformers', 'sklearn', 'numpy', 'pyarrow') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -408,20 +408,45 @@ def select_cmd(
     typer.echo(f"next: synthloom review {out}   then: synthloom apply-reviews {out}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    from .evaluate import TrainingError
-    from .records import DataError
-    from .recipe import RecipeError
-    from .review.store import ReviewError
-    from .templating import TemplateError
+# Errors a user can fix, by the module that defines each. Only modules a command imported
+# can have raised one, so they are looked up, never imported: `--version` and `--help`
+# stay fast.
+_USER_ERRORS = (
+    ("synthloom.recipe.loader", "RecipeError"),
+    ("synthloom.records", "DataError"),
+    ("synthloom.templating", "TemplateError"),
+    ("synthloom.train.classifiers", "TrainingError"),
+    ("synthloom.review.store", "ReviewError"),
+)
 
+
+class _FixableError(Exception):
+    """Stands for the user-fixable error classes of `_USER_ERRORS` in an `except` clause."""
+
+
+def _fixable(exc: BaseException) -> bool:
+    if isinstance(exc, UserError):
+        return True
+    for module, name in _USER_ERRORS:
+        found = sys.modules.get(module)
+        if found is not None and isinstance(exc, getattr(found, name)):
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
     try:
-        code = app(args=argv, standalone_mode=False)
+        try:
+            code = app(args=argv, standalone_mode=False)
+        except Exception as exc:
+            if _fixable(exc):
+                raise _FixableError(str(exc)) from exc
+            raise
         if isinstance(code, int) and code:
             sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (RecipeError, DataError, TemplateError, UserError, TrainingError, ReviewError) as exc:
+    except _FixableError as exc:
         _print_and_exit(str(exc), 2)
     except FileNotFoundError as exc:
         _print_and_exit(f"{exc.filename}: file not found", 2)
