@@ -170,3 +170,17 @@ def test_a_folder_given_as_the_recipe(tmp_path, capsys):
     code, _, err = validate(tmp_path.parent, capsys, recipe=tmp_path.name)
     assert code == 2
     assert err == [f"error: {tmp_path}: a folder, not a recipe file (give the path of a .yaml file)"]
+
+
+def test_a_local_benchmark_copy_is_read(tmp_path, capsys):
+    (tmp_path / "r.yaml").write_text(
+        "name: r\nmodel: {backend: fake}\ntask: {description: notes, labels: [spam, ham]}\n"
+        "evaluation:\n  - stage: downstream\n    benchmark: {name: sms_spam, path: sms.tsv}\n"
+    )
+    (tmp_path / "sms.tsv").write_text("label\ttext\n" + "".join(f"{l}\tmessage {i}\n" for i in range(10) for l in ("spam", "ham")))
+    code, out, _ = validate(tmp_path, capsys)
+    assert code == 0 and "evaluation[0].benchmark: " in out and "4 test rows" in out
+    (tmp_path / "sms.tsv").write_text("label\tbody\n" + "spam\thello\n" * 10)
+    code, _, err = validate(tmp_path, capsys)
+    assert code == 2
+    assert err == [f"error: {tmp_path / 'sms.tsv'}: benchmark sms_spam: no column for text (columns: label, body)"]

@@ -133,7 +133,10 @@ class _Checker:
             facts = load_facts(spec)
             self.result.files.append(f"{_dotted(key)}: {spec.path}, {len(facts)} facts")
         elif isinstance(spec, BenchmarkRef) and spec.path is not None:
-            records = load_benchmark(spec.name, spec.split, spec.path, spec.config)
+            try:
+                records = load_benchmark(spec.name, spec.split, spec.path, spec.config)
+            except DataError as exc:  # the registry names the benchmark; say which file too
+                raise DataError(str(exc) if spec.path in str(exc) else f"{spec.path}: {exc}") from None
             if not records:
                 raise self.error(key + ("path",), f"{spec.path}: no {spec.split} rows")
             self.result.files.append(f"{_dotted(key)}: {spec.path}, {len(records)} {spec.split} rows")
