@@ -184,3 +184,16 @@ def test_a_local_benchmark_copy_is_read(tmp_path, capsys):
     code, _, err = validate(tmp_path, capsys)
     assert code == 2
     assert err == [f"error: {tmp_path / 'sms.tsv'}: benchmark sms_spam: no column for text (columns: label, body)"]
+
+
+def test_a_model_file_is_checked_without_loading_it(tmp_path, capsys):
+    (tmp_path / "r.yaml").write_text(
+        "name: r\nmodel:\n  backend: llamacpp\n  model_path: " + str(tmp_path / "m.gguf") + "\ntask: {description: notes}\n"
+    )
+    (tmp_path / "m.gguf").write_bytes(b"GGUF" + bytes(60))
+    code, out, _ = validate(tmp_path, capsys)
+    assert code == 0 and "a GGUF model file" in out
+    (tmp_path / "m.gguf").write_text("<html>not a model</html>")
+    code, _, err = validate(tmp_path, capsys)
+    assert code == 2
+    assert err == [f"error: {tmp_path / 'r.yaml'}:4: model.model_path: {tmp_path / 'm.gguf'} is not a GGUF model file"]
