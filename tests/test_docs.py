@@ -15,6 +15,8 @@
   `make X` names a Makefile target, `pip install 'synthloom[X]'` a real
   extra, `python FILE` an existing file and `python -m M` a module.
 
+Links to files of the project must lead somewhere.
+
 New docs and new commands need nothing here: the blocks and the CLI are read.
 """
 
@@ -303,3 +305,14 @@ def test_a_wrong_command_or_option_is_caught():
     assert command_problems("synthloom run examples/sms_spam.yml") == ["no file examples/sms_spam.yml"]
     assert command_problems("synthloom run r.yaml --out runs/x --limit 5 --no-progress") == []
     assert command_problems("synthloom evaluate d.jsonl --reference=r.tsv [--judge 20]") == []
+
+
+def test_every_link_to_a_file_of_the_project_leads_somewhere():
+    missing = []
+    for file in DOCS:
+        text = file.read_text(encoding="utf-8")
+        for m in re.finditer(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            target = m.group(1)
+            if "://" not in target and not target.startswith("mailto:") and not (file.parent / target).exists():
+                missing.append(f"{file.relative_to(ROOT)}:{text[: m.start()].count(chr(10)) + 1}: {target}")
+    assert missing == []
