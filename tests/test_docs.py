@@ -8,9 +8,10 @@
   example's) or `<!-- docs: fragment of examples/X.yaml, under KEY -->` (a
   list becomes `KEY`, a mapping is merged into it); the example with the
   fragment in it is validated. `<!-- docs: fragment -->` alone: only parsed.
-- A Python block is compiled and its `synthloom` imports are run;
+- A Python block is compiled and its imports are run;
   `<!-- docs: run -->` above it runs the whole block (in a temporary folder).
-- Every `synthloom ...` command, in shell blocks and in inline code, names a
+- Every `synthloom ...` command, in shell blocks, inline code and the comments
+  of examples/*.yaml, names a
   real subcommand and real options (read from the command-line app itself);
   `make X` names a Makefile target, `pip install 'synthloom[X]'` a real
   extra, `python FILE` an existing file and `python -m M` a module.
