@@ -11,8 +11,8 @@
 - A Python block is compiled and its imports are run;
   `<!-- docs: run -->` above it runs the whole block (in a temporary folder).
 - Every `synthloom ...` command, in shell blocks, inline code and the comments
-  of examples/*.yaml, names a
-  real subcommand and real options (read from the command-line app itself);
+  of examples/*.yaml, names a real subcommand and real options (read from the
+  command-line app itself), and the files under examples/ it names exist;
   `make X` names a Makefile target, `pip install 'synthloom[X]'` a real
   extra, `python FILE` an existing file and `python -m M` a module.
 
