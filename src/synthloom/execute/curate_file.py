@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .._version import versions
 from ..curate import CurationContext, curate
 from ..recipe import Recipe, load_curation_file, load_recipe
 from ..records import Record, read_data_records, write_records
@@ -85,6 +86,7 @@ def curate_data(
         "notes": notes,
         "seconds": round(time.time() - started, 3),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
     }
     write_json(out / "curation.json", summary)
     return CurationRun(out, summary, result.kept, result.dropped)

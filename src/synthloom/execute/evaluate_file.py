@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from pydantic import ValidationError
 
-from .._version import __version__
+from .._version import versions
 from ..evaluate import EvaluationContext, evaluate
 from ..llm import BackendConfig
 from ..recipe import AnsweringSpec, DatasetSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec
@@ -93,7 +93,7 @@ def evaluate_file(
         "status": "complete",
         "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
         "recipe": {"name": data.stem, "task": {"description": task or f"the records of {data.name}"}},
-        "versions": {"synthloom": __version__},
+        "versions": versions(),
         "counts": {"records": len(records)},
         "notes": context.notes,
         "timings": {"total_s": round(time.time() - started, 3)},

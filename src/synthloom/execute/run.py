@@ -14,14 +14,13 @@ success, Ctrl-C or `kill -9`, pays only for what was never answered.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, Sequence, Union
 
-from .._version import __version__
+from .._version import versions
 from ..curate import CurationContext, CurationResult, curate
 from ..evaluate import EvaluationContext, evaluate
 from ..generate import Generator, load_support
@@ -112,18 +111,6 @@ class RunResult:
         return self.out / "report.html"
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"synthloom": __version__, "python": platform.python_version()}
-    for name in ("llama-cpp-python", "aiohttp", "pyarrow", "pydantic", "scikit-learn", "sentence-transformers"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def write_json(path: Path, data: Any) -> None:
     """`data` as indented JSON, written atomically (a reader sees the old file or the new one)."""
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -167,7 +154,7 @@ def run(
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "recipe": recipe.model_dump(mode="json"),
         "model": recipe.model.model_dump(mode="json"),
-        "versions": _versions(),
+        "versions": versions(),
         "limit": limit,
         "counts": {},
         "timings": {},

@@ -21,7 +21,7 @@ import yaml
 
 from ..llm import Completion, InvalidAnswer, Request, RunAborted, Scheduler
 from ..recipe import ConceptTreeSpec, FieldSpec
-from ..records import DataError, atomic_write_text
+from ..records import DataError, atomic_write_text, read_text
 from .schema import JsonAnswerParser, output_schema
 
 SEPARATOR = " > "
@@ -77,7 +77,7 @@ def _children(value: Any, path: str) -> list[ConceptNode]:
 
 def read_tree(path: str | Path) -> ConceptNode:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise DataError(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML") from None

@@ -16,7 +16,7 @@ import yaml
 
 from ..llm import Request, RunAborted, Scheduler
 from ..recipe import PersonasSpec
-from ..records import DataError, atomic_write_text
+from ..records import DataError, atomic_write_text, read_text
 from .parse import AnswerParser
 
 _AGES = (19, 23, 27, 31, 36, 42, 48, 55, 63, 71)
@@ -24,7 +24,7 @@ _AGES = (19, 23, 27, 31, 36, 42, 48, 55, 63, 71)
 
 def read_personas(path: str | Path) -> list[str]:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError:
         raise DataError(f"{path}: not valid YAML") from None
     if not isinstance(data, list) or not data or not all(isinstance(p, str) and p.strip() for p in data):

@@ -48,6 +48,8 @@ def load_yaml(path: str | Path) -> tuple[Any, dict[PathKey, int]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RecipeError("recipe file not found", str(path)) from None
+    except IsADirectoryError:
+        raise RecipeError("a folder, not a recipe file (give the path of a .yaml file)", str(path)) from None
     except UnicodeDecodeError as exc:
         raise RecipeError(f"not UTF-8 text (byte {exc.start})", str(path)) from None
     try:

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .._version import versions
 from ..llm import Backend, LlamaCppBackend, LlamaCppConfig
 from ..progress import RecordProgress
 from ..records import DataError, Record, atomic_write_text, write_records
@@ -106,6 +107,7 @@ def selective_annotation(
         "status": "complete",
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "recipe": {"name": name, "task": {"labels": descriptions or label_names}},
+        "versions": versions(),
         "selective": {
             "budget": str(budget),
             "method": method,
