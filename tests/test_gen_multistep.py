@@ -228,9 +228,9 @@ def test_evol_instruct_rewrites_accepted_records(tmp_path):
         meta = json.loads(row["meta"])
         parent = ids[meta["parent"]]
         assert json.loads(parent["meta"])["round"] == 1 and parent["label"] == row["label"]
-        assert meta["evolution"] in ("deepen", "broaden")
         prompt = json.loads(row["prompt"])[-1]["content"]
-        assert parent["text"] in prompt and ("more specific" in prompt or "different, less common topic" in prompt)
+        wording = {"deepen": "more specific", "broaden": "different, less common topic"}
+        assert parent["text"] in prompt and wording[meta["evolution"]] in prompt
     assert result.manifest["generation"]["rounds"]["strategy"] == "evol_instruct"
 
 

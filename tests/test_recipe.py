@@ -114,7 +114,7 @@ def test_unknown_stage(write_recipe):
 def test_yaml_syntax_error(write_recipe):
     err = error_of(write_recipe, GOOD + "conditions: [unclosed\n")
     assert "YAML syntax error" in err.message
-    assert err.line is not None
+    assert err.line == 13  # the line of the unclosed list
 
 
 def test_duplicate_key(write_recipe):
