@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pydantic
 import pytest
 
 from synthloom.recipe import (
@@ -44,8 +45,9 @@ def test_good_recipe_loads_typed_and_frozen(write_recipe):
     assert recipe.model.model == "tiny"
     assert recipe.generation.records == 10
     assert recipe.task.label_names == ["a", "b"]
-    with pytest.raises(Exception):
-        recipe.generation.records = 5  # frozen
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        recipe.generation.records = 5
+    assert recipe.generation.records == 10
 
 
 def test_unknown_key_names_key_and_line(write_recipe):
