@@ -124,7 +124,7 @@ def test_dialogue_turns_alternate_and_see_the_history(tmp_path):
     for request in user_calls:
         system = request.messages[0]["content"]
         assert system.startswith(("You are a student", "You are a retired nurse"))
-        assert "a lost card" in system or "a fee" in system
+        assert ("a lost card" in system) != ("a fee" in system)  # the one label of its record
     # the assistant's call carries the conversation as chat turns; the user's as a transcript
     assistant_calls = [r for r in backend.calls if r not in user_calls]
     assert all([m["role"] for m in r.messages[1:]][-1] == "user" and len(r.messages) in (2, 4) for r in assistant_calls)
