@@ -9,13 +9,16 @@ disappears with the run):
   accounted for, none lost, none paid twice, the manifest's failure counts
   equal to the server's.
 - kill:   `kill -9` at 10 random points of a run, resuming each time: the
-  final dataset equals an uninterrupted run's, and the server answered each
-  request once, but for the answers in flight at a kill (never saved).
+  final dataset equals an uninterrupted run's; a table with one row per
+  kill: answers the server sent in that run, answers in the cache after the
+  kill, the answers lost (sent, never saved) and the requests a later run
+  asked again; per kill these two must be equal and at most the requests in
+  flight (the concurrency), and the final resume loses none.
 - disk:   the run directory on a 2 MiB tmpfs that fills up mid-run: a clear
   one-line error, a readable run directory, and a resume that completes once
   the disk has room again.
 
-    python benchmarks/soak.py [--parts faults kill disk] [--requests 20000] [--kills 10]
+    python benchmarks/soak.py [--parts faults kill disk] [--requests 20000] [--kills 10] [--kill-records 3000]
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ import pyarrow.parquet as pq
 from throughput import FAKE_SERVER, free_port
 
 from synthloom.llm import CompletionCache
+
+sys.path.insert(0, str(FAKE_SERVER.parent))
+from kill_ledger import KillLedger  # noqa: E402  (tests/: the same per-kill accounting as tests/test_faults.py)
 
 RECIPE = """\
 name: soak
@@ -79,8 +85,9 @@ class Server:
         self.proc.stdout.readline()
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
-    def stats(self) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stats", timeout=30) as resp:
+    def stats(self, answered: bool = False) -> dict:
+        query = "?answered=1" if answered else ""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stats{query}", timeout=30) as resp:
             return json.loads(resp.read())
 
     def stop(self) -> None:
@@ -113,9 +120,10 @@ def cached(out: Path) -> int:
 
 
 def check(ok: bool, what: str, failures: list[str]) -> str:
+    """`ok` or `FAILED`; a failure is also listed under `what` at the end."""
     if not ok:
         failures.append(what)
-    return "yes" if ok else "NO"
+    return "ok" if ok else "FAILED"
 
 
 def faults(work: Path, requests: int, failures: list[str]) -> None:
@@ -142,17 +150,18 @@ def faults(work: Path, requests: int, failures: list[str]) -> None:
     server_faults = stats["faults"]
     print(f"\nfaults: {requests} requests, 5% 429, 5% 500, 2% garbage, 1% hangs ({HANG_TIMEOUT:g} s timeout); {wall:.0f} s, "
           f"{stats['requests']} requests at the server")
-    print(f"  records generated {counts['generated']}, failed {counts['failed']}, "
-          f"accounted for: {check(accounted, 'faults: records not accounted for', failures)}, "
-          f"lost: {check(counts['generated'] == requests, 'faults: records lost', failures)}")
-    print(f"  answers paid {calls['model_calls']}, answered at the server {stats['answered']}, "
-          f"paid twice {stats['answered_more_than_once']}: "
+    print(f"  records generated {counts['generated']} + failed {counts['failed']} = {len(ids) + counts['failed']} "
+          f"of {requests} planned, each id once: {check(accounted, 'faults: records not accounted for', failures)}")
+    print(f"  records missing from the dataset: {requests - counts['generated']} (0 wanted): "
+          f"{check(counts['generated'] == requests, 'faults: records missing', failures)}")
+    print(f"  answers the manifest paid for {calls['model_calls']}, answers the server sent {stats['answered']}; "
+          f"requests answered more than once {stats['answered_more_than_once']} (0 wanted): "
           f"{check(stats['answered_more_than_once'] == 0 and stats['answered'] == calls['model_calls'], 'faults: paid twice', failures)}")
     # Tries the client made that never reached the server's handler (it gave
     # up while still connecting, on a loaded machine) are timeouts too.
     tries = calls["model_calls"] + sum(by_kind.values())
     unseen = tries - stats["requests"]
-    print(f"  {'fault':>10} {'server sent':>12} {'manifest counted':>17} {'match':>6}")
+    print(f"  {'fault':>10} {'server sent':>12} {'manifest counted':>17} {'equal':>6}")
     for fault, kind in [("429", "rate_limited"), ("500", "server_error"), ("garbage", "bad_response"), ("hang", "timeout")]:
         sent, counted = server_faults.get(fault, 0), by_kind.get(kind, 0)
         expected = sent + unseen if fault == "hang" else sent
@@ -165,8 +174,9 @@ def kills(work: Path, records: int, times: int, failures: list[str]) -> None:
     server = Server(0.02)
     rng = random.Random(5)
     out = work / "kill" / "out"
-    recipe = write_recipe(work / "kill", server.url, records, concurrency=64)
-    lost_in_flight = 0
+    concurrency = 64
+    recipe = write_recipe(work / "kill", server.url, records, concurrency=concurrency)
+    ledger = KillLedger()
     try:
         for _ in range(times):
             before = server.stats()["answered"]
@@ -179,30 +189,42 @@ def kills(work: Path, records: int, times: int, failures: list[str]) -> None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             time.sleep(0.3)  # the server finishes what was in flight
-            lost_in_flight = server.stats()["answered"] - cached(out)
+            ledger.after_kill(server.stats(answered=True)["answered_by_request"], cached(out))
         done = subprocess.run(synthloom("run", str(recipe), "--out", str(out), "--no-progress"), capture_output=True, text=True)
-        stats = server.stats()
+        stats = server.stats(answered=True)
     finally:
         server.stop()
     if done.returncode != 0:
         failures.append(f"kill: the final resume failed: {done.stderr[-500:]}")
         return
+    final = ledger.complete(stats["answered_by_request"], cached(out))
     reference = Server(0.0)
     try:
-        ref_recipe = write_recipe(work / "kill-ref", reference.url, records, concurrency=64)
+        ref_recipe = write_recipe(work / "kill-ref", reference.url, records, concurrency=concurrency)
         subprocess.run(synthloom("run", str(ref_recipe), "--out", str(work / "kill-ref" / "out"), "--no-progress"),
                        check=True, capture_output=True)
     finally:
         reference.stop()
-    same = all(dataset(out / name) == dataset(work / "kill-ref" / "out" / name)
-               for name in ("generated.parquet", "curated.parquet"))
-    print(f"\nkill -9: {records} records, killed at {times} random points, resumed each time")
-    print(f"  final dataset identical to an uninterrupted run: {check(same, 'kill: datasets differ', failures)}")
-    print(f"  distinct requests answered {stats['distinct_answered']} of {records}: "
-          f"{check(stats['distinct_answered'] == records, 'kill: requests never answered', failures)}")
-    print(f"  answered more than once {stats['answered'] - stats['distinct_answered']}, all of them answers in flight "
-          f"at a kill (answered, never saved: {lost_in_flight}): "
-          f"{check(stats['answered'] - stats['distinct_answered'] == lost_in_flight, 'kill: saved answers paid again', failures)}")
+    ours, theirs = dataset(out / "generated.parquet"), dataset(work / "kill-ref" / "out" / "generated.parquet")
+    equal_rows = sum(a == b for a, b in zip(ours, theirs))
+    same = len(ours) == len(theirs) == equal_rows and dataset(out / "curated.parquet") == dataset(work / "kill-ref" / "out" / "curated.parquet")
+    print(f"\nkill -9: {records} records, concurrency {concurrency}, killed at {times} random points, resumed each time\n")
+    print(ledger.table())
+    print(f"| final resume | {final.sent} | {final.sent_total} | {final.cached} | {final.saved} | {final.lost} | - |\n")
+    problems = ledger.problems(in_flight=concurrency)
+    for problem in problems:
+        failures.append(f"kill: {problem}")
+    print(f"  per kill, requests asked again = answers lost (sent, never saved) <= {concurrency} in flight: "
+          f"{len(ledger.kills) - len({p.split(':')[0] for p in problems})} of {len(ledger.kills)} kills: "
+          f"{'ok' if not problems else 'FAILED'}")
+    print(f"  answers the final resume was sent and did not save: {final.lost} (0 wanted): "
+          f"{check(final.lost == 0, 'kill: the final resume lost answers', failures)}")
+    print(f"  requests answered at least once {stats['distinct_answered']} of {records}: "
+          f"{check(stats['distinct_answered'] == records == final.cached, 'kill: requests never answered', failures)}")
+    print(f"  answers sent in all {stats['answered']} = {records} requests + {sum(k.reasked for k in ledger.kills)} asked again "
+          f"after a kill: {check(stats['answered'] == records + sum(k.reasked for k in ledger.kills), 'kill: answers paid twice outside the kills', failures)}")
+    print(f"  generated rows equal to an uninterrupted run's {equal_rows} of {len(theirs)} (and the curated set equal): "
+          f"{check(same, 'kill: datasets differ', failures)}")
 
 
 def disk(work: Path, failures: list[str]) -> None:
@@ -233,13 +255,16 @@ def disk(work: Path, failures: list[str]) -> None:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
     print(f"\ndisk full: run directory on a 2 MiB tmpfs, {records} records")
     clear = full.returncode == 1 and "no space left on device" in message and "Traceback" not in full.stderr
-    print(f"  exit {full.returncode}, one clear line: {check(clear, 'disk: no clear error', failures)}: {message}")
-    print(f"  run directory readable (manifest whole, cache sound, {saved} answers saved): "
+    print(f"  exit status {full.returncode} (1 wanted), last line says no space left, no traceback: "
+          f"{check(clear, 'disk: no clear error', failures)}: {message}")
+    print(f"  manifest readable: {readable}, cache integrity_check ok: {sound}, answers saved {saved} (> 0 wanted): "
           f"{check(readable and sound and saved > 0, 'disk: run directory unreadable', failures)}")
     ok = resumed.returncode == 0 and manifest["counts"]["generated"] == records and manifest["model_calls"]["served_from_cache"] == saved
-    print(f"  resume once space is back: {check(ok, 'disk: resume failed', failures)} "
-          f"({manifest['model_calls']['served_from_cache']} from cache, {manifest['model_calls']['model_calls']} paid; "
-          f"{stats['answered_more_than_once']} answers paid twice: the ones that arrived after the disk filled)")
+    print(f"  resume once space is back: exit {resumed.returncode}, generated {manifest['counts']['generated']} of {records}, "
+          f"served from the cache {manifest['model_calls']['served_from_cache']} of {saved} saved, "
+          f"{manifest['model_calls']['model_calls']} paid: {check(ok, 'disk: resume failed', failures)}")
+    print(f"  requests answered more than once {stats['answered_more_than_once']} (the answers that arrived "
+          f"after the disk filled, never saved)")
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ after a set latency with a deterministic text (or JSON following the
 requested schema), injects 429 / 500 / garbage / truncated bodies / hangs /
 dropped connections at given rates or in a scripted order, and counts what
 it saw: `GET /_stats` returns, among others, how many times each distinct
-request body was answered with a completion.
+request body was answered with a completion (`GET /_stats?answered=1`: per
+body, by its sha256).
 
     python tests/fake_server.py --port 8001 --latency 0.2 --rate-429 0.05
 """
@@ -165,7 +166,10 @@ class FakeOpenAIServer:
         return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats())
+        stats = self.stats()
+        if request.query.get("answered"):  # `?answered=1`: the answers per distinct request body, by its sha256
+            stats["answered_by_request"] = dict(self.answered)
+        return web.json_response(stats)
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from synthloom.curate import DROP, KEEP, RELABEL, CurationContext, curate
@@ -50,15 +52,17 @@ def test_self_consistency_with_the_embedded_model_and_a_free_rerun(context):
     records = sms()
     curate(records, [spec], context)
     for record in records:
-        score = record.scores.get("self_consistency")
-        assert score is None or score in (0.0, 1 / 3, 2 / 3, 1.0)
-        assert record.flags["self_consistency"] == KEEP
-        assert record.reasons["self_consistency"]
+        # every record got answers (they are constrained to the labels), and its score is the share that agree
+        agree, answered = map(int, re.match(r"(\d) of (\d) answers agree", record.reasons["self_consistency"]).groups())
+        assert answered == 3 and record.scores["self_consistency"] == pytest.approx(agree / answered)
+        assert record.flags["self_consistency"] == KEEP  # no min_score: scored and kept
     before = CountingBackend.calls
     again = sms()
-    curate(again, [spec], context)
+    curate(again, [SelfConsistencySpec(samples=3, max_tokens=4, min_score=0.5)], context)
     assert CountingBackend.calls == before  # all answers from the cache
-    assert [r.scores.get("self_consistency") for r in again] == [r.scores.get("self_consistency") for r in records]
+    assert [r.scores["self_consistency"] for r in again] == [r.scores["self_consistency"] for r in records]
+    # with a threshold, the records the model mostly disagrees with are dropped, the others kept
+    assert [r.flags["self_consistency"] for r in again] == [DROP if r.scores["self_consistency"] < 0.5 else KEEP for r in records]
 
 
 def test_label_logprob_with_the_embedded_model(context):
@@ -72,12 +76,16 @@ def test_label_logprob_with_the_embedded_model(context):
 
 def test_judge_with_the_embedded_model(context):
     records = sms()[:2]
-    curate(records, [JudgeSpec(max_tokens=48, min_score=0.0)], context)
+    curate(records, [JudgeSpec(max_tokens=48)], context)
     for record in records:
-        assert record.flags["llm_judge"] in (KEEP, DROP)
-        if "llm_judge" in record.scores:
-            assert record.scores["llm_judge"] in (0.0, 0.25, 0.5, 0.75, 1.0)
-            assert record.reasons["llm_judge"][0] in "12345"
+        # schema-constrained JSON: every record is judged; the 1-5 score in the reason is the stored (score - 1) / 4
+        points = int(re.match(r"([1-5])/5: ", record.reasons["llm_judge"]).group(1))
+        assert record.scores["llm_judge"] == (points - 1) / 4
+        assert record.flags["llm_judge"] == KEEP  # no min_score
+    strict = sms()[:2]
+    curate(strict, [JudgeSpec(max_tokens=48, min_score=0.5)], context)  # the same answers, from the cache
+    assert [r.scores["llm_judge"] for r in strict] == [r.scores["llm_judge"] for r in records]
+    assert [r.flags["llm_judge"] for r in strict] == [DROP if r.scores["llm_judge"] < 0.5 else KEEP for r in records]
 
 
 def test_teacher_reviews_only_flagged_records_with_the_embedded_model(context):

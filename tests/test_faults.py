@@ -25,6 +25,7 @@ import synthloom
 from synthloom.llm import CompletionCache
 
 from conftest import run_cli, synthloom_cmd
+from kill_ledger import KillLedger
 
 RECIPE = """\
 name: soak
@@ -94,10 +95,11 @@ def cached(out: Path) -> int:
 
 def test_killed_three_times_then_the_same_dataset_as_an_uninterrupted_run(tmp_path, fake_server):
     server = fake_server(latency=0.02)
-    recipe = write(tmp_path, server.url, records=400, concurrency=8)
+    concurrency = 8
+    recipe = write(tmp_path, server.url, records=400, concurrency=concurrency)
     out = tmp_path / "out"
     rng = random.Random(7)
-    lost_in_flight = 0
+    ledger = KillLedger()
     for _ in range(3):
         before = sum(server.answered.values())
         proc = subprocess.Popen(synthloom_cmd("run", str(recipe), "--out", str(out), "--no-progress"),
@@ -109,17 +111,37 @@ def test_killed_three_times_then_the_same_dataset_as_an_uninterrupted_run(tmp_pa
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         time.sleep(0.2)  # the server finishes what was in flight
-        lost_in_flight = sum(server.answered.values()) - cached(out)  # answered, never saved, so far
+        kill = ledger.after_kill(server.answered, cached(out))
+        assert kill.sent >= 20 and kill.saved > 0  # the run was killed mid-way, not before it started
     done = run_cli("run", str(recipe), "--out", str(out), "--no-progress")
     assert done.returncode == 0, done.stderr
-    stats = server.stats()
-    assert stats["distinct_answered"] == 400
-    # Only answers in flight at a kill (never saved) were asked again.
-    assert stats["answered"] - 400 == lost_in_flight <= 3 * 8
+    final = ledger.complete(server.answered, cached(out))
+    assert server.stats()["distinct_answered"] == 400 == final.cached
+    assert final.lost == 0  # the uninterrupted resume saved every answer it was sent
+    # Per kill: the requests asked again are exactly the answers lost (sent, never saved),
+    # and those are at most the requests in flight.
+    assert ledger.problems(in_flight=concurrency) == [], ledger.table()
+    assert sum(k.reasked for k in ledger.kills) == server.stats()["answered"] - 400
 
     reference = fake_server()
     synthloom.run(write(tmp_path / "ref", reference.url, records=400), tmp_path / "ref" / "out", progress=False)
     assert rows(out / "curated.parquet") == rows(tmp_path / "ref" / "out" / "curated.parquet")
+
+
+def test_the_kill_ledger_catches_saved_answers_paid_again_and_more_lost_than_in_flight():
+    """The per-kill checks fail when a resume re-asks saved answers, or a kill loses more than was in flight."""
+    ledger = KillLedger()
+    ledger.after_kill({"r1": 1, "r2": 1, "r3": 1}, cached=2)  # r3 in flight at the kill: lost
+    ledger.after_kill({"r1": 2, "r2": 1, "r3": 2, "r4": 1}, cached=4)  # r1 had been saved but was asked again
+    ledger.complete({"r1": 2, "r2": 1, "r3": 2, "r4": 1, "r5": 1}, cached=5)
+    assert [(k.sent, k.saved, k.lost, k.reasked) for k in ledger.kills] == [(3, 2, 1, 2), (3, 2, 1, 0)]
+    assert ledger.problems(in_flight=1) == ["kill 1: 1 answers lost but 2 requests asked again",
+                                            "kill 2: 1 answers lost but 0 requests asked again"]
+    sound = KillLedger()
+    sound.after_kill({"r1": 1, "r2": 1, "r3": 1}, cached=1)
+    sound.complete({"r1": 1, "r2": 2, "r3": 2}, cached=3)
+    assert sound.problems(in_flight=2) == [] and sound.problems(in_flight=1) == [
+        "kill 1: 2 answers lost, more than the 1 requests in flight"]
 
 
 @pytest.fixture

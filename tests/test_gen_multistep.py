@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import importlib
 import json
 
 import pyarrow.parquet as pq
@@ -88,7 +89,9 @@ def test_invalid_step_answers_are_retried_and_counted(tmp_path):
 
     result = run(QA, tmp_path, scripted_backend(flaky))
     answers = result.manifest["generation"]["answers"]
-    assert answers["records"] == 5 and answers["retried"] >= 1 and answers["repaired"] >= 1
+    # each record's first answer was either refused (asked again) or cut off (repaired), never both
+    assert answers["records"] == 5 and answers["retried"] + answers["repaired"] == 5
+    assert answers["retried"] >= 1 and answers["repaired"] >= 1
     assert answers["repairs_by_kind"]["unclosed_json"] == answers["repaired"]
     assert result.manifest["model_calls"]["failed_tries_by_kind"]["invalid_answer"] == answers["retried"]
 
@@ -121,7 +124,7 @@ def test_dialogue_turns_alternate_and_see_the_history(tmp_path):
     for request in user_calls:
         system = request.messages[0]["content"]
         assert system.startswith(("You are a student", "You are a retired nurse"))
-        assert "a lost card" in system or "a fee" in system
+        assert ("a lost card" in system) != ("a fee" in system)  # the one label of its record
     # the assistant's call carries the conversation as chat turns; the user's as a transcript
     assistant_calls = [r for r in backend.calls if r not in user_calls]
     assert all([m["role"] for m in r.messages[1:]][-1] == "user" and len(r.messages) in (2, 4) for r in assistant_calls)
@@ -227,9 +230,9 @@ def test_evol_instruct_rewrites_accepted_records(tmp_path):
         meta = json.loads(row["meta"])
         parent = ids[meta["parent"]]
         assert json.loads(parent["meta"])["round"] == 1 and parent["label"] == row["label"]
-        assert meta["evolution"] in ("deepen", "broaden")
         prompt = json.loads(row["prompt"])[-1]["content"]
-        assert parent["text"] in prompt and ("more specific" in prompt or "different, less common topic" in prompt)
+        wording = {"deepen": "more specific", "broaden": "different, less common topic"}
+        assert parent["text"] in prompt and wording[meta["evolution"]] in prompt
     assert result.manifest["generation"]["rounds"]["strategy"] == "evol_instruct"
 
 
@@ -244,35 +247,134 @@ def test_rounds_recipe_errors(write_recipe):
     assert info.value.line == 4
 
 
-def test_downstream_errors_steer_the_next_round(tmp_path):
-    """Closing the loop: the class the downstream model gets wrong on real data gets more of the next round."""
-    (tmp_path / "seeds.jsonl").write_text("".join(
-        json.dumps({"text": f"{lab} seed {i}", "label": lab}) + "\n" for lab in "abc" for i in range(3)))
-    (tmp_path / "test.jsonl").write_text("".join(
-        json.dumps({"text": f"{word} test {i}", "label": lab}) + "\n"
-        for lab, word in [("a", "apple"), ("b", "banana"), ("c", "cherry")] for i in range(4)))
+FRUIT = [("a", "apple"), ("b", "banana"), ("c", "cherry")]
 
-    def texts(request):  # c's synthetic records look like a's and b's; real c messages are about cherries
-        prompt = request.messages[-1]["content"]
-        word = next(w for lab, w in [("a", "apple"), ("b", "banana"), ("c", "apple banana")] if f"that is {lab}" in prompt)
-        return f"{word} note {request.seed}"
+
+def fruit_texts(request):  # c's synthetic records look like a's and b's; real c messages are about cherries
+    prompt = request.messages[-1]["content"]
+    word = next(w for lab, w in [("a", "apple"), ("b", "banana"), ("c", "apple banana")] if f"that is {lab}" in prompt)
+    return f"{word} note {request.seed}"
+
+
+def fruit_files(folder, seeds_per_label=3):
+    """Seeds, a validation file and a test file whose every record carries the mark TESTMARK."""
+    (folder / "seeds.jsonl").write_text("".join(
+        json.dumps({"text": f"{lab} seed {i}", "label": lab}) + "\n" for lab in "abc" for i in range(seeds_per_label)))
+    for name, mark in [("dev", "dev"), ("test", "TESTMARK")]:
+        (folder / f"{name}.jsonl").write_text("".join(
+            json.dumps({"text": f"{word} {mark} {i}", "label": lab}) + "\n" for lab, word in FRUIT for i in range(4)))
+
+
+def fruit_recipe(folder, errors_weight=1.0, **rounds):
+    return {
+        **ROUNDS, "task": {"description": "notes", "labels": ["a", "b", "c"]},
+        "generation": {"records": 30},
+        "rounds": {"count": 3, "target": 30, "weights": {"rejection": 0, "repetition": 0, "errors": errors_weight}, **rounds},
+        "evaluation": [{"stage": "downstream", "trainer": "tfidf_linear", "test": {"path": str(folder / "test.jsonl")}}],
+    }
+
+
+@pytest.fixture
+def trainer_inputs(monkeypatch):
+    """Every text the downstream trainer is fit on or predicts, by phase: `loop` until the final evaluation starts."""
+    from synthloom.train import TfidfLinear
+
+    run_module = importlib.import_module("synthloom.execute.run")  # the module; the package exports run()
+
+    seen = {"phase": "loop", "loop": {"fit": [], "predict": []}, "final": {"fit": [], "predict": []}}
+    fit, predict, evaluate = TfidfLinear.fit, TfidfLinear.predict, run_module.evaluate
+
+    def spy_fit(self, inputs, labels, weights=None):
+        seen[seen["phase"]]["fit"].append([x[0] for x in inputs])
+        return fit(self, inputs, labels, weights)
+
+    def spy_predict(self, inputs):
+        seen[seen["phase"]]["predict"].append([x[0] for x in inputs])
+        return predict(self, inputs)
+
+    def final(*args, **kw):
+        seen["phase"] = "final"
+        return evaluate(*args, **kw)
+
+    monkeypatch.setattr(TfidfLinear, "fit", spy_fit)
+    monkeypatch.setattr(TfidfLinear, "predict", spy_predict)
+    monkeypatch.setattr(run_module, "evaluate", final)
+    return seen
+
+
+def test_downstream_errors_on_validation_data_steer_the_next_round(tmp_path, trainer_inputs):
+    """Closing the loop: the class the model gets wrong on validation data gets more of the next round."""
+    fruit_files(tmp_path)
 
     def second_round(errors_weight):
         out = tmp_path / f"w{errors_weight}"
         out.mkdir()
-        data = {
-            **ROUNDS, "task": {"description": "notes", "labels": ["a", "b", "c"]},
-            "generation": {"records": 30},
-            "rounds": {"count": 3, "target": 30, "weights": {"rejection": 0, "repetition": 0, "errors": errors_weight}},
-            "evaluation": [{"stage": "downstream", "trainer": "tfidf_linear", "test": {"path": str(tmp_path / "test.jsonl")}}],
-        }
+        data = fruit_recipe(tmp_path, errors_weight, validation={"path": str(tmp_path / "dev.jsonl")})
         (out / "seeds.jsonl").write_text((tmp_path / "seeds.jsonl").read_text())
-        result = run(data, out, scripted_backend(texts))
-        return result.manifest["generation"]["rounds"]["log"][1]["cells"]
+        result = run(data, out, scripted_backend(fruit_texts))
+        trainer_inputs["phase"] = "loop"
+        return result
 
-    steered, plain = second_round(1.0), second_round(0.0)
-    assert steered["label=c"]["asked"] > plain["label=c"]["asked"]
-    assert steered["label=c"]["asked"] > steered["label=a"]["asked"]
+    steered = second_round(1.0)
+    loop = steered.manifest["generation"]["rounds"]["loop"]
+    assert loop["on"] and loop["n_validation"] == 12 and loop["validation"].endswith("dev.jsonl")
+    plain = second_round(0.0)
+    assert plain.manifest["generation"]["rounds"]["loop"] == {"on": False, "reason": "closed loop off: rounds.weights.errors is 0"}
+    cells = [r.manifest["generation"]["rounds"]["log"][1]["cells"] for r in (steered, plain)]
+    assert cells[0]["label=c"]["asked"] > cells[1]["label=c"]["asked"]
+    assert cells[0]["label=c"]["asked"] > cells[0]["label=a"]["asked"]
+    # the loop's model was fit and scored after each of the 3 rounds of the steered run, on the validation file only
+    loop_seen = trainer_inputs["loop"]
+    assert len(loop_seen["fit"]) == 3 and len(loop_seen["predict"]) == 3
+    dev = {json.loads(line)["text"] for line in (tmp_path / "dev.jsonl").read_text().splitlines()}
+    assert all(set(texts) == dev for texts in loop_seen["predict"])
+    # no test record reached the loop's trainer; the final evaluation scored every one of them
+    assert not [t for texts in loop_seen["fit"] + loop_seen["predict"] for t in texts if "TESTMARK" in t]
+    final_scored = {t for texts in trainer_inputs["final"]["predict"] for t in texts}
+    assert sum("TESTMARK" in t for t in final_scored) == 12
+    assert steered.metrics["downstream"]["n_test"] == 12
+
+
+def test_without_validation_data_the_loop_holds_out_demonstrations(tmp_path, trainer_inputs):
+    """No `rounds.validation`: a seeded, stratified share of the seeds is held out, scored, and never shown."""
+    fruit_files(tmp_path, seeds_per_label=5)
+    backend = scripted_backend(fruit_texts)
+    result = run(fruit_recipe(tmp_path), tmp_path, backend)
+    loop = result.manifest["generation"]["rounds"]["loop"]
+    assert loop["on"] and loop["n_validation"] == 3 and loop["labels"] == 3  # round(0.2 * 5) = 1 of each label
+    scored = trainer_inputs["loop"]["predict"]
+    assert len(scored) == 3 and scored[0] == scored[1] == scored[2]  # the same records every round
+    held = set(scored[0])
+    assert {t.split()[0] for t in held} == {"a", "b", "c"} and all(" seed " in t for t in held)
+    prompts = [m["content"] for request in backend.calls for m in request.messages]
+    assert not [t for t in held if any(t in p for p in prompts)]  # never shown as a demonstration
+    shown = {t for p in prompts for t in (f"{lab} seed {i}" for lab in "abc" for i in range(5)) if t in p}
+    assert len(shown) == 12  # every other seed was
+    assert not [t for texts in trainer_inputs["loop"]["fit"] + scored for t in texts if "TESTMARK" in t]
+
+
+def test_without_validation_data_the_loop_is_off_and_says_why(tmp_path, trainer_inputs):
+    fruit_files(tmp_path)
+    data = {k: v for k, v in fruit_recipe(tmp_path).items() if k != "demonstrations"}
+    result = run(data, tmp_path, scripted_backend(fruit_texts))
+    assert result.manifest["generation"]["rounds"]["loop"]["on"] is False
+    assert [n for n in result.manifest["notes"] if n.startswith("closed loop off: no validation data")]
+    assert trainer_inputs["loop"] == {"fit": [], "predict": []}
+    assert sum("TESTMARK" in t for texts in trainer_inputs["final"]["predict"] for t in texts) == 12
+
+
+def test_the_test_data_cannot_be_the_loop_validation(tmp_path):
+    fruit_files(tmp_path)
+    same = fruit_recipe(tmp_path, validation={"path": str(tmp_path / "test.jsonl")})
+    with pytest.raises(RecipeError, match="is the downstream stage's test data"):
+        recipe_from_dict(same, base_dir=tmp_path)
+    split = {"test_fraction": 0.5, "seed": 1}
+    parts = fruit_recipe(tmp_path, validation={"path": str(tmp_path / "test.jsonl"), "split": {**split, "part": "train"}})
+    parts["evaluation"][0]["test"]["split"] = {**split, "part": "test"}
+    assert recipe_from_dict(parts, base_dir=tmp_path).rounds.validation.split.part == "train"  # the other part of one split
+    parts["rounds"]["validation"]["split"]["seed"] = 2  # another split of the same file may share rows
+    with pytest.raises(RecipeError, match="is the downstream stage's test data"):
+        recipe_from_dict(parts, base_dir=tmp_path)
 
 
 def test_self_instruct_rejects_near_copies_by_rouge_l(tmp_path):

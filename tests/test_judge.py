@@ -10,6 +10,7 @@ import json
 import sqlite3
 
 import pytest
+from scipy.stats import binomtest
 
 from synthloom.evaluate.faithfulness import (
     human_faithfulness,
@@ -20,7 +21,7 @@ from synthloom.evaluate.faithfulness import (
     wilson_interval,
 )
 from synthloom.evaluate.judge import Judge, parse_verdict
-from synthloom.evaluate.pairwise import compare_answers, length_controlled_win_rate
+from synthloom.evaluate.pairwise import compare_answers, length_controlled_win_rate, order_scores
 from synthloom.llm import FakeBackend, FakeConfig, InvalidAnswer, LlamaCppConfig
 from synthloom.records import Record
 
@@ -115,7 +116,11 @@ def test_reviews_from_sqlite_give_the_human_estimate_and_the_judges_agreement(tm
     human = human_faithfulness(reviews, ["fluent", "label_correct"])
     assert human["faithful"]["n"] == 4  # r5's only review is neither yes nor no
     assert human["faithful"]["share"] == pytest.approx(2 / 4)  # r1, r3 faithful; r2 wrong label; r4 rejected
-    assert human["criteria"]["label_correct"] == {"share": pytest.approx(2 / 3), "interval": pytest.approx(human["criteria"]["label_correct"]["interval"]), "n": 3}
+    wilson = binomtest(2, 3).proportion_ci(method="wilson")  # scipy's Wilson interval of 2 in 3, the reference
+    assert human["criteria"]["label_correct"] == {
+        "share": pytest.approx(2 / 3), "interval": pytest.approx([wilson.low, wilson.high], abs=1e-4), "n": 3}
+    wilson = binomtest(2, 4).proportion_ci(method="wilson")
+    assert human["faithful"]["interval"] == pytest.approx([wilson.low, wilson.high], abs=1e-4)
     judge_verdicts = [
         {"id": "r1", "fluent": True, "label_correct": True},
         {"id": "r2", "fluent": True, "label_correct": True},  # the judge misses r2's wrong label
@@ -182,12 +187,19 @@ def test_faithfulness_and_pairwise_on_the_embedded_model(tmp_path):
     data = records(6)
     out = judge_faithfulness(data, Judge(config, tmp_path / "cache.sqlite"), task="SMS messages", labels=LABELS, sample=3)
     assert out["sampled"] == 3 and out["judged"] + out["failed"] == 3
-    assert out["judged"] >= 1  # constrained JSON decoding gives parseable verdicts
+    assert out["judged"] == 3  # constrained JSON decoding gives parseable verdicts
     assert all(v["best_label"] in LABELS for v in out["verdicts"])
     again = judge_faithfulness(data, Judge(config, tmp_path / "cache.sqlite"), task="SMS messages", labels=LABELS, sample=3)
     assert again["judge"]["model_calls"] == 0
     pairs = compare_answers(["What is 2 + 2?"], ["2 + 2 is 4."], ["It is 5."], Judge(config, tmp_path / "cache.sqlite"), resamples=20)
-    assert pairs["judged"] == 1 and pairs["win_rate"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert pairs["judged"] == 1
+    row = pairs["judgements"][0]  # the verdicts with A shown first and with B shown first
+    assert pairs["win_rate"] == row["score"] == order_scores(row["a_first"], row["b_first"])
+    # The same two prompts with the answers' roles swapped: no new calls, and B wins what A won.
+    swapped = compare_answers(["What is 2 + 2?"], ["It is 5."], ["2 + 2 is 4."], Judge(config, tmp_path / "cache.sqlite"), resamples=20)
+    assert swapped["judge"]["model_calls"] == 0
+    assert (swapped["judgements"][0]["a_first"], swapped["judgements"][0]["b_first"]) == (row["b_first"], row["a_first"])
+    assert swapped["win_rate"] == 1 - pairs["win_rate"]
 
 
 def test_pairwise_stage_matches_records_to_the_baseline_by_prompt(tmp_path):

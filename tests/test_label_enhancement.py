@@ -79,7 +79,10 @@ def test_cross_partition_can_drop_instead():
     result = curate(records, [CrossPartitionSpec(action="drop")], context())
     dropped = {int(r.id.split("-")[1]) for r in result.dropped}
     assert precision_recall(dropped, flipped)[1] >= 0.8
-    assert all(r.flags["cross_partition"] in (KEEP, DROP) for r in records)
+    # what it flags it drops, and it relabels nothing
+    assert {r.id for r in records if r.flags["cross_partition"] == DROP} == {r.id for r in result.dropped}
+    assert all(r.flags["cross_partition"] in (KEEP, DROP) and "original_label" not in r.meta for r in records)
+    assert result.funnel[0].relabelled == 0
 
 
 def test_confident_learning_finds_the_planted_errors():

@@ -17,6 +17,7 @@ from synthloom.llm import (
     Request,
     Scheduler,
 )
+from synthloom.records import load_dataset
 
 from conftest import ROOT, run_cli
 
@@ -125,16 +126,27 @@ def test_scheduler_cache_with_embedded_model(tmp_path, embedded):
     assert replay.value == outcome.value and again.stats.calls == 0
 
 
-def test_main_job_on_the_embedded_model(tmp_path):
-    """The README's main job, capped to a few records."""
+def test_main_job_on_the_embedded_model(tmp_path, monkeypatch):
+    """The README's main job, capped to a few records, scored on a small SMS collection of its own."""
+    data = tmp_path / "data"
+    (data / "sms_spam").mkdir(parents=True)
+    rows = [f"ham\tsee you at {h} for dinner with {who}" for h in range(5, 10) for who in ("mum", "Sam", "Jo", "Ali", "Kim", "Lee")]
+    rows += [f"spam\tWIN a {n}00 pound prize! Text CLAIM{n} to {80000 + n} now" for n in range(30)]
+    (data / "sms_spam" / "SMSSpamCollection").write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("SYNTHLOOM_DATA", str(data))
+    recipe = synthloom.load_recipe(ROOT / "examples" / "sms_spam.yaml")
+    test_rows = load_dataset(next(s for s in recipe.evaluation if s.stage == "downstream").test)
     done = run_cli("run", str(ROOT / "examples" / "sms_spam.yaml"), "--out", str(tmp_path / "out"),
                    "--limit", "6", "--no-progress")
     assert done.returncode == 0, done.stderr
     assert "report:" in done.stdout
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["counts"]["generated"] >= 4
+    assert manifest["counts"]["planned"] == 6
+    assert manifest["counts"]["generated"] + manifest["counts"]["failed"] == 6 and manifest["counts"]["generated"] >= 4
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert 0 < metrics["diversity"]["distinct_2"] <= 1
     downstream = metrics["downstream"]
-    # Either scored on the real SMS test split, or skipped with a note when the data is absent.
-    assert ("macro_f1" in downstream and downstream["n_test"] > 1000) or "skipped" in downstream
+    # scored on the recipe's test split of the collection (20% of its 60 rows, stratified), with an interval
+    assert downstream["n_test"] == len(test_rows) == 12 and downstream["n_train"] == manifest["counts"]["curated"]
+    low, high = downstream["macro_f1_ci"]
+    assert 0 <= low <= downstream["macro_f1"] <= high <= 1

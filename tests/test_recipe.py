@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pydantic
 import pytest
 
 from synthloom.recipe import (
@@ -44,8 +45,9 @@ def test_good_recipe_loads_typed_and_frozen(write_recipe):
     assert recipe.model.model == "tiny"
     assert recipe.generation.records == 10
     assert recipe.task.label_names == ["a", "b"]
-    with pytest.raises(Exception):
-        recipe.generation.records = 5  # frozen
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        recipe.generation.records = 5
+    assert recipe.generation.records == 10
 
 
 def test_unknown_key_names_key_and_line(write_recipe):
@@ -114,7 +116,7 @@ def test_unknown_stage(write_recipe):
 def test_yaml_syntax_error(write_recipe):
     err = error_of(write_recipe, GOOD + "conditions: [unclosed\n")
     assert "YAML syntax error" in err.message
-    assert err.line is not None
+    assert err.line == 13  # the line of the unclosed list
 
 
 def test_duplicate_key(write_recipe):

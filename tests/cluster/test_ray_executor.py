@@ -280,7 +280,9 @@ evaluation:
     local = synthloom.run(recipe, tmp_path / "local", progress=False)
     assert local.manifest["model_calls"]["model_calls"] == 0
     assert table(tmp_path / "ray" / "curated.parquet") == table(tmp_path / "local" / "curated.parquet")
-    assert local.metrics["downstream"]["accuracy"] == pytest.approx(ray_metrics["downstream"]["accuracy"], abs=1 / 12)
+    # the same curated data, so the same model and the same scores on the same test rows
+    for key in ("n_train", "n_test", "accuracy", "macro_f1", "f1_by_label"):
+        assert local.metrics["downstream"][key] == ray_metrics["downstream"][key], key
 
 
 def _processes() -> dict[int, tuple[int, bytes]]:
@@ -339,26 +341,33 @@ def test_killed_worker_node_reruns_its_shard_without_paying_again(tmp_path, fake
             proc.kill()
     assert proc.returncode == 0, stderr
     assert not any(_running(pid) for pid in node)  # the node stayed dead (its processes are at most zombies)
-    # In one run of four, 2 requests beyond the planned 240 were answered (re-asks: an answer judged
-    # unusable when the node died, cause not pinned down); the data still equals a local run's.
-    assert_one_shard_rerun_and_same_as_local(tmp_path, servers, fake_server, reasked=4)
+    # In one run of four, 2 requests beyond the planned 240 were answered: re-asks (a new attempt, so
+    # a new request body; the cause is not pinned down). At most the dead worker's in-flight requests.
+    assert_one_shard_rerun_and_same_as_local(tmp_path, servers, fake_server, reasks_in_flight=True)
 
 
-def assert_one_shard_rerun_and_same_as_local(tmp_path, servers, fake_server, reasked=0):
+def assert_one_shard_rerun_and_same_as_local(tmp_path, servers, fake_server, reasks_in_flight=False):
     """After a kill: one shard ran again, replaying what had finished, and the data is a local run's.
 
-    `reasked`: how many requests beyond the 240 planned may have been made (re-asks)."""
+    The design's promise: a dead worker loses only the requests it had in flight
+    (its share of the concurrency) and the answers it had received but not yet
+    sent on to the store (at most as many). `reasks_in_flight`: those in-flight
+    requests may also have been re-asked (as a new attempt) while the node died."""
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
-    executor = manifest["executor"]
+    executor, calls = manifest["executor"], manifest["model_calls"]
     assert len(executor["shards_rerun"]) == 1 and executor["shard_attempts"] == 3
-    # The rerun shard replayed what its dead worker had finished...
-    assert manifest["model_calls"]["served_from_cache"] >= 10
     assert manifest["counts"]["generated"] == 240
-    # ... and at the servers, only requests the worker had in flight (2) or had
-    # just received (not yet sent on to the store) were ever answered twice.
+    in_flight = executor["concurrency_per_shard"]
+    assert in_flight == 2  # 4 over the two shards running at once
     stats = [s.stats() for s in servers]
-    assert 240 <= sum(s["distinct_answered"] for s in stats) <= 240 + reasked
-    assert sum(s["answered_more_than_once"] for s in stats) <= 4
+    # Every answer the servers sent was paid by a shard that finished, or went to the dead worker;
+    # of these, the saved ones were served from the store to the rerun shard, the rest were lost.
+    lost = sum(s["answered"] for s in stats) - calls["model_calls"] - calls["served_from_cache"]
+    assert 0 <= lost <= 2 * in_flight, (lost, calls)
+    assert calls["served_from_cache"] >= 10  # the dead worker had finished some: they were replayed, not paid again
+    assert sum(s["answered_more_than_once"] for s in stats) <= lost  # a request paid twice is one whose answer was lost
+    reasked = sum(s["distinct_answered"] for s in stats) - 240
+    assert reasked == 0 or (reasks_in_flight and 0 <= reasked <= in_flight), reasked
 
     reference = fake_server()
     local_recipe = write(tmp_path / "ref", [reference.url], records=240)

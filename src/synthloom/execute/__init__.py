@@ -8,6 +8,7 @@ since Ray is optional).
 
     run.py            run(), RunResult, producers, the Executor seam, the local executor
     rounds.py         dataset-wise rounds: generate, curate, measure, re-allocate
+    validation.py     what the closed loop scores on: validation data, never the test set
     curate_file.py    curate_data(): curation stages over any dataset file
     evaluate_file.py  evaluate_file(): the evaluation of any dataset file
     check_files.py    validate_file(): a recipe and every file it names, read as a run would

@@ -9,8 +9,11 @@ set and earlier rounds' accepted records) with the stages listed under
 `rounds.curation`; each cell is measured (accepted so far, share rejected,
 distinct-2 of what it accepted) and `generate.allocate` gives the next
 round's share of the budget to the cells still under quota, more to those
-mostly rejected or repetitive. Rounds stop when every cell is full or the
-budget (`generation.records`) is spent.
+mostly rejected or repetitive, and (the closed loop) to the labels a
+downstream model trained on the records so far gets wrong on validation
+data, never on the test data (`validation.py` says where it comes from).
+Rounds stop when every cell is full or the budget (`generation.records`)
+is spent.
 
 Strategies: `quota` only re-allocates; `self_instruct` also puts accepted
 records into the demonstration pool (`synthetic_demos` of each prompt's
@@ -33,59 +36,43 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..curate import CurationContext, curate
-from ..evaluate import TrainingError, class_errors, distinct_n, fit_and_score, load_benchmark, restrict_labels
+from ..evaluate import TrainingError, class_errors, distinct_n, fit_and_score
 from ..generate import CellStats, DemonstrationPool, GenerationResult, Generator, PlannedRecord, allocate, cell_quotas
 from ..generate.allocation import Cell
 from ..generate.engine import PlanRunner
 from ..llm import Scheduler
-from ..recipe import DownstreamSpec, Recipe, RoundsSpec
-from ..records import Record, load_dataset
+from ..recipe import Recipe, RoundsSpec
+from ..records import Record
+from .validation import LoopData
 
 ErrorRates = Callable[[Sequence[Record], Sequence[Cell]], Mapping[Cell, float]]  # (records so far, cells) -> rate
 
 
-def downstream_error_rates(recipe: Recipe) -> ErrorRates | None:
-    """Closing the loop: the downstream model's per-class error rates on real data, per cell.
+def downstream_error_rates(recipe: Recipe, loop: LoopData) -> ErrorRates | None:
+    """Closing the loop: the downstream model's per-class error rates on validation data, per cell.
 
-    The recipe's first `downstream` evaluation stage names the real test data
-    and the trainer. After each round, that model is trained on the records
-    so far and tested; a cell gets the error rate of its label, so the next
-    round's budget leans towards the classes the model gets wrong
-    (`rounds.weights.errors`). None when there is no such stage, the weight
-    is 0, or the cells have no label.
+    The recipe's first `downstream` evaluation stage names the trainer and
+    fields; `loop.validation` is what it is scored on (see `validation.py`:
+    never the test data). After each round that model is trained on the
+    records so far and scored; a cell gets the error rate of its label, so the
+    next round's budget leans towards the classes the model gets wrong
+    (`rounds.weights.errors`). None when the loop is off.
     """
-    rounds = recipe.rounds
-    spec = next((s for s in recipe.evaluation if isinstance(s, DownstreamSpec)), None)
-    if spec is None or rounds is None or not rounds.weights.errors or "label" not in rounds.cells:
+    if not loop.on or loop.spec is None:
         return None
-    loaded: list[list[Record]] = []
-
-    def test_set() -> list[Record]:
-        if not loaded:
-            if spec.benchmark is not None:
-                ref = spec.benchmark
-                test = load_benchmark(ref.name, ref.split, ref.path, ref.config, seed=spec.seed)
-                if ref.labels:
-                    _, kept = restrict_labels(load_benchmark(ref.name, "train", ref.path, ref.config, seed=spec.seed), ref.labels)
-                    test = [r for r in test if r.label in set(kept)]
-            else:
-                assert spec.test is not None
-                test = load_dataset(spec.test) if spec.test.exists else []
-            loaded.append(test)
-        return loaded[0]
-
+    spec, validation = loop.spec, loop.validation
     fields = [spec.field] if spec.field else list(recipe.task.fields)
 
     def rates(records: Sequence[Record], cells: Sequence[Cell]) -> Mapping[Cell, float]:
         labelled = [r for r in records if r.label is not None]
-        test = test_set()
-        if not test or len({r.label for r in labelled}) < 2:
+        if len({r.label for r in labelled}) < 2:
             return {}
         try:
-            _, predicted = fit_and_score(labelled, test, spec.trainer, fields, seed=spec.seed, resamples=0)
+            _, predicted = fit_and_score(labelled, validation, spec.trainer, fields, seed=spec.seed, resamples=0)
         except TrainingError:
             return {}
-        by_label = {label: info["error_rate"] for label, info in class_errors([r.label for r in test], predicted).items()}
+        truth = [r.label for r in validation]
+        by_label = {label: info["error_rate"] for label, info in class_errors(truth, predicted).items()}
         return {cell: by_label[label] for cell in cells if (label := dict(cell).get("label")) in by_label}
 
     return rates
@@ -100,10 +87,12 @@ class Rounds:
     error rates, the Self-Instruct pool) runs where `produce` is called.
     """
 
-    def __init__(self, recipe: Recipe, generator: Generator, error_rates: ErrorRates | None = None):
+    def __init__(self, recipe: Recipe, generator: Generator, error_rates: ErrorRates | None = None,
+                 loop: LoopData | None = None):
         self.recipe = recipe
         self.generator = generator
         self.error_rates = error_rates
+        self.loop = loop
         self.spec: RoundsSpec = recipe.rounds  # type: ignore[assignment]
         self.last_result = GenerationResult()
         self.log: list[dict[str, Any]] = []
@@ -224,6 +213,7 @@ class Rounds:
         out = self.generator.summary()
         out["rounds"] = {
             "strategy": self.spec.strategy,
+            "loop": self.loop.to_json() if self.loop is not None else {"on": self.error_rates is not None},
             "log": self.log,
             "cells": {
                 _cell_name(c): {"quota": s.quota, "accepted": s.accepted, "rejection_share": round(s.rejection_share, 3),

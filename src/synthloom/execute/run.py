@@ -31,6 +31,7 @@ from ..recipe import Recipe, load_recipe
 from ..records import Record, atomic_write_text, write_records
 from ..report import build_card, build_report
 from .rounds import Rounds, downstream_error_rates
+from .validation import loop_data
 
 
 @dataclass
@@ -59,10 +60,10 @@ def make_producer(recipe: Recipe, support: list[Record]) -> Producer:
     """What makes the records: annotation of inputs, rounds of generation, or one pass."""
     if recipe.annotation is not None:
         return Annotator(recipe, support)
-    generator = Generator(recipe, support)
     if recipe.rounds is None:
-        return generator
-    return Rounds(recipe, generator, downstream_error_rates(recipe))
+        return Generator(recipe, support)
+    loop = loop_data(recipe, support)  # the loop's validation records are not shown as demonstrations
+    return Rounds(recipe, Generator(recipe, loop.demonstrations), downstream_error_rates(recipe, loop), loop)
 
 
 class Executor(Protocol):
@@ -170,6 +171,10 @@ def run(
     manifest["counts"]["support"] = len(support)
     if recipe.demonstrations is not None and not recipe.demonstrations.exists:
         manifest["notes"].append(f"no demonstrations: {recipe.demonstrations.path} not found")
+    if isinstance(producer, Rounds) and producer.loop is not None:
+        if producer.loop.reason:
+            manifest["notes"].append(producer.loop.reason)
+        manifest["counts"]["loop_validation"] = len(producer.loop.validation)
 
     def finish(status: str, result: Generated) -> None:
         manifest["status"] = status

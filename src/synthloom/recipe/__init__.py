@@ -156,6 +156,14 @@ class Recipe(Strict):
             unknown = [c for c in rounds.cells if c not in allowed]
             if unknown:
                 raise ValueError(f"cells {unknown} are neither `label` (with labels) nor conditions")
+        if rounds is not None and rounds.validation is not None:
+            for stage in info.data.get("evaluation") or []:
+                test = getattr(stage, "test", None)
+                if stage.stage == "downstream" and test is not None and _same_data(rounds.validation, test):
+                    raise ValueError(
+                        f"validation: {rounds.validation.path} is the downstream stage's test data; "
+                        "the rounds must not be steered by the set the final score is measured on"
+                    )
         return rounds
 
     @field_validator("annotation")
@@ -172,6 +180,15 @@ class Recipe(Strict):
     @property
     def text_field(self) -> str:
         return next(iter(self.task.fields))
+
+
+def _same_data(a: DatasetSpec, b: DatasetSpec) -> bool:
+    """Whether two dataset specs may share rows: the same file, unless they are the two parts of one split."""
+    if Path(a.path).resolve() != Path(b.path).resolve():
+        return False
+    if a.split is None or b.split is None:
+        return True  # a whole file holds every part of a split of it
+    return a.split.part == b.split.part or a.split.model_copy(update={"part": b.split.part}) != b.split
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:

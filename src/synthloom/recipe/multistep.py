@@ -12,6 +12,7 @@
       cells: [label, topic]
       strategy: self_instruct       # or quota, evol_instruct
       curation: [{stage: exact_dedup}]
+      validation: {path: dev.jsonl} # where the loop's per-class errors are measured (never the test set)
 """
 
 from __future__ import annotations
@@ -99,6 +100,14 @@ class RoundsSpec(Strict):
         default_factory=lambda: ["deepen", "broaden"], min_length=1
     )
     weights: AllocationWeights = Field(default_factory=AllocationWeights)
+    validation: DatasetSpec | None = Field(
+        None, description="real labelled data the closed loop scores on (`weights.errors`); never the test set"
+    )
+    holdout: float = Field(
+        0.2, ge=0, lt=1,
+        description="without `validation`: the share of each label's demonstrations held out for the loop "
+        "(drawn with generation.seed; not shown as demonstrations); 0 = none",
+    )
 
     @model_validator(mode="after")
     def _novelty_for_self_instruct(self) -> RoundsSpec:
