@@ -198,6 +198,7 @@ class SqlExec(_ExecStage):
 # -- math -----------------------------------------------------------------------------------
 
 _ANSWER_IS = re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*:?\s*([^\n]+)", re.I)
+_PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]|[A-Za-z]{5,}")  # words in a row: a sentence, not an answer
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 
 
@@ -229,7 +230,7 @@ def final_answer(text: Any) -> str | None:
     matches = _ANSWER_IS.findall(text)
     if matches:
         return matches[-1].strip().rstrip(".").strip("$ ")
-    if "\n" not in text and len(text) <= 40 and not re.search(r"[A-Za-z]{4,}", re.sub(r"\\[A-Za-z]+", " ", text)):
+    if "\n" not in text and len(text) <= 40 and not _PROSE.search(re.sub(r"\\[A-Za-z]+", " ", text)):
         return text.strip("$ ")
     last = text.splitlines()[-1]
     if "=" in last:
