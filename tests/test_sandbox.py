@@ -46,7 +46,7 @@ def test_a_plain_program_runs_in_a_fresh_temp_dir_with_a_minimal_environment(box
     assert lines[0] == "hello True ['HOME', 'LANG', 'LC_ALL', 'PATH', 'TMPDIR']"
     assert lines[1] == "True"
     assert not os.path.exists(lines[2]), "the temp dir is removed afterwards"
-    assert set(result.isolation) == {"network", "files", "processes"}
+    assert set(result.isolation) == {"network", "files", "processes", "privileges"}
 
 
 def test_an_infinite_loop_is_killed_by_the_cpu_limit(box):
@@ -148,3 +148,12 @@ def test_without_namespace_or_landlock_the_audit_hook_refuses_sockets_and_writes
     assert (net.status, net.limit) == ("blocked", "network") and "audit hook" in net.isolation["network"]
     assert (write.status, write.limit) == ("blocked", "files") and not target.exists()
     assert (fine.status, fine.stdout) == ("ok", "x\n")
+
+
+def test_a_program_cannot_take_its_walls_down(box):
+    """Its limits stay (no raising the hard limit); run as root, it keeps no capabilities."""
+    result = box.run("import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))")
+    assert result.status == "error" and "not allowed to raise" in result.error
+    if os.geteuid() == 0:
+        result = box.run("print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])")
+        assert result.stdout == "0000000000000000\n"

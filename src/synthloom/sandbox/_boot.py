@@ -1,13 +1,17 @@
 """The first lines the child's interpreter runs: the fallback walls, then the program as `__main__`.
 
-`BOOT` is passed as `python -I -c BOOT NET FILES`: NET=1 when there is no
+`BOOT` is passed as `python -I -S -u -c BOOT NET FILES SITE`: NET=1 when there is no
 network namespace (sockets are refused by an audit hook), FILES=1 when
 there is no Landlock (opening for writing, removing or renaming outside the
 working directory is refused by the same hook). An audit hook cannot be
 removed by the code it watches; it sees what Python does, not what native
 code does on its own (see docs/curation.md: what the sandbox does not
-guarantee). The program is `main.py` in the working directory, compiled
-under that name so that tracebacks point at its lines.
+guarantee). SITE is the interpreter's site-packages directories (joined
+by ":"), put on sys.path without running their .pth files: `-S` skips the
+`site` module, whose .pth processing costs a short program about a third of
+its start-up (benchmarks/sandbox.py) and runs code nobody asked for. The
+program is `main.py` in the working directory, compiled under that name so
+that tracebacks point at its lines.
 """
 
 BLOCKED = "blocked by the sandbox"
@@ -35,6 +39,7 @@ def _walls(net, files):
             if event in ("os.remove", "os.rmdir", "os.mkdir", "os.rename", "os.truncate", "os.symlink", "os.link", "os.chmod", "os.chown") and not all(inside(a) for a in args[:2] if isinstance(a, (str, bytes))):
                 raise PermissionError("%%s outside the working directory is %%s" %% (event, msg))
     sys.addaudithook(hook)
+sys.path.extend(p for p in sys.argv[3].split(":") if p)
 if sys.argv[1:3] != ["0", "0"]:
     _walls(sys.argv[1] == "1", sys.argv[2] == "1")
 del _walls

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import itertools
 import os
 import resource
 import subprocess
@@ -59,7 +60,12 @@ _libc.syscall.restype = ctypes.c_long
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64)]
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+_NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1  # ABI 4
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1  # ABI 6
 
 
 class _PathBeneath(ctypes.Structure):
@@ -81,8 +87,11 @@ def _fail(what: str) -> None:
 def landlock_writes_only_beneath(directory: str, abi: int) -> None:
     """Forbid this process (and its children) to change files anywhere but beneath `directory`."""
     handled = _WRITES_V1 | (_REFER if abi >= 2 else 0) | (_TRUNCATE if abi >= 3 else 0)
-    attr = _RulesetAttr(handled)
-    ruleset = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+    # ABI 4: no TCP bind or connect at all; ABI 6: no signals to, and no abstract sockets of, processes outside
+    attr = _RulesetAttr(handled, (_NET_BIND_TCP | _NET_CONNECT_TCP) if abi >= 4 else 0,
+                        (_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL) if abi >= 6 else 0)
+    size = 8 if abi < 4 else 16 if abi < 6 else 24
+    ruleset = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size),
                             ctypes.c_uint32(0))
     if ruleset < 0:
         _fail("landlock_create_ruleset")
@@ -101,6 +110,35 @@ def landlock_writes_only_beneath(directory: str, abi: int) -> None:
     os.close(ruleset)
 
 
+# Dropping root's capabilities (a child that stays uid 0 must not undo its walls: setns back to the
+# host's network, raise its hard limits, leave its cgroup, signal or trace other processes).
+_PR_CAPBSET_DROP, _PR_SET_SECUREBITS, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 24, 28, 47, 4
+_SECUREBITS_LOCKED_NOROOT = 0x2F  # NOROOT, NO_SETUID_FIXUP and KEEP_CAPS_LOCKED, each locked
+_SYS_CAPSET = {"x86_64": 126, "aarch64": 91}.get(os.uname().machine, 0)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities() -> None:
+    """No capabilities now or after exec, though still uid 0 (so RLIMIT_NPROC alone would not hold: see cgroups)."""
+    if _libc.prctl(_PR_SET_SECUREBITS, _SECUREBITS_LOCKED_NOROOT, 0, 0, 0) != 0:
+        _fail("prctl(SET_SECUREBITS)")
+    for cap in range(64):
+        if _libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+    _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = _CapHeader(0x20080522, 0)
+    data = (_CapData * 2)()
+    if not _SYS_CAPSET or _libc.syscall(_SYS_CAPSET, ctypes.byref(header), data) != 0:
+        _fail("capset")
+
+
 def _unshare(flags: int) -> None:
     if _libc.unshare(ctypes.c_int(flags)) != 0:
         _fail("unshare")
@@ -115,6 +153,7 @@ class Walls:
     landlock_abi: int
     processes: str  # "cgroup" (root), "user" (root, a user per slot) or "rlimit"
     cgroup_root: str = ""  # the pids hierarchy under which slots get a cgroup
+    drop_caps: bool = False  # root staying uid 0: drop every capability
 
     def describe(self, uid: int | None) -> dict[str, str]:
         """The `isolation` entry of a result: what was in force for this run."""
@@ -124,6 +163,8 @@ class Walls:
             else "writes outside the temp dir refused (audit hook)",
             "processes": {"cgroup": "pids cgroup", "user": f"RLIMIT_NPROC as uid {uid}",
                           "rlimit": "RLIMIT_NPROC"}[self.processes],
+            "privileges": "uid 0 without capabilities" if self.drop_caps and uid is None
+            else f"uid {uid}" if uid is not None else "the caller's user",
         }
 
 
@@ -156,6 +197,8 @@ class ChildSetup:
             os.setgroups([])
             os.setresgid(self.uid, self.uid, self.uid)
             os.setresuid(self.uid, self.uid, self.uid)
+        elif self.walls.drop_caps:
+            drop_capabilities()
 
 
 def _try(setup: ChildSetup, command: list[str]) -> bool:
@@ -205,14 +248,15 @@ def probe(python: str) -> Walls:
         if _try(ChildSetup(Walls(candidate, "audit_hook", abi, "rlimit"), "/tmp", (), None), ["/bin/true"]):
             network = candidate
             break
-    processes, cgroup_root = "rlimit", ""
+    processes, cgroup_root, drop_caps = "rlimit", "", False
     if root:
         cgroup_root = _pids_cgroup_root()
         if cgroup_root:
             processes = "cgroup"
         elif _try(ChildSetup(none, "/tmp", (), UID_BASE), true):
             processes = "user"
-    return Walls(network, files, abi, processes, cgroup_root)
+        drop_caps = _try(ChildSetup(Walls("audit_hook", "audit_hook", abi, "rlimit", "", True), "/tmp", (), None), true)
+    return Walls(network, files, abi, processes, cgroup_root, drop_caps)
 
 
 UID_BASE = 2_100_000_000  # the sandbox users when running as root without cgroups: UID_BASE + slot
@@ -221,19 +265,24 @@ UID_BASE = 2_100_000_000  # the sandbox users when running as root without cgrou
 class Cgroup:
     """A slot's pids cgroup: its limit, and every process in it killed at the end."""
 
+    _made = itertools.count()
+
     def __init__(self, root: str, slot: int):
-        self.path = Path(root) / f"synthloom-{os.getpid()}-{slot}"
+        self.path = Path(root) / f"synthloom-{os.getpid()}-{next(self._made)}-{slot}"
         self.path.mkdir(exist_ok=True)
         self.procs = str(self.path / "cgroup.procs")
 
     def limit(self, processes: int) -> None:
         (self.path / "pids.max").write_text(str(processes))
 
-    def kill_all(self) -> bool:
-        """SIGKILL what is left (again, until none is); True when something was."""
+    def kill_all(self, spare: int | None = None) -> bool:
+        """SIGKILL what is left but `spare` (the slot's helper), again until none is; True when something was."""
         found = False
         for _ in range(100):
-            pids = [int(p) for p in Path(self.procs).read_text().split()]
+            try:
+                pids = [int(p) for p in Path(self.procs).read_text().split() if int(p) != spare]
+            except FileNotFoundError:
+                return found
             if not pids:
                 return found
             found = True
