@@ -227,3 +227,19 @@ def test_cli_bad_inputs_are_one_line_with_exit_2(tmp_path, shop_db):
     done = run_cli("curate", str(data), "--stages", str(stages), "--out", str(tmp_path / "o"), "--no-progress")
     assert done.returncode == 2 and done.stderr.strip() == (
         f"error: {stages}:5: curation[0].database: not a SQLite database: {shop_db}")
+
+
+def test_the_example_stages_file_runs_and_says_why(tmp_path):
+    """examples/verify_stages.yaml on examples/data/verify.jsonl, as its header says to run it."""
+    from conftest import ROOT
+
+    done = run_cli("curate", str(ROOT / "examples" / "data" / "verify.jsonl"), "--stages",
+                   str(ROOT / "examples" / "verify_stages.yaml"), "--out", str(tmp_path / "out"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "1 of 7 records kept" in done.stdout
+    rejected = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "rejected.parquet").to_pylist()}
+    assert "AssertionError" in rejected["ann-total"]["python_exec_reason"]
+    assert rejected["hull-orders"]["python_exec_reason"].startswith("killed:")
+    assert rejected["york-share"]["python_exec_reason"].startswith("blocked:")
+    assert "readonly database" in rejected["cleanup"]["sql_exec_reason"]
+    assert rejected["mean-order"]["math_answer_reason"] == "answer '14.95' vs reference '13.95': not equal"

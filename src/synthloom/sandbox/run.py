@@ -117,7 +117,7 @@ def classify(exit_code: int, stderr: str, limits: Limits) -> tuple[Status, str |
     if "[Errno 27]" in error:
         return "killed", "file_size", f"file-size limit of {limits.file_size_mb} MB: {error}"
     tail = "\n".join(stderr.strip().splitlines()[-6:])
-    network_call = any(word in tail for word in ("socket", ".connect(", ".bind(", ".sendto("))
+    network_call = any(word in tail for word in ("socket", ".connect(", ".bind(", ".sendto(", "urlopen", "URLError"))
     if BLOCKED in error and "network" in error or any(f"[Errno {n}]" in error for n in (99, 101, -2, -3)):
         return "blocked", "network", error
     if network_call and ("[Errno 13]" in error or "[Errno 1]" in error):  # Landlock's TCP rule says EACCES
