@@ -180,41 +180,7 @@ def write_jsonl(path, rows):
     return path
 
 
-def test_the_three_stages_through_the_cli(tmp_path, shop_db):
-    rows = [
-        {"id": "good", "code": "def f(x):\n    return 2 * x", "tests": "assert f(2) == 4",
-         "sql": "SELECT COUNT(*) FROM customers", "ref_sql": "SELECT 3", "answer": "\\boxed{4}", "reference": "4"},
-        {"id": "bad-code", "code": "def f(x):\n    return x", "tests": "assert f(2) == 4",
-         "sql": "SELECT 1", "ref_sql": "SELECT 1", "answer": "4", "reference": "4"},
-        {"id": "bad-sql", "code": "def f(x):\n    return 2 * x", "tests": "assert f(1) == 2",
-         "sql": "SELECT name FROM customers", "ref_sql": "SELECT name FROM customers WHERE id = 1",
-         "answer": "4", "reference": "4"},
-        {"id": "bad-math", "code": "def f(x):\n    return 2 * x", "tests": "",
-         "sql": "SELECT 1", "ref_sql": "SELECT 1", "answer": "the answer is 5", "reference": "4"},
-    ]
-    data = write_jsonl(tmp_path / "data.jsonl", rows)
-    stages = tmp_path / "stages.yaml"
-    stages.write_text(
-        "text_field: code\nlabel_field: null\ncuration:\n"
-        "  - stage: python_exec\n    cpu_seconds: 2\n"
-        f"  - stage: sql_exec\n    database: {shop_db.name}\n    reference_field: ref_sql\n"
-        "  - stage: math_answer\n"
-    )
-    done = run_cli("curate", str(data), "--stages", str(stages), "--out", str(tmp_path / "out"), "--no-progress")
-    assert done.returncode == 0, done.stderr
-    assert "1 of 4 records kept" in done.stdout
-    kept = pq.read_table(tmp_path / "out" / "curated.parquet").to_pylist()
-    assert [r["id"] for r in kept] == ["good"] and kept[0]["python_exec_score"] == 1.0
-    rejected = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "rejected.parquet").to_pylist()}
-    assert rejected["bad-code"]["python_exec_reason"] == "test line 1: assert f(2) == 4 -> AssertionError"
-    assert rejected["bad-sql"]["sql_exec_reason"].startswith("3 rows, the reference 1:")
-    assert rejected["bad-math"]["math_answer_reason"] == "answer '5' vs reference '4': not equal"
-    funnel = json.loads((tmp_path / "out" / "curation.json").read_text())["curation"]["funnel"]
-    assert [(s["stage"], s["seen"], s["kept"]) for s in funnel] == [
-        ("python_exec", 4, 3), ("sql_exec", 3, 2), ("math_answer", 2, 1)]
-
-
-def test_cli_bad_inputs_are_one_line_with_exit_2(tmp_path, shop_db):
+def test_cli_a_record_without_the_field_is_one_line_with_exit_2(tmp_path):
     data = write_jsonl(tmp_path / "data.jsonl", [{"code": "print(1)"}, {"code": None}])
     stages = tmp_path / "stages.yaml"
     stages.write_text("text_field: code\ncuration:\n  - stage: python_exec\n")
@@ -222,11 +188,6 @@ def test_cli_bad_inputs_are_one_line_with_exit_2(tmp_path, shop_db):
     assert done.returncode == 2 and done.stderr.strip() == (
         "error: record data-1: no 'code' field, which stage python_exec reads")
     assert not (tmp_path / "o").exists()
-    shop_db.write_bytes(b"not a database at all")
-    stages.write_text(f"text_field: code\ncuration:\n  - stage: sql_exec\n    field: code\n    database: {shop_db}\n")
-    done = run_cli("curate", str(data), "--stages", str(stages), "--out", str(tmp_path / "o"), "--no-progress")
-    assert done.returncode == 2 and done.stderr.strip() == (
-        f"error: {stages}:5: curation[0].database: not a SQLite database: {shop_db}")
 
 
 def test_the_example_stages_file_runs_and_says_why(tmp_path):
@@ -243,3 +204,9 @@ def test_the_example_stages_file_runs_and_says_why(tmp_path):
     assert rejected["york-share"]["python_exec_reason"].startswith("blocked:")
     assert "readonly database" in rejected["cleanup"]["sql_exec_reason"]
     assert rejected["mean-order"]["math_answer_reason"] == "answer '14.95' vs reference '13.95': not equal"
+    kept = pq.read_table(tmp_path / "out" / "curated.parquet").to_pylist()
+    assert [r["id"] for r in kept] == ["leeds-count"]
+    assert [kept[0][f"{s}_score"] for s in ("python_exec", "sql_exec", "math_answer")] == [1.0, 1.0, 1.0]
+    funnel = json.loads((tmp_path / "out" / "curation.json").read_text())["curation"]["funnel"]
+    assert [(s["stage"], s["seen"], s["kept"]) for s in funnel] == [
+        ("python_exec", 7, 4), ("sql_exec", 4, 2), ("math_answer", 2, 1)]
