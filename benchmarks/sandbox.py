@@ -8,7 +8,14 @@ rounds of `--runs` executions per arm:
 - sandbox: `Sandbox().run(code)`, every wall this machine allows (the walls
   in force are printed);
 - with `--breakdown`, the sandbox with one wall at a time replaced by its
-  fallback (no network namespace; no Landlock), to show where the time goes.
+  fallback (no network namespace; no Landlock), and a bare
+  `subprocess.run([sys.executable, "-I", "-S", "-c", code])` (the
+  interpreter flags the sandbox uses: no `site`, whose .pth files cost a
+  third of a short program's start), to show where the time goes.
+
+Then a batch of `--runs` executions with two at a time, once per round and
+alternating: `Sandbox(parallel=2).run_many` vs a two-thread pool of bare
+`subprocess.run` (reported beside the rule, not part of it).
 
 Rule, written before the first run: the goal is met when the median over
 the rounds of (sandbox executions/s / bare executions/s) is >= 0.8.
@@ -30,8 +37,8 @@ from synthloom.sandbox import Sandbox, probe
 CODE = "print(sum(range(100)))"
 
 
-def bare() -> None:
-    done = subprocess.run([sys.executable, "-c", CODE], capture_output=True, stdin=subprocess.DEVNULL)
+def bare(*flags: str) -> None:
+    done = subprocess.run([sys.executable, *flags, "-c", CODE], capture_output=True, stdin=subprocess.DEVNULL)
     assert done.returncode == 0 and done.stdout == b"4950\n"
 
 
@@ -55,6 +62,8 @@ def main() -> None:
         boxes["sandbox, no netns"] = Sandbox(parallel=1, walls=dataclasses.replace(walls, network="audit_hook"))
         boxes["sandbox, no landlock"] = Sandbox(parallel=1, walls=dataclasses.replace(walls, files="audit_hook"))
     arms = {"bare subprocess.run": bare, **{name: sandboxed(box) for name, box in boxes.items()}}
+    if args.breakdown:
+        arms["bare subprocess.run, -I -S"] = lambda: bare("-I", "-S")
     for arm in arms.values():  # warm up: imports, the probe, cgroups
         arm()
     rates: dict[str, list[float]] = {name: [] for name in arms}
@@ -69,7 +78,7 @@ def main() -> None:
             rates[name].append(args.runs / seconds[name])
     base = rates["bare subprocess.run"]
     print(f"\n{args.rounds} rounds x {args.runs} executions per arm, one at a time, alternating\n")
-    print(f"| arm | executions/s (median) | rounds | ms per execution | ratio to bare (median) |")
+    print("| arm | executions/s (median) | rounds | ms per execution | ratio to bare (median) |")
     print("|---|---|---|---|---|")
     for name, values in rates.items():
         ratios = [v / b for v, b in zip(values, base)]
@@ -79,6 +88,32 @@ def main() -> None:
     print(f"\ngoal: sandbox / bare >= 0.8 -> {ratio:.2f}: {'met' if ratio >= 0.8 else 'NOT met'}")
     for box in boxes.values():
         box.close()
+    batch(args.runs, args.rounds)
+
+
+def batch(runs: int, rounds: int) -> None:
+    """Two at a time: run_many against a two-thread pool of bare subprocess.run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rates: dict[str, list[float]] = {"bare, 2 threads": [], "sandbox run_many, parallel=2": []}
+    with Sandbox(parallel=2) as box, ThreadPoolExecutor(2) as pool:
+        box.run_many([CODE, CODE])  # warm up both slots
+        for _ in range(rounds):
+            started = time.perf_counter()
+            list(pool.map(lambda _: bare(), range(runs)))
+            rates["bare, 2 threads"].append(runs / (time.perf_counter() - started))
+            started = time.perf_counter()
+            results = box.run_many([CODE] * runs)
+            rates["sandbox run_many, parallel=2"].append(runs / (time.perf_counter() - started))
+            assert all(r.ok for r in results)
+    base = rates["bare, 2 threads"]
+    print(f"\nbatch of {runs}, two at a time, {rounds} rounds, alternating\n")
+    print("| arm | executions/s (median) | rounds | ratio to bare (median) |")
+    print("|---|---|---|---|")
+    for name, values in rates.items():
+        ratios = [v / b for v, b in zip(values, base)]
+        print(f"| {name} | {statistics.median(values):.1f} | {', '.join(f'{v:.1f}' for v in values)} | "
+              f"{statistics.median(ratios):.2f} |")
 
 
 if __name__ == "__main__":

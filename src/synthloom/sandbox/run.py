@@ -209,6 +209,8 @@ class Sandbox:
             work.mkdir()
             (work / "main.py").write_text(program.code, encoding="utf-8")
             for name, content in program.files.items():
+                if Path(name).name != name or name in ("main.py", ".", ".."):
+                    raise ValueError(f"a program's file is a plain name other than main.py, not {name!r}")
                 target = work / name
                 if isinstance(content, bytes):
                     target.write_bytes(content)
@@ -251,9 +253,13 @@ class Sandbox:
     def _spawner(self, slot: int, cgroup: _isolate.Cgroup | None) -> _spawner.Spawner | None:
         """The slot's helper process (started on first use), or None where there can be none."""
         with self._spawner_lock:
-            if slot not in self._helpers and _spawner.available():
-                self._helpers[slot] = _spawner.Spawner(self.python, cgroup.procs if cgroup else "")
-            return self._helpers.get(slot)
+            helper = self._helpers.get(slot)
+            if helper is not None and helper.proc.poll() is not None:  # it died (killed from outside): replace it
+                helper.close()
+                helper = None
+            if helper is None and _spawner.available():
+                helper = self._helpers[slot] = _spawner.Spawner(self.python, cgroup.procs if cgroup else "")
+            return helper
 
     def _start_and_wait(self, argv: list[str], work: Path, env: dict[str, str], home: Path,
                         setup: _isolate.ChildSetup, wall: float, cgroup: _isolate.Cgroup | None,
