@@ -38,7 +38,7 @@ def run_between(box, hostile):
 def test_a_plain_program_runs_in_a_fresh_temp_dir_with_a_minimal_environment(box):
     result = box.run(Program(
         "import os, sys\nprint(open('data.txt').read(), os.getcwd() == os.environ['HOME'], sorted(os.environ))\n"
-        "print(sys.stdin.read() == '')\nopen('out.txt', 'w').write('x')\nprint(os.getcwd())",
+        "print(sys.stdin.read() == '')\nopen('out.txt', 'w').write('x')\nprint(os.getcwd())\nexit(0)",
         files={"data.txt": "hello"},
     ))
     assert result.status == "ok" and result.exit_code == 0, result

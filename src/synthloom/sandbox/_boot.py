@@ -40,6 +40,9 @@ def _walls(net, files):
                 raise PermissionError("%%s outside the working directory is %%s" %% (event, msg))
     sys.addaudithook(hook)
 sys.path.extend(p for p in sys.argv[3].split(":") if p)
+import builtins
+builtins.exit = builtins.quit = sys.exit  # what `site` would have defined, and model code calls
+del builtins
 if sys.argv[1:3] != ["0", "0"]:
     _walls(sys.argv[1] == "1", sys.argv[2] == "1")
 del _walls

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from . import _isolate
 
@@ -173,4 +172,4 @@ def available() -> bool:
         return False
 
 
-__all__: list[Any] = ["Spawner", "available"]
+__all__ = ["Spawner", "available"]

@@ -124,7 +124,7 @@ def classify(exit_code: int, stderr: str, limits: Limits) -> tuple[Status, str |
         return "blocked", "network", error
     if BLOCKED in error or error.startswith("PermissionError") or "[Errno 13]" in error or "[Errno 30]" in error:
         return "blocked", "files", error
-    return "error", None, error
+    return "error", None, error or f"exit status {exit_code}"
 
 
 class Sandbox:
@@ -304,7 +304,7 @@ def _release(helpers: dict, cgroups: dict, shared: list[Path]) -> None:
     shared.clear()
 
 
-def _wait(proc: subprocess.Popen, timeout: float) -> int | None:  # noqa: D401
+def _wait(proc: subprocess.Popen, timeout: float) -> int | None:
     """The exit status, or None after `timeout` seconds.
 
     Waits on a pidfd where there is one: Popen.wait(timeout) polls with
