@@ -262,12 +262,24 @@ def probe(python: str) -> Walls:
 UID_BASE = 2_100_000_000  # the sandbox users when running as root without cgroups: UID_BASE + slot
 
 
+def _remove_stale(root: Path) -> None:
+    """Remove empty slot cgroups left by a process that died without closing its Sandbox."""
+    for path in root.glob("synthloom-*-*-*"):
+        owner = path.name.split("-")[1]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+
 class Cgroup:
     """A slot's pids cgroup: its limit, and every process in it killed at the end."""
 
     _made = itertools.count()
 
     def __init__(self, root: str, slot: int):
+        _remove_stale(Path(root))
         self.path = Path(root) / f"synthloom-{os.getpid()}-{next(self._made)}-{slot}"
         self.path.mkdir(exist_ok=True)
         self.procs = str(self.path / "cgroup.procs")
