@@ -210,3 +210,24 @@ def test_the_example_stages_file_runs_and_says_why(tmp_path):
     funnel = json.loads((tmp_path / "out" / "curation.json").read_text())["curation"]["funnel"]
     assert [(s["stage"], s["seen"], s["kept"]) for s in funnel] == [
         ("python_exec", 7, 4), ("sql_exec", 4, 2), ("math_answer", 2, 1)]
+
+
+def test_a_recipe_run_verifies_generated_code_and_goes_on(tmp_path):
+    """In `synthloom run`, generated records go through python_exec: wrong code is dropped with its reason."""
+    import synthloom
+
+    right = json.dumps({"code": "def double(x):\n    return 2 * x", "tests": "assert double(3) == 6"})
+    wrong = json.dumps({"code": "def double(x):\n    return x + x + 1", "tests": "assert double(3) == 6"})
+    recipe = tmp_path / "code.yaml"
+    recipe.write_text(
+        "name: code_check\nmodel:\n  backend: fake\n  responses:\n"
+        f"    - {json.dumps(right)}\n    - {json.dumps(wrong)}\n"
+        "task:\n  description: a small Python function with tests\n"
+        "  fields: {code: a Python function, tests: assert statements that check it}\n"
+        "generation: {records: 4}\ncuration:\n  - stage: python_exec\n    cpu_seconds: 1\nevaluation: []\n"
+    )
+    result = synthloom.run(recipe, out=tmp_path / "out", progress=False)
+    assert result.manifest["counts"]["curated"] == 2 and result.manifest["counts"]["rejected"] == 2
+    step, = result.manifest["curation"]["funnel"]
+    assert step["stage"] == "python_exec" and step["dropped"] == 2
+    assert step["examples"][0]["reason"] == "test line 1: assert double(3) == 6 -> AssertionError"
