@@ -310,13 +310,14 @@ class MathAnswer(_ExecStage):
         with self.sandbox() as box:
             while todo:
                 chunks = [todo[i : i + self.chunk] for i in range(0, len(todo), self.chunk)]
-                wall = 30 + self.spec.timeout * self.chunk
+                size = max(len(c) for c in chunks)  # a child's budget: sympy's import, then `timeout` per pair
+                cpu, wall = 10 + self.spec.timeout * size, 30 + self.spec.timeout * size
                 programs = [
                     Program(worker, {"pairs.json": json.dumps({"seconds": self.spec.timeout,
                                                                "pairs": [pairs[i] for i in c]})})
                     for c in chunks
                 ]
-                results = box.run_many(programs, self.limits(wall_seconds=wall, cpu_seconds=wall))
+                results = box.run_many(programs, self.limits(wall_seconds=wall, cpu_seconds=cpu))
                 todo = []
                 for chunk, result in zip(chunks, results):
                     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()[:1] in '"tf']
