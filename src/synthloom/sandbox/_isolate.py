@@ -25,7 +25,6 @@ which ones this machine allows, and the result says which were in force):
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import itertools
 import os
 import resource
@@ -55,7 +54,7 @@ _TRUNCATE = 1 << 14
 _WRITES_V1 = (_WRITE_FILE | _REMOVE_DIR | _REMOVE_FILE | _MAKE_CHAR | _MAKE_DIR | _MAKE_REG | _MAKE_SOCK
               | _MAKE_FIFO | _MAKE_BLOCK | _MAKE_SYM)
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # the symbols this process has: libc among them, no ldconfig run
 _libc.syscall.restype = ctypes.c_long
 
 
