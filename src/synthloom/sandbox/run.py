@@ -270,13 +270,14 @@ class Sandbox:
             pending = helper.start(argv, str(work), env, str(home / "stdout"), str(home / "stderr"), setup)
             try:
                 if not pending.ended.wait(wall):
+                    pending.started.wait()
                     _kill_group(pending.pid)
                     if cgroup is not None:
                         cgroup.kill_all(spare=helper.proc.pid)
                     pending.ended.wait()
                     return None, pending.pid
                 if pending.exit is None:
-                    raise OSError(pending.error or "the sandboxed program's status was lost")
+                    raise OSError(f"cannot run the sandboxed program: {pending.error or 'its status was lost'}")
                 return pending.exit, pending.pid
             finally:
                 helper.forget(pending.rid)
