@@ -57,7 +57,7 @@ class _ExecStage(SpecStage):
         """Before anything runs: every record has the fields this stage reads (else one DataError)."""
         for name in self.spec.fields_read():
             for record in records:
-                if record.fields.get(name) is None:
+                if record.fields.get(name) in (None, ""):
                     raise DataError(f"record {record.id}: no {name!r} field, which stage {self.name} reads")
 
     def field_value(self, record: Record, name: str | None) -> Any:
