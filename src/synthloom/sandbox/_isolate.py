@@ -9,17 +9,21 @@ which ones this machine allows, and the result says which were in force):
 
 - network: a new, empty network namespace (unshare(CLONE_NEWNET); without
   root, inside a new user namespace); else the interpreter's audit hook
-  refuses to create sockets (see `_boot.py`).
+  refuses to create sockets (see `_boot.py`). Landlock ABI >= 4 also
+  refuses every TCP bind and connect.
 - files: Landlock (Linux >= 5.13, no root needed) lets the child write only
-  beneath its own temporary directory; else the audit hook refuses opens for
-  writing outside it.
+  beneath its own temporary directory (ABI >= 6: nor signal processes
+  outside); else the audit hook refuses opens for writing outside it.
 - processes: RLIMIT_NPROC counts per user, and the kernel does not apply it
-  to root. As root the child joins a `pids` cgroup of its own slot (pids.max
-  is the limit, and the cgroup lists every process it started, even those
-  that left its process group, so all are killed); where cgroups cannot be
-  made, it drops to an unprivileged user of its own slot instead. Without
-  root it keeps its user and RLIMIT_NPROC counts that user's other
+  to root. As root each slot has a `pids` cgroup (pids.max is the limit,
+  and the cgroup lists every process a child started, even those that left
+  its process group, so all are killed); the slot's helper (`_spawner`)
+  lives in it, so children are born there. Where cgroups cannot be made,
+  root's child drops to an unprivileged user of its own slot instead.
+  Without root it keeps its user and RLIMIT_NPROC counts that user's other
   processes too (`process_budget`).
+- privileges: a child that stays uid 0 drops every capability (and locks
+  the securebits), so it cannot undo the walls above.
 """
 
 from __future__ import annotations
