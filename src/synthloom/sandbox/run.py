@@ -1,19 +1,20 @@
 """Run model-written Python in a child process with limits, no network and a temporary directory.
 
-    with Sandbox(Limits(wall_seconds=5)) as box:
+    with Sandbox(Limits(wall_seconds=5), parallel=2) as box:
         result = box.run("print(1 + 1)")            # Result(status="ok", stdout="2\n", ...)
-        results = box.run_many(programs, parallel=2)
+        results = box.run_many(programs)             # at most `parallel` at once
 
-Each program gets a fresh child: a new session (its process group is killed
-whole at the wall timeout and after it ends), rlimits on CPU time, address
-space, file size, processes and open files set between fork and exec, the
-walls of `_isolate` (network namespace, Landlock, a user of its own when
-synthloom runs as root), a new temporary directory as working directory and
-HOME (removed afterwards), a minimal environment, stdin closed, and stdout
-and stderr written to files the child cannot reopen and read back up to
-`max_output` bytes. Nothing the program does runs in synthloom's process.
-`run_many` keeps at most `parallel` children alive at once; its threads
-only wait on children, they never run the code.
+Each program gets a fresh child: a new session (its process group, and its
+slot's cgroup, are killed whole at the wall timeout and after it ends),
+rlimits on CPU time, address space, file size, processes and open files set
+between fork and exec, the walls of `_isolate` (network namespace, Landlock,
+a pids cgroup and no capabilities when synthloom runs as root), a new
+temporary directory as working directory and HOME (removed afterwards), a
+minimal environment, stdin closed, and stdout and stderr written to files
+and read back up to `max_output` bytes. The children are forked by a small
+helper process per slot (`_spawner`), so nothing the program does runs in,
+or is forked from, synthloom's process. `run_many`'s threads only wait on
+children; they never run the code.
 """
 
 from __future__ import annotations
