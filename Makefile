@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python benchmarks/label_noise.py
 	$(BIN)/python benchmarks/diversity_speed.py
 	$(BIN)/python benchmarks/judge_calibration.py
+	$(BIN)/python benchmarks/sandbox.py --breakdown
 	$(BIN)/python benchmarks/headline.py
 	$(BIN)/python benchmarks/selective.py
 	$(BIN)/python benchmarks/soak.py

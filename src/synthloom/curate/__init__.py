@@ -12,14 +12,15 @@ rules), `dedup` (near and semantic duplicates), `novelty` (the Self-Instruct
 ROUGE-L rule), `confidence` (self-consistency, label log-probability, an LLM
 judge, the auxiliary model), `weights` (re-weighting), `influence`
 (influence functions, k-NN Shapley) and `relabel` (cross-partition
-labelling, confident learning, a teacher model). See docs/curation.md.
+labelling, confident learning, a teacher model) and `verifiers` (code, SQL
+and math answers checked by running them in the sandbox). See docs/curation.md.
 """
 
 from typing import Sequence
 
 from ..recipe import StageSpec
 from ..records import Record
-from . import confidence, dedup, heuristics, influence, novelty, relabel, task_filters, weights  # noqa: F401
+from . import confidence, dedup, heuristics, influence, novelty, relabel, task_filters, verifiers, weights  # noqa: F401
 from .auxiliary import held_out_probabilities
 from .base import (
     DROP,
@@ -42,13 +43,27 @@ from .heuristics import ExactDedup, LengthFilter, normalise
 from .influence import influence_scores, knn_shapley_values
 from .novelty import Novelty, NoveltyResult, rouge_l, rouge_l_novelty
 from .relabel import disagreements
+from .verifiers import final_answer, strip_fences
 from .weights import confidence_weights
 
 
-def curate(records: Sequence[Record], specs: Sequence[StageSpec], context: CurationContext | None = None) -> CurationResult:
-    """Run the stages a recipe lists (or any list of stage settings) over records."""
+def curate(
+    records: Sequence[Record], specs: Sequence[StageSpec], context: CurationContext | None = None, check: bool = True
+) -> CurationResult:
+    """Run the stages a recipe lists (or any list of stage settings) over records.
+
+    With `check`, what can be known before anything runs fails first, as a
+    DataError naming the record (e.g. a record without the field a verifier
+    reads); without it (generated records, mid-run) such a record is
+    dropped with that reason and the others go on.
+    """
     context = context or CurationContext()
-    return run_stages(records, [build_stage(spec, context) for spec in specs])
+    stages = [build_stage(spec, context) for spec in specs]
+    for stage in stages if check else ():
+        stage_check = getattr(stage, "check", None)
+        if stage_check is not None:
+            stage_check(records)
+    return run_stages(records, stages)
 
 
 __all__ = [
@@ -70,6 +85,7 @@ __all__ = [
     "confidence_weights",
     "curate",
     "disagreements",
+    "final_answer",
     "held_out_probabilities",
     "influence_scores",
     "is_dropped",
@@ -82,4 +98,5 @@ __all__ = [
     "run_stages",
     "semantic_duplicates",
     "stage_for",
+    "strip_fences",
 ]

@@ -25,6 +25,7 @@ from .curation import (
     CurationFile,
     CurationStage,
     ExactDedupSpec,
+    ExecSpec,
     GarbageFilterSpec,
     InfluenceSpec,
     JudgeSpec,
@@ -33,15 +34,18 @@ from .curation import (
     LabelLogprobSpec,
     LanguageFilterSpec,
     LengthFilterSpec,
+    MathAnswerSpec,
     MetaTalkFilterSpec,
     ModelStageSpec,
     NearDedupSpec,
     NoveltySpec,
+    PythonExecSpec,
     RepetitionFilterSpec,
     ReweightSpec,
     SchemaFilterSpec,
     SelfConsistencySpec,
     SemanticDedupSpec,
+    SqlExecSpec,
     StageSpec,
     TeacherSpec,
     TextPoolSpec,
@@ -110,9 +114,10 @@ class Recipe(Strict):
             )
         fields = set(self.task.fields)
         for i, stage in enumerate(list(self.curation) + list(self.evaluation)):
-            name = getattr(stage, "field", None)
-            if name is not None and name not in fields:
-                raise ValueError(f"stage {stage.stage!r} names unknown field {name!r}")
+            names = stage.fields_read() if isinstance(stage, ExecSpec) else [getattr(stage, "field", None)]
+            for name in names:
+                if name is not None and name not in fields:
+                    raise ValueError(f"stage {stage.stage!r} names unknown field {name!r}")
         return self
 
     @field_validator("steps")
@@ -245,6 +250,7 @@ __all__ = [
     "DownstreamSpec",
     "EvaluationStage",
     "ExactDedupSpec",
+    "ExecSpec",
     "FaithfulnessSpec",
     "FidelitySpec",
     "FieldSpec",
@@ -258,12 +264,14 @@ __all__ = [
     "LabelLogprobSpec",
     "LanguageFilterSpec",
     "LengthFilterSpec",
+    "MathAnswerSpec",
     "MetaTalkFilterSpec",
     "ModelStageSpec",
     "NearDedupSpec",
     "NoveltySpec",
     "PairwiseSpec",
     "PersonasSpec",
+    "PythonExecSpec",
     "Recipe",
     "RecipeError",
     "RepetitionFilterSpec",
@@ -273,6 +281,7 @@ __all__ = [
     "SelfConsistencySpec",
     "SemanticDedupSpec",
     "SplitSpec",
+    "SqlExecSpec",
     "StageSpec",
     "StepSpec",
     "TaskSpec",

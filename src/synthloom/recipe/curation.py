@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..llm import LlamaCppConfig, backend_config_classes
-from .common import DatasetSpec, Strict
+from .common import DatasetSpec, Strict, resolve_path
 
 ModelConfig = Annotated[Union[backend_config_classes()], Field(discriminator="backend")]  # type: ignore[valid-type]
 
@@ -282,6 +282,79 @@ class TeacherSpec(ModelStageSpec):
     max_tokens: int = Field(12, ge=1, le=4096)
 
 
+# -- verifiers: model-written code, SQL and math answers checked by running them ---------------
+
+
+class ExecSpec(StageSpec):
+    """What every verifier's sandboxed children may use (see docs/curation.md, "The sandbox")."""
+
+    timeout: float = Field(10.0, gt=0, le=3600, description="wall seconds per program")
+    cpu_seconds: float = Field(5.0, gt=0, le=3600)
+    memory_mb: int = Field(1024, ge=64, le=1 << 20, description="address space of a program")
+    parallel: int | None = Field(None, ge=1, le=256, description="programs at once; default: the CPUs")
+
+    def fields_read(self) -> list[str]:
+        """Fields every record must have (checked before anything runs)."""
+        return [self.field] if self.field else []
+
+
+class PythonExecSpec(ExecSpec):
+    """Run the record's code with its tests (assert statements) in the sandbox; keep it when all pass."""
+
+    stage: Literal["python_exec"] = "python_exec"
+    field: str | None = Field("code", description="the field holding the code (a ```python block is taken out)")
+    tests_field: str | None = Field("tests", description="the record's own tests, e.g. generated with the code")
+    tests: str | None = Field(None, description="tests run after every record's code (and its own tests)")
+
+
+class SqlExecSpec(ExecSpec):
+    """Run the record's query against a SQLite database (read-only, in the sandbox); compare or check non-empty."""
+
+    stage: Literal["sql_exec"] = "sql_exec"
+    field: str | None = Field("sql", description="the field holding the query")
+    database: str = Field(..., description="a SQLite database file, relative to the recipe")
+    reference_field: str | None = Field(
+        None, description="the field holding a reference query; without it a query passes when it returns rows"
+    )
+    max_rows: int = Field(10000, ge=1, description="rows read from each result at most")
+    timeout: float = Field(5.0, gt=0, le=3600)
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str, info: ValidationInfo) -> str:
+        path = resolve_path(value, info)
+        if not path.is_file():
+            raise ValueError(f"SQLite database not found: {path}")
+        with open(path, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise ValueError(f"not a SQLite database: {path}")
+        return str(path)
+
+    def fields_read(self) -> list[str]:
+        return super().fields_read() + ([self.reference_field] if self.reference_field else [])
+
+
+class MathAnswerSpec(ExecSpec):
+    """Parse final answers (\\boxed{}, "the answer is", the last number) and compare them with sympy."""
+
+    stage: Literal["math_answer"] = "math_answer"
+    field: str | None = Field("answer", description="the field holding the solution or answer")
+    reference_field: str | None = Field("reference", description="the field holding the reference answer")
+    samples_field: str | None = Field(
+        None, description="a field holding a list of sampled answers: without a reference, the majority decides"
+    )
+    min_agreement: float = Field(
+        0.5, ge=0, lt=1, description="without a reference: keep when more than this share of samples agree"
+    )
+    timeout: float = Field(5.0, gt=0, le=600, description="seconds to compare one pair of answers")
+
+    @model_validator(mode="after")
+    def _something_to_compare(self) -> MathAnswerSpec:
+        if not self.reference_field and not self.samples_field:
+            raise ValueError("give reference_field or samples_field (or both): there is nothing to compare with")
+        return self
+
+
 CURATION_STAGES: tuple[type[StageSpec], ...] = (
     ExactDedupSpec,
     LengthFilterSpec,
@@ -304,6 +377,9 @@ CURATION_STAGES: tuple[type[StageSpec], ...] = (
     CrossPartitionSpec,
     ConfidentLearningSpec,
     TeacherSpec,
+    PythonExecSpec,
+    SqlExecSpec,
+    MathAnswerSpec,
 )
 
 CurationStage = Annotated[Union[CURATION_STAGES], Field(discriminator="stage")]  # type: ignore[valid-type]
