@@ -11,7 +11,7 @@ The parsers come with `pip install 'synthloom[documents]'`; see docs/documents.m
 from .chunking import chunk_document, chunk_documents, chunk_id
 from .documents import Block, Document, DocumentError, Ingested, IngestError, find_files, ingest, read_document
 from .graph import ChunkGraph, Link, build_graph, draw_pairs, draw_paths, keyphrases
-from .ingest import IngestResult, ingest_to_parquet
+from .to_parquet import IngestResult, ingest_to_parquet
 from .tokens import default_counter
 
 __all__ = [

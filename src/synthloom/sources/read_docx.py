@@ -25,12 +25,13 @@ def _heading_level(style_name: str) -> int:
 
 def read_docx(path: Path, name: str) -> Document:
     import docx
+    from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
     try:
         document = docx.Document(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise DocumentError(f"not a DOCX package ({exc}): a broken file, an old .doc or a password-protected "
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise DocumentError(f"not a DOCX package ({type(exc).__name__}): a broken file, an old .doc or a password-protected "
                             "document; save it again as .docx without a password") from None
     headings = Headings()
     blocks: list[Block] = []
