@@ -59,7 +59,8 @@ def test_editing_one_section_changes_only_that_sections_chunk_ids(tmp_path):
     assert [c.id for c in before] == [c.id for c in again]  # the same file gives the same ids
 
     edited = SECTION.format(name="Beta").replace("Sentence 10 about Beta", "Sentence 10, now rewritten, about Beta")
-    after = chunk_document(read_document(_guide(path, edited + " One more sentence about Beta.")), max_tokens=60, overlap=16)
+    grown = edited + " One more sentence about Beta." * 4  # Beta now needs one chunk more
+    after = chunk_document(read_document(_guide(path, grown)), max_tokens=60, overlap=16)
     ids_before = {c.id: c.meta["section"] for c in before}
     ids_after = {c.id: c.meta["section"] for c in after}
     unchanged = set(ids_before) & set(ids_after)
@@ -70,6 +71,7 @@ def test_editing_one_section_changes_only_that_sections_chunk_ids(tmp_path):
     beta_before = [c.id for c in before if c.meta["section"] == "Guide > Beta"]
     assert beta_before[0] in ids_after  # Beta's first chunk ends before the edit: it keeps its id too
     assert beta_before[-1] not in ids_after
+    assert sum(s == "Guide > Beta" for s in ids_after.values()) == len(beta_before) + 1
 
 
 def test_chunking_the_bundled_documents_keeps_pages_and_sections():
