@@ -47,7 +47,7 @@ def read_pdf(path: Path, name: str) -> Document:
         raise DocumentError(f"broken PDF ({message.removeprefix('Failed to load document ').strip('().')}): "
                             "re-download or re-export it") from None
     try:
-        pages = [pdf[i].get_textpage().get_text_bounded().replace("\r\n", "\n") for i in range(len(pdf))]
+        pages = [pdf[i].get_textpage().get_text_bounded() for i in range(len(pdf))]
         outline = _outline(pdf)
         title = " ".join((pdf.get_metadata_dict().get("Title") or "").split())
     finally:
@@ -62,29 +62,31 @@ def read_pdf(path: Path, name: str) -> Document:
 def _blocks(pages: list[str], outline: list[tuple[int, str, int]], title: str) -> list[Block]:
     blocks: list[Block] = []
     stack: list[tuple[int, str]] = []  # (level, heading) from the top down
-    pending = list(outline)
+    pending = [(level, heading, index, _norm(heading)) for level, heading, index in outline]
     section: tuple[str, ...] = (title,)  # text before the first heading sits under the title
     for number, text in enumerate(pages, start=1):
-        lines = [line.strip() for line in text.split("\n")]
         current: list[str] = []
-        for line in lines:
-            if pending and pending[0][2] <= number - 1 and _heading_starts(line, pending[0][1]):
-                level, heading, _ = pending.pop(0)
+        for line in text.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            # a cheap first-letter test before comparing the whole line with the next heading
+            if pending and pending[0][2] < number and line[0].casefold() == pending[0][3][:1] \
+                    and _heading_starts(_norm(line), pending[0][3]):
+                level, heading, _, _ = pending.pop(0)
                 _flush(blocks, current, section, number)
                 current = []
                 stack = [entry for entry in stack if entry[0] < level] + [(level, heading)]
                 section = tuple(h for _, h in stack)
                 continue
-            if line:
-                current.append(line)
+            current.append(line)
         _flush(blocks, current, section, number)
     return blocks
 
 
 def _heading_starts(line: str, heading: str) -> bool:
-    """Is this line the heading (or the first line of a heading that wraps)?"""
-    line, heading = _norm(line), _norm(heading)
-    return bool(line) and (line == heading or (len(line) >= 12 and heading.startswith(line)))
+    """Is this (normalised) line the heading, or the first line of a heading that wraps?"""
+    return line == heading or (len(line) >= 12 and heading.startswith(line))
 
 
 def _flush(blocks: list[Block], lines: list[str], section: tuple[str, ...], page: int) -> None:
