@@ -154,8 +154,10 @@ def _vector(graph, chunk_id):
 
 def test_keyphrase_links_alone_with_orthogonal_vectors(topic_chunks):
     orthogonal = lambda texts: np.eye(len(texts), dtype=np.float32)  # noqa: E731: no pair is similar
-    graph = build_graph(topic_chunks, embed=orthogonal, neighbours=2, min_similarity=0.5, max_phrase_share=0.5)
+    graph = build_graph(topic_chunks, embed=orthogonal, neighbours=2, min_similarity=0.5, max_phrase_share=0.5,
+                        phrase_min_similarity=0.0)
     assert graph.links and all(link.shared and link.similarity == 0.0 for link in graph.links.values())
     assert all(any(" " in p for p in link.shared) or len(link.shared) >= 2 for link in graph.links.values())
+    assert not build_graph(topic_chunks, embed=orthogonal, max_phrase_share=0.5).links  # phrases alone need some similarity
     bread = next(c for c in topic_chunks if c.meta["section_path"][-1] == "Bread")
     assert any("sourdough" in phrase for phrase in graph.phrases[bread.id])

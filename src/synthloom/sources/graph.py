@@ -8,7 +8,9 @@ are close:
   than `max_phrase_share` of all chunks ("rust", "code") links nothing, and
   a pair needs one shared phrase of two or more words or two shared single
   words ("type" alone is not a topic), so links come from phrases that say
-  what a chunk is about;
+  what a chunk is about; and the pair's cosine similarity must be at least
+  `phrase_min_similarity` (phrases like "shown in listing" recur in
+  unrelated passages);
 - embeddings: each chunk is linked to its `neighbours` nearest chunks by
   cosine similarity of the bundled MiniLM's vectors, if at least
   `min_similarity`.
@@ -89,6 +91,7 @@ def build_graph(
     min_similarity: float = 0.5,
     phrases_per_chunk: int = 8,
     max_phrase_share: float = 0.1,
+    phrase_min_similarity: float = 0.3,
     field_name: str = "text",
 ) -> ChunkGraph:
     """Link chunks by shared keyphrases and by embedding similarity (see the module's docstring)."""
@@ -113,7 +116,9 @@ def build_graph(
                 for y in range(x + 1, len(members)):
                     shared[(members[x], members[y])].append(phrase)
 
-    pairs = {pair for pair, common in shared.items() if len(common) >= 2 or any(" " in p for p in common)}
+    pairs = {(i, j) for (i, j), common in shared.items()
+             if (len(common) >= 2 or any(" " in p for p in common))
+             and float(vectors[i] @ vectors[j]) >= phrase_min_similarity}
     for start in range(0, len(chunks), 512):  # nearest neighbours a block of rows at a time
         sims = vectors[start:start + 512] @ vectors.T
         for row, i in enumerate(range(start, min(start + 512, len(chunks)))):
