@@ -38,7 +38,7 @@ def book_blocks(html_file: Path) -> list[tuple[str, str]]:
                 hidden.decompose()
             text = node.get_text().strip("\n")
         else:
-            text = " ".join(node.get_text(" ").split())
+            text = " ".join(node.get_text().split())
         if text:
             blocks.append((node.name, text))
     top = min(int(kind[1]) for kind, _ in blocks if kind[0] == "h")  # the page title's level becomes h1

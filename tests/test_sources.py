@@ -176,3 +176,54 @@ def test_the_ingest_command_writes_chunks_and_prints_the_errors(tmp_path, capsys
     assert exit_info.value.code == 2
     assert "no document could be read" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+
+
+def test_a_pdf_without_an_outline_and_a_heading_that_wraps(tmp_path):
+    pytest.importorskip("reportlab")
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    plain = canvas.Canvas(str(tmp_path / "plain.pdf"), pagesize=A4)
+    plain.setTitle("Field notes")
+    for page, words in enumerate(["Birds sing at dawn.", "Frogs call at night."], start=1):
+        plain.drawString(72, 700, words)
+        plain.showPage()
+    plain.save()
+    document = read_document(tmp_path / "plain.pdf")
+    assert [(b.section, b.page, b.text) for b in document.blocks] == [
+        (("Field notes",), 1, "Birds sing at dawn."), (("Field notes",), 2, "Frogs call at night."),
+    ]
+
+    wrapped = canvas.Canvas(str(tmp_path / "wrapped.pdf"), pagesize=A4)
+    wrapped.drawString(72, 760, "Intro text before any heading.")
+    wrapped.bookmarkPage("h1")
+    wrapped.addOutlineEntry("A rather long heading that the layout wrapped onto two lines", "h1", level=0)
+    wrapped.drawString(72, 700, "A rather long heading that the")
+    wrapped.drawString(72, 686, "layout wrapped onto two lines")
+    wrapped.drawString(72, 650, "Body of the section.")
+    wrapped.showPage()
+    wrapped.save()
+    document = read_document(tmp_path / "wrapped.pdf")
+    heading = "A rather long heading that the layout wrapped onto two lines"
+    assert document.title == heading  # no title in the metadata: the first outline entry
+    assert [(b.section, b.text) for b in document.blocks] == [
+        ((heading,), "Intro text before any heading."), ((heading,), "Body of the section."),
+    ]
+
+
+def test_html_text_outside_block_elements_and_tables(tmp_path):
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Shop - Example</title><script>var x = 1;</script></head><body>"
+        "<nav>Home | About</nav><div>Loose words in a div.</div><h2>Prices</h2>"
+        "<table><tr><th>item</th><th>price</th></tr><tr><td>tea</td><td>3</td></tr></table>"
+        "<div>More <b>loose</b> text<!-- a comment --></div><footer>Copyright</footer></body></html>",
+        encoding="utf-8",
+    )
+    document = read_document(tmp_path / "page.html")
+    assert document.title == "Prices"
+    assert [(b.section, b.kind, b.text) for b in document.blocks] == [
+        (("Shop - Example",), "text", "Loose words in a div."),
+        (("Prices",), "table", "item | price"),
+        (("Prices",), "table", "tea | 3"),
+        (("Prices",), "text", "More loose text"),
+    ]

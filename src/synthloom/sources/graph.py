@@ -141,6 +141,7 @@ def draw_pairs(graph: ChunkGraph, n: int, seed: int = 0, across: Across = "secti
     u uniform from a generator seeded with `seed`; the n largest keys win), over
     the links in id order: the same graph and seed give the same pairs.
     """
+    _check_across(across)
     rng = random.Random(seed)
     eligible = [link for key, link in sorted(graph.links.items()) if graph.apart(link.a, link.b, across)]
     keyed = sorted(((rng.random() ** (1.0 / max(link.strength, 1e-6)), link) for link in eligible),
@@ -156,6 +157,7 @@ def draw_paths(graph: ChunkGraph, n: int, length: int = 3, seed: int = 0, across
     neighbour drawn in proportion to the link's strength; a walk that cannot
     go on is dropped (`tries` starts per path wanted). No two paths are the same.
     """
+    _check_across(across)
     if length < 2:
         raise ValueError("a path needs at least 2 chunks")
     rng = random.Random(seed)
@@ -177,3 +179,8 @@ def draw_paths(graph: ChunkGraph, n: int, length: int = 3, seed: int = 0, across
         if len(path) == length and path not in paths:
             paths.append(path)
     return [[graph.chunks[c] for c in path] for path in paths]
+
+
+def _check_across(across: str) -> None:
+    if across not in ("section", "document"):
+        raise ValueError(f"across: expected 'section' or 'document', got {across!r}")

@@ -19,6 +19,9 @@ from pathlib import Path
 from .documents import Block, Document, DocumentError
 
 
+_NO_TITLE = {"untitled", "(unspecified)", "(anonymous)", "none"}  # what PDF writers put when there is none
+
+
 def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
@@ -55,6 +58,8 @@ def read_pdf(path: Path, name: str) -> Document:
     if not any(page.strip() for page in pages):
         raise DocumentError(f"no text layer in any of its {len(pages)} pages (a scan or image-only PDF): "
                             "it needs OCR first (e.g. ocrmypdf), then ingest the result")
+    if title.casefold() in _NO_TITLE:
+        title = ""
     title = title or (outline[0][1] if outline else path.stem)
     return Document(path, name, "pdf", title, _blocks(pages, outline, title), len(pages))
 
@@ -64,16 +69,24 @@ def _blocks(pages: list[str], outline: list[tuple[int, str, int]], title: str) -
     stack: list[tuple[int, str]] = []  # (level, heading) from the top down
     pending = [(level, heading, index, _norm(heading)) for level, heading, index in outline]
     section: tuple[str, ...] = (title,)  # text before the first heading sits under the title
+    rest = ""  # what is left of a heading that wraps onto the next lines
     for number, text in enumerate(pages, start=1):
         current: list[str] = []
         for line in text.splitlines():
             line = line.strip()
             if not line:
                 continue
+            if rest:
+                normalised = _norm(line)
+                if rest.startswith(normalised):
+                    rest = rest[len(normalised):].strip()
+                    continue
+                rest = ""
             # a cheap first-letter test before comparing the whole line with the next heading
             if pending and pending[0][2] < number and line[0].casefold() == pending[0][3][:1] \
                     and _heading_starts(_norm(line), pending[0][3]):
-                level, heading, _, _ = pending.pop(0)
+                level, heading, _, target = pending.pop(0)
+                rest = target[len(_norm(line)):].strip()
                 _flush(blocks, current, section, number)
                 current = []
                 stack = [entry for entry in stack if entry[0] < level] + [(level, heading)]
