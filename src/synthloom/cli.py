@@ -232,7 +232,7 @@ def evaluate(
 def ingest(
     paths: list[str] = typer.Argument(..., help="files, folders or globs of PDF, HTML, Markdown, DOCX or text"),
     out: Path = typer.Option(..., "--out", "-o", help="folder for chunks.parquet and ingest.json"),
-    max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="token budget of a chunk"),
+    max_tokens: int = typer.Option(254, "--max-tokens", min=1, help="token budget of a chunk (what the bundled MiniLM embeds whole)"),
     overlap: int = typer.Option(32, "--overlap", min=0, help="tokens a chunk repeats from the one before"),
 ) -> None:
     """Read documents, chunk them by structure, write the chunks as Parquet; unreadable files are listed."""

