@@ -27,7 +27,7 @@ class IngestResult:
     path: Path | None
 
 
-def ingest_to_parquet(paths: Sequence[str | Path], out: str | Path, max_tokens: int = 256,
+def ingest_to_parquet(paths: Sequence[str | Path], out: str | Path, max_tokens: int = DEFAULT_MAX_TOKENS,
                       overlap: int = DEFAULT_OVERLAP) -> IngestResult:
     """Read, chunk and write; nothing is written if no document could be read."""
     counter = default_counter()
