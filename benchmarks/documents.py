@@ -6,7 +6,7 @@ the same files, alternating within each round:
 
 - direct: what a user of the chosen parser would write: open each file
   with `pypdfium2.PdfDocument`, take every page's text
-  (`get_textpage().get_text_bounded()`) and the outline (`get_toc()`), close;
+  (`get_textpage().get_text_range()`) and the outline (`get_toc()`), close;
 - synthloom: `synthloom.sources.ingest(files)`: the same parser, plus
   finding the files, splitting each page at its headings into blocks with
   their section path and page, and the error handling.
@@ -46,7 +46,7 @@ def direct(files: list[Path]) -> int:
     for file in files:
         pdf = pdfium.PdfDocument(str(file))
         try:
-            texts = [pdf[i].get_textpage().get_text_bounded() for i in range(len(pdf))]
+            texts = [pdf[i].get_textpage().get_text_range() for i in range(len(pdf))]
             list(pdf.get_toc())
         finally:
             pdf.close()
@@ -71,7 +71,7 @@ def words_kept(files: list[Path]) -> tuple[int, int]:
     raw = kept = 0
     for file in files:
         pdf = pdfium.PdfDocument(str(file))
-        raw += sum(len(pdf[i].get_textpage().get_text_bounded().split()) for i in range(len(pdf)))
+        raw += sum(len(pdf[i].get_textpage().get_text_range().split()) for i in range(len(pdf)))
         pdf.close()
         document = read_document(file)
         headings = {h for b in document.blocks for h in b.section}

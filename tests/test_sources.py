@@ -49,7 +49,7 @@ def test_a_real_pdf_keeps_its_headings_and_page_numbers():
     assert ("What Is Ownership?", "Memory and Allocation") in sections
     # every block's page is the page whose text layer holds the block's first words
     pdf = pdfium.PdfDocument(str(DOCS / "ownership.pdf"))
-    pages = [" ".join(pdf[i].get_textpage().get_text_bounded().split()) for i in range(len(pdf))]
+    pages = [" ".join(pdf[i].get_textpage().get_text_range().split()) for i in range(len(pdf))]
     pdf.close()
     for block in document.blocks:
         assert " ".join(block.text.split()[:6]) in pages[block.page - 1]
@@ -226,4 +226,31 @@ def test_html_text_outside_block_elements_and_tables(tmp_path):
         (("Prices",), "table", "item | price"),
         (("Prices",), "table", "tea | 3"),
         (("Prices",), "text", "More loose text"),
+    ]
+
+
+def test_an_outline_heading_not_found_on_its_page_does_not_hold_up_the_next(tmp_path):
+    pytest.importorskip("reportlab")
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(tmp_path / "odd.pdf"), pagesize=A4)
+    pdf.setTitle("Odd outline")
+    pdf.bookmarkPage("one")
+    pdf.addOutlineEntry("Chapter One", "one", level=0)
+    pdf.drawString(72, 700, "1. CHAPTER ONE (as printed)")  # the outline's text is not a line of the page
+    pdf.drawString(72, 680, "Text of chapter one.")
+    pdf.showPage()
+    pdf.drawString(72, 700, "More of chapter one.")
+    pdf.bookmarkPage("two")
+    pdf.addOutlineEntry("Chapter Two", "two", level=0)
+    pdf.drawString(72, 660, "Chapter Two")
+    pdf.drawString(72, 640, "Text of chapter two.")
+    pdf.showPage()
+    pdf.save()
+    document = read_document(tmp_path / "odd.pdf")
+    assert [(b.section, b.page, b.text) for b in document.blocks] == [
+        (("Odd outline",), 1, "1. CHAPTER ONE (as printed) Text of chapter one."),
+        (("Chapter One",), 2, "More of chapter one."),
+        (("Chapter Two",), 2, "Text of chapter two."),
     ]

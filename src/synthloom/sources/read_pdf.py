@@ -1,13 +1,20 @@
 """PDF files through pypdfium2 (PDFium, the engine of Chromium's PDF viewer).
 
-Chosen by measurement on the bundled PDFs (see docs/documents.md): pypdfium2
-and pypdf both gave the source text back exactly, pypdfium2 about 2.4 times
-faster (230 vs 97 pages/s; pdfplumber 4 pages/s). It is Apache-2.0/BSD
-licensed with binary wheels; PyMuPDF is AGPL and was not considered.
+Chosen by measurement on the bundled PDFs (benchmarks/pdf_parsers.py, see
+docs/documents.md): pypdfium2 and pypdf both give the source text back
+exactly, pypdfium2 about four times faster; pdfplumber is a hundred times
+slower. It is Apache-2.0/BSD licensed with binary wheels; PyMuPDF is AGPL
+and was not considered.
+
+Text: every character of each page's text layer (`get_text_range`; the
+bounded variant drops text that runs past the page's edge, such as a long
+code line, which the measurement caught).
 
 Structure: the PDF's outline (bookmarks) gives the headings; each heading
 is looked for as a line on its page, and the text from there to the next
-heading is one block with that heading's path and page. Without an outline
+heading is one block with that heading's path and page (a heading not
+found as a line on its page starts its section on the next page, so one
+odd heading does not hold up the rest). Without an outline
 a page is a block under the document's title. A PDF with no text on any
 page has no text layer (a scan): it needs OCR first.
 """
@@ -50,7 +57,7 @@ def read_pdf(path: Path, name: str) -> Document:
         raise DocumentError(f"broken PDF ({message.removeprefix('Failed to load document ').strip('().')}): "
                             "re-download or re-export it") from None
     try:
-        pages = [pdf[i].get_textpage().get_text_bounded() for i in range(len(pdf))]
+        pages = [pdf[i].get_textpage().get_text_range() for i in range(len(pdf))]
         outline = _outline(pdf)
         title = " ".join((pdf.get_metadata_dict().get("Title") or "").split())
     finally:
@@ -94,6 +101,10 @@ def _blocks(pages: list[str], outline: list[tuple[int, str, int]], title: str) -
                 continue
             current.append(line)
         _flush(blocks, current, section, number)
+        while pending and pending[0][2] < number:  # named by the outline on this page but not found as a line:
+            level, heading, _, _ = pending.pop(0)  # its section starts on the next page
+            stack = [entry for entry in stack if entry[0] < level] + [(level, heading)]
+            section = tuple(h for _, h in stack)
     return blocks
 
 
