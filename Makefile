@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python benchmarks/selective.py
 	$(BIN)/python benchmarks/soak.py
 	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/documents.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -249,6 +249,27 @@ def evaluate(
 
 
 @app.command()
+def ingest(
+    paths: list[str] = typer.Argument(..., help="files, folders or globs of PDF, HTML, Markdown, DOCX or text"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for chunks.parquet and ingest.json"),
+    max_tokens: int = typer.Option(254, "--max-tokens", min=1, help="token budget of a chunk (what the bundled MiniLM embeds whole)"),
+    overlap: int = typer.Option(32, "--overlap", min=0, help="tokens a chunk repeats from the one before"),
+) -> None:
+    """Read documents, chunk them by structure, write the chunks as Parquet; unreadable files are listed."""
+    from .sources import ingest_to_parquet
+
+    if overlap >= max_tokens:
+        raise UserError(f"--overlap ({overlap}) must be smaller than --max-tokens ({max_tokens})")
+    result = ingest_to_parquet(paths, out, max_tokens=max_tokens, overlap=overlap)
+    for error in result.errors:
+        typer.echo(f"error: {error}", err=True)
+    if result.path is None:
+        raise UserError("no document could be read" + (" (see the errors above)" if result.errors else ""))
+    typer.echo(f"{len(result.documents)} documents, {len(result.chunks)} chunks -> {result.path}"
+               + (f"; {len(result.errors)} files could not be read" if result.errors else ""))
+
+
+@app.command()
 def backends() -> None:
     """List the model backends this installation knows."""
     from .llm import backend_names
