@@ -22,7 +22,7 @@ import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Protocol, TypeVar
 
 from .cache import CompletionCache, cache_key
 from .registry import Backend
@@ -37,6 +37,14 @@ from .types import (
 )
 
 T = TypeVar("T")
+
+
+class Spend(Protocol):
+    """Where a scheduler charges the answers it gets and asks before paying for one (see spend.py)."""
+
+    def charge(self, usage: Usage, cached: bool) -> None: ...
+
+    def check(self) -> None: ...
 
 
 class RunAborted(RuntimeError):
@@ -207,6 +215,7 @@ class Scheduler:
         max_attempts: int | None = None,
         policy: RetryPolicy | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        spend: Spend | None = None,
     ):
         config = backend.config
         self.backend = backend
@@ -218,8 +227,9 @@ class Scheduler:
         )
         self.stats = SchedulerStats()
         self.on_outcome = on_outcome
+        self.spend = spend
         self._identity: dict[str, Any] | None = None
-        self._abort_message: str | None = None
+        self._aborted: RunAborted | None = None
         self._examples: dict[str, str] = {}
         self._streak = 0
         self._streak_kinds: collections.Counter[str] = collections.Counter()
@@ -231,13 +241,14 @@ class Scheduler:
         return self._identity
 
     def _check(self) -> None:
-        if self._abort_message is not None:
-            raise RunAborted(self._abort_message)
+        if self._aborted is not None:
+            raise self._aborted
 
-    def abort(self, message: str) -> None:
-        if self._abort_message is None:
-            self._abort_message = message
-        raise RunAborted(self._abort_message)
+    def abort(self, message: str | RunAborted) -> None:
+        """Stop the run: this and every later request raise the same RunAborted (or subclass)."""
+        if self._aborted is None:
+            self._aborted = message if isinstance(message, RunAborted) else RunAborted(message)
+        raise self._aborted
 
     async def complete(self, request: Request, parse: Parser | None = None) -> Outcome:
         """Answer `request`, parsed by `parse` (which raises InvalidAnswer to re-ask)."""
@@ -252,6 +263,8 @@ class Scheduler:
             if completion is not None:
                 stats.cache_hits += 1
                 stats.cached_usage.add(completion.usage)
+                if self.spend is not None:
+                    self.spend.charge(completion.usage, cached=True)
             else:
                 try:
                     completion = await self._call(current)
@@ -275,6 +288,8 @@ class Scheduler:
                     continue
                 stats.calls += 1
                 stats.usage.add(completion.usage)
+                if self.spend is not None:
+                    self.spend.charge(completion.usage, cached=False)
                 if key is not None:
                     self.cache.put(key, completion)
             if parse is None:
@@ -296,6 +311,11 @@ class Scheduler:
         await limiter.acquire()
         try:
             self._check()
+            if self.spend is not None:
+                try:
+                    self.spend.check()
+                except RunAborted as exc:
+                    await self._stop_after_in_flight(exc)
             completion = await self.backend.complete(request)
         except RateLimited:
             limiter.record(True)
@@ -304,6 +324,15 @@ class Scheduler:
             limiter.release()
         limiter.record(False)
         return completion
+
+    async def _stop_after_in_flight(self, exc: RunAborted) -> None:
+        """A budget's cap: nothing new is sent by anyone, the requests already sent finish (their
+        answers are paid for, so they are saved), then the run stops with `exc`."""
+        if self._aborted is None:
+            self._aborted = exc
+        while self.limiter.in_flight > 1:
+            await asyncio.sleep(0.01)
+        raise self._aborted
 
     def _remember(self, exc: ModelError) -> None:
         """Note a failed try; a long unbroken run of them means nothing is working."""
