@@ -106,6 +106,9 @@ def test_a_run_stops_at_its_budget_and_a_raised_budget_resumes_without_asking_ag
     total = manifest["spend"]["total"]
     assert total["calls_replayed"] == calls and total["calls_paid"] == 60 - calls
     assert manifest["spend"]["money_per_kept_record"] == pytest.approx(total["money"] / manifest["counts"]["curated"])
+    card = (out / "README.md").read_text()
+    assert f"| generation | {60 - calls} | {calls} |" in card and "Per kept record:" in card
+    assert 'id="cost"' in (out / "report.html").read_text()
 
 
 def test_plan_sends_nothing_and_counts_what_the_run_sends(tmp_path, fake_server):
@@ -123,3 +126,25 @@ def test_plan_sends_nothing_and_counts_what_the_run_sends(tmp_path, fake_server)
     assert run.returncode == 0, run.stderr
     assert "estimate: 12 model calls" in run.stderr
     assert server.stats()["answered"] == 12
+
+
+@pytest.mark.slow
+def test_the_embedded_models_prompt_tokens_are_counted_exactly():
+    """The plan's count is the model's own: the GGUF tokenizer and chat template, no weights loaded."""
+    import asyncio
+
+    from synthloom.llm import LlamaCppBackend, LlamaCppConfig, Request
+    from synthloom.llm.tokens import counter_for
+
+    config = LlamaCppConfig()
+    counter = counter_for(config)
+    assert counter.exact and "SmolLM2" in counter.name
+    conversations = [
+        ({"role": "system", "content": "You write short SMS messages."}, {"role": "user", "content": "Write one about lunch."}),
+        ({"role": "user", "content": "Label: spam or ham?\nText: WIN a £500 prize, call 0906 now"},
+         {"role": "assistant", "content": "spam"}, {"role": "user", "content": "Text: see you at 6 x\nLabel?"}),
+    ]
+    backend = LlamaCppBackend(config)
+    for messages in conversations:
+        reported = asyncio.run(backend.complete(Request(messages=messages, max_tokens=2, temperature=0.0, seed=1))).usage
+        assert counter.count(messages) == reported.prompt_tokens
