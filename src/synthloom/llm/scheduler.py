@@ -230,6 +230,7 @@ class Scheduler:
         self.spend = spend
         self._identity: dict[str, Any] | None = None
         self._aborted: RunAborted | None = None
+        self._stopping = 0
         self._examples: dict[str, str] = {}
         self._streak = 0
         self._streak_kinds: collections.Counter[str] = collections.Counter()
@@ -239,10 +240,6 @@ class Scheduler:
         if self._identity is None:
             self._identity = self.backend.identity()
         return self._identity
-
-    def _check(self) -> None:
-        if self._aborted is not None:
-            raise self._aborted
 
     def abort(self, message: str | RunAborted) -> None:
         """Stop the run: this and every later request raise the same RunAborted (or subclass)."""
@@ -257,7 +254,8 @@ class Scheduler:
         rate_waits = 0
         current = request
         while True:
-            self._check()
+            if self._aborted is not None:
+                await self._halt(holding=False)
             key = cache_key(self.identity, current) if self.cache is not None else None
             completion = self.cache.get(key) if key is not None else None
             if completion is not None:
@@ -310,12 +308,15 @@ class Scheduler:
         limiter = self.limiter
         await limiter.acquire()
         try:
-            self._check()
+            if self._aborted is not None:
+                await self._halt(holding=True)
             if self.spend is not None:
                 try:
                     self.spend.check()
                 except RunAborted as exc:
-                    await self._stop_after_in_flight(exc)
+                    if self._aborted is None:
+                        self._aborted = exc
+                    await self._halt(holding=True)
             completion = await self.backend.complete(request)
         except RateLimited:
             limiter.record(True)
@@ -325,14 +326,20 @@ class Scheduler:
         limiter.record(False)
         return completion
 
-    async def _stop_after_in_flight(self, exc: RunAborted) -> None:
-        """A budget's cap: nothing new is sent by anyone, the requests already sent finish (their
-        answers are paid for, so they are saved), then the run stops with `exc`."""
-        if self._aborted is None:
-            self._aborted = exc
-        while self.limiter.in_flight > 1:
-            await asyncio.sleep(0.01)
-        raise self._aborted
+    async def _halt(self, holding: bool) -> None:
+        """Raise the run's RunAborted. A graceful one (a budget's cap) first lets the requests
+        already sent finish, since their answers are paid for and get saved; `holding`: this
+        request holds a slot of the limiter itself."""
+        exc = self._aborted
+        assert exc is not None
+        if getattr(exc, "graceful", False):
+            self._stopping += holding
+            try:
+                while self.limiter.in_flight > self._stopping:
+                    await asyncio.sleep(0.01)
+            finally:
+                self._stopping -= holding  # our slot is released right after, in the same step
+        raise exc
 
     def _remember(self, exc: ModelError) -> None:
         """Note a failed try; a long unbroken run of them means nothing is working."""

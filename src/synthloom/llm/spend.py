@@ -38,6 +38,8 @@ from .types import Usage
 class BudgetExceeded(RunAborted):
     """The run reached a cap: nothing more is asked; a rerun with a raised budget resumes."""
 
+    graceful = True  # the requests already sent finish and are saved before the run stops
+
     def __init__(self, message: str, stage: str, cap: str):
         super().__init__(message)
         self.stage = stage
