@@ -65,6 +65,23 @@ def validate(recipe: Path = typer.Argument(..., help="a recipe YAML file (or a s
 
 
 @app.command()
+def plan(
+    recipe: Path = typer.Argument(..., help="a recipe YAML file"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="a run directory whose answers refine the estimate"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="cap the number of records"),
+    as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+) -> None:
+    """What a run will cost: calls, tokens and money per stage. Nothing is sent."""
+    from .execute.plan import plan_run
+
+    result = plan_run(recipe, limit=limit, out=out)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        typer.echo("\n".join(result.lines()))
+
+
+@app.command()
 def run(
     recipe: Path = typer.Argument(..., help="a recipe YAML file"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default: runs/<name>)"),
@@ -75,15 +92,22 @@ def run(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="generation shards at once (--executor ray; default: the cluster's CPUs)"),
 ) -> None:
     """Generate, curate and evaluate a recipe into a run directory (resumable)."""
-    from .llm import RunAborted
-    from .recipe import load_recipe
     from .execute import run as run_recipe
+    from .llm import RunAborted
+    from .llm.spend import BudgetExceeded
+    from .recipe import load_recipe
 
     loaded = load_recipe(recipe)
     out = out or Path("runs") / loaded.name
     chosen = _executor(executor, address, workers, progress)
+    if loaded.model.budget is not None and chosen is not None:
+        raise UserError("model.budget: budgets are kept by the local executor; run without --executor ray")
+    _print_estimate(loaded, limit, out)
     try:
         result = run_recipe(loaded, out, limit=limit, progress=progress, executor=chosen)
+    except BudgetExceeded as exc:
+        typer.echo(f"stopped: {exc}", err=True)
+        raise typer.Exit(3)
     except RunAborted as exc:
         typer.echo(f"error: {exc}", err=True)
         typer.echo(f"finished answers are saved in {out / 'cache.sqlite'}; rerun the same command to resume", err=True)
@@ -106,6 +130,21 @@ def run(
             f"macro-F1 {downstream['macro_f1']:.3f} ({downstream['n_test']} test rows)"
         )
     typer.echo(f"report: {result.report.resolve()}")
+
+
+def _print_estimate(recipe, limit: int | None, out: Path) -> None:
+    """The plan's total, on one line, before a run starts (never stops the run)."""
+    from .execute.plan import plan_run
+
+    try:
+        total = plan_run(recipe, limit=limit, out=out).total
+    except Exception as exc:  # noqa: BLE001 - an estimate that cannot be made is said, not fatal
+        typer.echo(f"estimate: not available ({exc})", err=True)
+        return
+    prompt = "?" if total.prompt_tokens is None else f"{total.prompt_tokens:,}"
+    money = "" if total.money is None else f", about {total.money:.4f} in money"
+    typer.echo(f"estimate: {total.calls:,} model calls, {prompt} prompt and up to {total.completion_tokens:,} "
+               f"completion tokens{money} (synthloom plan shows each stage)", err=True)
 
 
 def _executor(name: str, address: str | None, workers: int | None, progress: bool):

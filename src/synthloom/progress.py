@@ -33,19 +33,27 @@ class RecordProgress:
             TimeRemainingColumn(),
             TimeElapsedColumn(),
             TextColumn("[red]{task.fields[failed]} failed[/] · {task.fields[retries]} retries · {task.fields[cached]} cached"),
+            TextColumn("{task.fields[spend]}"),
             console=Console(stderr=True),
             disable=not enabled,
             refresh_per_second=4,
         )
-        self._task = self._progress.add_task(description, total=total, rate="-", failed=0, retries=0, cached=0)
+        self._spend: Any = None
+        self._done = 0
+        self._task = self._progress.add_task(description, total=total, rate="-", failed=0, retries=0, cached=0, spend="")
 
     def watch(self, stats: Any) -> None:
         """Read retry and cache counts from a scheduler's stats as the bar advances."""
         self._stats = stats
 
+    def show_spend(self, describe: Any) -> None:
+        """Show `describe(records done)` (e.g. money so far and at the end) beside the counts."""
+        self._spend = describe
+
     def advance(self, record: Any) -> None:
         if not self.enabled:
             return
+        self._done += 1
         if record is None:
             self._failed += 1
         task = self._progress.tasks[0]
@@ -54,6 +62,8 @@ class RecordProgress:
         if self._stats is not None:
             fields["retries"] = sum(self._stats.tries_failed.values())
             fields["cached"] = self._stats.cache_hits
+        if self._spend is not None:
+            fields["spend"] = "· " + self._spend(self._done)
         self._progress.update(self._task, advance=1, **fields)
 
     def set(self, done: int, failed: int = 0) -> None:

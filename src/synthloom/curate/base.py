@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from ..embed import Embedder
+from ..llm import spend
 from ..recipe import StageSpec
 from ..records import Record
 
@@ -149,7 +150,8 @@ def run_stages(records: Sequence[Record], stages: Sequence[Stage], examples: int
     funnel = []
     for stage in stages:
         try:
-            out = list(stage(current))
+            with spend.stage(f"curation.{stage.name}"):
+                out = list(stage(current))
         except NotEnoughData as exc:
             for record in current:
                 record.decide(stage.name, KEEP, None, f"not judged: {exc}")

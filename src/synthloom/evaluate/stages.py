@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..embed import Embedder, EmbeddingUnavailable
-from ..llm import BackendConfig, LlamaCppConfig
+from ..llm import BackendConfig, LlamaCppConfig, spend
 from ..recipe import AnsweringSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec, PairwiseSpec, TaskSpec
 from ..records import Record, load_dataset, read_rows
 from .answering import answer_benchmark
@@ -281,7 +281,8 @@ def evaluate(records: Sequence[Record], specs: Sequence[Any], context: Evaluatio
     metrics: dict[str, Any] = {}
     for spec in specs:
         key = spec.stage if spec.stage not in metrics else f"{spec.stage}_{len(metrics)}"
-        metrics[key] = EVALUATORS[type(spec)](spec, records, context)
+        with spend.stage(f"evaluation.{spec.stage}"):
+            metrics[key] = EVALUATORS[type(spec)](spec, records, context)
     context.plots = plot_data(records, context)
     return metrics
 

@@ -26,6 +26,8 @@ from ..evaluate import EvaluationContext, evaluate
 from ..generate import Generator, load_support
 from ..generate.annotate import Annotator
 from ..llm import Backend, RunAborted, Session
+from ..llm.pricing import currency_of
+from ..llm.spend import BudgetExceeded, Ledger, spending
 from ..progress import RecordProgress
 from ..recipe import Recipe, load_recipe
 from ..records import Record, atomic_write_text, write_records
@@ -131,6 +133,28 @@ def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = F
     )
 
 
+def _status(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return "stopped" if isinstance(exc, BudgetExceeded) else "failed"
+
+
+def spend_summary(ledger: Ledger, counts: dict[str, Any]) -> dict[str, Any]:
+    """The ledger's figures, with the cost per kept record and what curation threw away.
+
+    What curation threw away is the generation's money in the share of
+    generated records it dropped (records of one run cost about the same)."""
+    data = ledger.to_json()
+    generation = data["stages"].get("generation", {}).get("money")
+    total = data["total"]["money"]
+    kept, generated = counts.get("curated"), counts.get("generated")
+    if total is not None and kept:
+        data["money_per_kept_record"] = round(total / kept, 6)
+    if generation is not None and generated and kept is not None:
+        data["money_dropped_by_curation"] = round(generation * (generated - kept) / generated, 6)
+    return data
+
+
 def run(
     recipe: Recipe | str | Path,
     out: str | Path,
@@ -162,11 +186,13 @@ def run(
         "notes": [],
     }
     write_json(out / "manifest.json", manifest)
+    ledger = Ledger(recipe.model.budget, currency_of(recipe.model))
 
     support = load_support(recipe)
     producer = make_producer(recipe, support)
     total = producer.count(limit)
     bar = RecordProgress(total, enabled=progress)
+    bar.show_spend(lambda done: ledger.progress_text(done, total))
     manifest["counts"]["planned"] = total
     manifest["counts"]["support"] = len(support)
     if recipe.demonstrations is not None and not recipe.demonstrations.exists:
@@ -186,19 +212,20 @@ def run(
             "examples_by_kind": result.failure_examples,
             "records": result.failures[:50],
         }
+        manifest["spend"] = spend_summary(ledger, manifest["counts"])
         manifest["timings"]["total_s"] = round(time.time() - started, 3)
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_json(out / "manifest.json", manifest)
 
     t0 = time.time()
     try:
-        with bar:
+        with bar, spending(ledger, "generation"):
             generated = executor.generate(recipe, producer, out, limit, bar)
     except (KeyboardInterrupt, RunAborted, OSError) as exc:
         manifest["timings"]["generate_s"] = round(time.time() - t0, 3)
         try:
             write_records(out / "generated.parquet", executor.generated.records, recipe.task.label_field)
-            finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", executor.generated)
+            finish(_status(exc), executor.generated)
         except OSError:
             pass  # e.g. the disk is full: every file keeps its last complete version
         raise
@@ -206,7 +233,12 @@ def run(
     write_records(out / "generated.parquet", generated.records, recipe.task.label_field)
 
     t0 = time.time()
-    curation = executor.curate(generated.records, recipe, curation_context(recipe, out / "cache.sqlite", progress))
+    try:
+        with spending(ledger, "curation"):
+            curation = executor.curate(generated.records, recipe, curation_context(recipe, out / "cache.sqlite", progress))
+    except BudgetExceeded:
+        finish("stopped", generated)
+        raise
     write_records(out / "curated.parquet", curation.kept, recipe.task.label_field, prompts=False)
     write_records(out / "rejected.parquet", curation.dropped, recipe.task.label_field, prompts=False)
     manifest["curation"] = {"funnel": [step.to_json() for step in curation.funnel]}
@@ -219,7 +251,12 @@ def run(
         model=recipe.model, run_dir=out, progress=progress,
     )
     executor.prepare_evaluation(context, recipe, curation.kept)
-    metrics = evaluate(curation.kept, recipe.evaluation, context)
+    try:
+        with spending(ledger, "evaluation"):
+            metrics = evaluate(curation.kept, recipe.evaluation, context)
+    except BudgetExceeded:
+        finish("stopped", generated)
+        raise
     manifest["notes"].extend(context.notes)
     write_json(out / "metrics.json", metrics)
     write_json(out / "plots.json", context.plots)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .pricing import Budget, Price
 from .types import Completion, Request
 
 
@@ -28,6 +29,8 @@ class BackendConfig(BaseModel):
     )
     timeout: float = Field(120.0, gt=0, description="seconds before a request is abandoned")
     requests_per_minute: float | None = Field(None, gt=0, description="an upper bound on the rate")
+    price: Price | None = Field(None, description="money per million tokens (default: the built-in table, or free for a local model)")
+    budget: Budget | None = Field(None, description="caps on the run's tokens or money, in all and per stage")
 
 
 @runtime_checkable

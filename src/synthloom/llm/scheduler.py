@@ -22,7 +22,7 @@ import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Protocol, TypeVar
 
 from .cache import CompletionCache, cache_key
 from .registry import Backend
@@ -37,6 +37,14 @@ from .types import (
 )
 
 T = TypeVar("T")
+
+
+class Spend(Protocol):
+    """Where a scheduler charges the answers it gets and asks before paying for one (see spend.py)."""
+
+    def charge(self, usage: Usage, cached: bool) -> None: ...
+
+    def check(self) -> None: ...
 
 
 class RunAborted(RuntimeError):
@@ -207,6 +215,7 @@ class Scheduler:
         max_attempts: int | None = None,
         policy: RetryPolicy | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        spend: Spend | None = None,
     ):
         config = backend.config
         self.backend = backend
@@ -218,8 +227,10 @@ class Scheduler:
         )
         self.stats = SchedulerStats()
         self.on_outcome = on_outcome
+        self.spend = spend
         self._identity: dict[str, Any] | None = None
-        self._abort_message: str | None = None
+        self._aborted: RunAborted | None = None
+        self._stopping = 0
         self._examples: dict[str, str] = {}
         self._streak = 0
         self._streak_kinds: collections.Counter[str] = collections.Counter()
@@ -230,14 +241,11 @@ class Scheduler:
             self._identity = self.backend.identity()
         return self._identity
 
-    def _check(self) -> None:
-        if self._abort_message is not None:
-            raise RunAborted(self._abort_message)
-
-    def abort(self, message: str) -> None:
-        if self._abort_message is None:
-            self._abort_message = message
-        raise RunAborted(self._abort_message)
+    def abort(self, message: str | RunAborted) -> None:
+        """Stop the run: this and every later request raise the same RunAborted (or subclass)."""
+        if self._aborted is None:
+            self._aborted = message if isinstance(message, RunAborted) else RunAborted(message)
+        raise self._aborted
 
     async def complete(self, request: Request, parse: Parser | None = None) -> Outcome:
         """Answer `request`, parsed by `parse` (which raises InvalidAnswer to re-ask)."""
@@ -246,12 +254,15 @@ class Scheduler:
         rate_waits = 0
         current = request
         while True:
-            self._check()
+            if self._aborted is not None:
+                await self._halt(holding=False)
             key = cache_key(self.identity, current) if self.cache is not None else None
             completion = self.cache.get(key) if key is not None else None
             if completion is not None:
                 stats.cache_hits += 1
                 stats.cached_usage.add(completion.usage)
+                if self.spend is not None:
+                    self.spend.charge(completion.usage, cached=True)
             else:
                 try:
                     completion = await self._call(current)
@@ -275,6 +286,8 @@ class Scheduler:
                     continue
                 stats.calls += 1
                 stats.usage.add(completion.usage)
+                if self.spend is not None:
+                    self.spend.charge(completion.usage, cached=False)
                 if key is not None:
                     self.cache.put(key, completion)
             if parse is None:
@@ -295,7 +308,15 @@ class Scheduler:
         limiter = self.limiter
         await limiter.acquire()
         try:
-            self._check()
+            if self._aborted is not None:
+                await self._halt(holding=True)
+            if self.spend is not None:
+                try:
+                    self.spend.check()
+                except RunAborted as exc:
+                    if self._aborted is None:
+                        self._aborted = exc
+                    await self._halt(holding=True)
             completion = await self.backend.complete(request)
         except RateLimited:
             limiter.record(True)
@@ -304,6 +325,21 @@ class Scheduler:
             limiter.release()
         limiter.record(False)
         return completion
+
+    async def _halt(self, holding: bool) -> None:
+        """Raise the run's RunAborted. A graceful one (a budget's cap) first lets the requests
+        already sent finish, since their answers are paid for and get saved; `holding`: this
+        request holds a slot of the limiter itself."""
+        exc = self._aborted
+        assert exc is not None
+        if getattr(exc, "graceful", False):
+            self._stopping += holding
+            try:
+                while self.limiter.in_flight > self._stopping:
+                    await asyncio.sleep(0.01)
+            finally:
+                self._stopping -= holding  # our slot is released right after, in the same step
+        raise exc
 
     def _remember(self, exc: ModelError) -> None:
         """Note a failed try; a long unbroken run of them means nothing is working."""

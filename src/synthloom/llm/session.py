@@ -16,7 +16,9 @@ progress bar watch it, runs the work on an event loop, and then closes the
 backend on that loop (its connections belong to it) and the cache it opened,
 however the work ended. This is the one place where what every request
 costs passes by, so spend control, batch APIs and batched local decoding
-each have one place to go.
+each have one place to go. A session opened inside `spend.spending(ledger,
+stage)` charges every answer to that stage of the run's ledger and stops
+at its budget.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..progress import RecordProgress
 from .cache import CompletionCache
 from .registry import Backend, BackendConfig, create_backend
 from .scheduler import Outcome, Parser, Scheduler, SchedulerStats
+from .spend import account_for
 from .types import Completion, Request
 
 T = TypeVar("T")
@@ -92,7 +95,7 @@ class Session:
         """`run` for callers already on an event loop."""
         backend = self._backend()
         cache, opened = self._cache()
-        self.scheduler = Scheduler(backend, cache)  # type: ignore[arg-type]
+        self.scheduler = Scheduler(backend, cache, spend=account_for(backend.config))  # type: ignore[arg-type]
         if self.bar is not None:
             self.bar.watch(self.scheduler.stats)
         try:

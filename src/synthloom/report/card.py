@@ -88,6 +88,31 @@ def _answering_cell(name: str, s: dict[str, Any]) -> str:
     return ("with the examples" if name == "synthetic_shots" else "zero-shot") + f" (n={s['n']}): " + ", ".join(parts or ["no scores"])
 
 
+def cost_lines(spend: dict[str, Any]) -> list[str]:
+    """The run's cost as Markdown: per stage, per kept record, and what curation threw away."""
+    stages = spend.get("stages") or {}
+    if not stages:
+        return []
+    currency = spend.get("currency", "USD")
+
+    def money(value: Any) -> str:
+        return "-" if value is None else f"{value:.4f} {currency}"
+
+    out = ["| stage | calls paid | answers from the cache | prompt tokens | completion tokens | money |", "|---|---|---|---|---|---|"]
+    for name, row in [*stages.items(), ("total", spend["total"])]:
+        out.append(f"| {name} | {row['calls_paid']:,} | {row['calls_replayed']:,} | {row['prompt_tokens']:,} | "
+                   f"{row['completion_tokens']:,} | {money(row.get('money'))} |")
+    if spend.get("money_per_kept_record") is not None:
+        out.append(f"\nPer kept record: {money(spend['money_per_kept_record'])}.")
+    if spend.get("money_dropped_by_curation") is not None:
+        out.append(f"Spent on records curation dropped: {money(spend['money_dropped_by_curation'])}"
+                   " (the generation's cost in the share of records dropped).")
+    if spend.get("stopped"):
+        stop = spend["stopped"]
+        out.append(f"\nThe run stopped at its budget in {stop['stage']}: {stop['reason']} ({stop['cap']}).")
+    return out
+
+
 def render_card(manifest: dict[str, Any], metrics: dict[str, Any], curated: Sequence[Record], has_rejected: bool = False) -> str:
     recipe = manifest.get("recipe", {})
     task = recipe.get("task", {})
@@ -129,6 +154,10 @@ def render_card(manifest: dict[str, Any], metrics: dict[str, Any], curated: Sequ
     if funnel:
         out.append("\nCuration, in order:\n\n| stage | seen | kept | dropped |\n|---|---|---|---|")
         out += [f"| {f['stage']} | {f['seen']:,} | {f['kept']:,} | {f['dropped']:,} |" for f in funnel]
+    cost = cost_lines(manifest.get("spend") or {})
+    if cost:
+        out.append("\nWhat it cost (answers from the cache were paid for by an earlier run of the same directory):\n")
+        out += cost
     out.append("\n## Evaluation\n")
     lines = _metric_lines(metrics)
     out += ["| measure | value |", "|---|---|", *lines] if lines else ["No evaluation was run."]
@@ -157,4 +186,4 @@ def build_card(run_dir: str | Path, curated: Sequence[Record] | None = None) -> 
     return path
 
 
-__all__ = ["answering_scores", "build_card", "render_card", "size_category"]
+__all__ = ["answering_scores", "build_card", "cost_lines", "render_card", "size_category"]
