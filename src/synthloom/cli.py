@@ -138,8 +138,7 @@ def _print_estimate(recipe, limit: int | None, out: Path) -> None:
 
     try:
         total = plan_run(recipe, limit=limit, out=out).total
-    except Exception as exc:  # noqa: BLE001 - an estimate that cannot be made is said, not fatal
-        typer.echo(f"estimate: not available ({exc})", err=True)
+    except Exception:  # noqa: BLE001 - the run itself reports what is wrong, on one line
         return
     prompt = "?" if total.prompt_tokens is None else f"{total.prompt_tokens:,}"
     money = "" if total.money is None else f", about {total.money:.4f} in money"
