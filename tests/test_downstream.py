@@ -89,7 +89,7 @@ def test_every_setting_and_the_errors_for_the_next_round():
         settings=["synthetic", "real", "few_real_plus_synthetic", "learning_curve"], few=3,
         learning_curve=[10, 30, 60], resamples=200,
     )
-    assert set(out["settings"]) == {"synthetic", "real", "few_real", "few_real_plus_synthetic"}
+    assert list(out["settings"]) == ["majority", "few_real", "synthetic", "few_real_plus_synthetic", "real"]
     assert out["settings"]["few_real"]["n_train"] == 9
     assert out["settings"]["few_real_plus_synthetic"]["n_train"] == 69
     assert out["settings"]["real"]["accuracy"] > 0.95

@@ -95,7 +95,8 @@ def test_run_directory_has_metrics_plot_data_report_and_card(run_dir):
     assert diversity["coverage"]["combinations"] == 6
     assert 0 <= metrics["fidelity"]["two_sample_auc"] <= 1
     downstream = metrics["downstream"]
-    assert set(downstream["settings"]) == {"synthetic", "real", "few_real", "few_real_plus_synthetic"}
+    assert list(downstream["settings"]) == ["majority", "few_real", "synthetic", "few_real_plus_synthetic", "real"]
+    assert downstream["headline"] == "few_real_plus_synthetic"
     assert downstream["learning_curve"] and "by_condition" in downstream["errors"]
     faith = metrics["faithfulness"]
     assert faith["sampled"] == 10 and faith["judged"] == 10
@@ -109,7 +110,7 @@ def test_run_directory_has_metrics_plot_data_report_and_card(run_dir):
     meta = yaml.safe_load(card.split("---\n")[1])
     assert meta["task_categories"] == ["text-classification"] and "synthetic" in meta["tags"]
     assert meta["configs"][0]["data_files"][0]["path"] == "curated.parquet"
-    assert "## How it was made" in card and "| exact_dedup |" in card and "downstream (few real plus synthetic)" in card
+    assert "## How it was made" in card and "| exact_dedup |" in card and "| **few real + synthetic** |" in card
 
     html = (run_dir / "report.html").read_text()
     for anchor in ['id="labels"', 'id="lengths"', 'id="map"', 'id="coverage"', 'id="funnel"', 'id="downstream"', 'id="records"']:

@@ -31,6 +31,7 @@ from ..progress import RecordProgress
 from ..recipe import Recipe, load_recipe
 from ..records import Record, atomic_write_text, write_records
 from ..report import build_card, build_report
+from .portable import portable
 from .rounds import Rounds, downstream_error_rates
 
 
@@ -124,8 +125,12 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def write_json(path: Path, data: Any) -> None:
-    """`data` as indented JSON, written atomically (a reader sees the old file or the new one)."""
+def write_json(path: Path, data: Any, base: Path | None = None) -> None:
+    """`data` as indented JSON, written atomically (a reader sees the old file or the new one).
+
+    With `base`, absolute paths in its strings are written relative to it (see `portable`)."""
+    if base is not None:
+        data = portable(json.loads(json.dumps(data, default=str)), base)
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
@@ -160,6 +165,7 @@ def run(
         recipe = load_recipe(recipe)
     executor = executor or LocalExecutor(backend)
     out = Path(out)
+    base = recipe.base_dir  # paths in what the run writes are relative to the recipe's folder
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     manifest: dict[str, Any] = {
@@ -173,7 +179,7 @@ def run(
         "timings": {},
         "notes": [],
     }
-    write_json(out / "manifest.json", manifest)
+    write_json(out / "manifest.json", manifest, base)
 
     support = load_support(recipe)
     producer = make_producer(recipe, support)
@@ -196,7 +202,7 @@ def run(
         }
         manifest["timings"]["total_s"] = round(time.time() - started, 3)
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_json(out / "manifest.json", manifest)
+        write_json(out / "manifest.json", manifest, base)
 
     t0 = time.time()
     try:
@@ -225,12 +231,13 @@ def run(
     context = EvaluationContext(
         text_field=recipe.text_field, task=recipe.task, conditions=recipe.conditions,
         model=recipe.model, run_dir=out, progress=progress,
+        support=[r for r in support if r.label is not None] if recipe.annotation is None else None,
     )
     executor.prepare_evaluation(context, recipe, curation.kept)
     metrics = evaluate(curation.kept, recipe.evaluation, context)
     manifest["notes"].extend(context.notes)
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "plots.json", context.plots)
+    write_json(out / "metrics.json", metrics, base)
+    write_json(out / "plots.json", context.plots, base)
     manifest["timings"]["evaluate_s"] = round(time.time() - t0, 3)
 
     finish("complete", generated)
@@ -239,8 +246,8 @@ def run(
     build_card(out, curated=curation.kept)
     manifest["timings"]["report_s"] = round(time.time() - t0, 3)
     manifest["timings"]["total_s"] = round(time.time() - started, 3)
-    write_json(out / "manifest.json", manifest)
-    return RunResult(out, manifest, metrics, curation.kept)
+    write_json(out / "manifest.json", manifest, base)
+    return RunResult(out, portable(manifest, base), portable(metrics, base), curation.kept)
 
 
 __all__ = ["Executor", "Generated", "LocalExecutor", "Producer", "RunResult", "curation_context", "make_producer", "run", "write_json"]
