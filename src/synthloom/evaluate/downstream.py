@@ -3,8 +3,9 @@
 Settings compare what the data is worth, all on the same test set:
 
 - `majority`: always the commonest label of the training data at hand
-  (the real training data, else the few real examples, else the synthetic
-  records): the floor any classifier must clear (always measured: it costs nothing);
+  (the real training data, else the few real examples and the synthetic
+  records together): the floor any classifier must clear (always
+  measured: it costs nothing);
 - `few_real`: the few real examples alone (what a user with a handful of
   examples has): the recipe's labelled demonstrations when it has them,
   else `few_per_class` per class drawn from the real training data;
@@ -272,9 +273,11 @@ def downstream_evaluation(
     measured: dict[str, dict[str, Any]] = {"synthetic": result}
     out: dict[str, Any] = dict(result)
     if "majority" in settings:
-        source = real_train or support or synthetic
+        source = real_train or [*support, *synthetic]
         measured["majority"] = majority_baseline(source, test, seed, resamples)
-        measured["majority"]["source"] = "real training data" if real_train else "few real examples" if support else "synthetic records"
+        measured["majority"]["source"] = (
+            "real training data" if real_train else "few real + synthetic records" if support else "synthetic records"
+        )
     if needs_few:
         few_real = support or few_per_class(real_train or [], few, seed)
         out["few_real_source"] = (

@@ -94,8 +94,10 @@ def _select_and_fit(
         )
         search.fit(X, y, **fit_params)
     scores = search.cv_results_["mean_test_score"]
+    best = float(search.best_params_[param])
     return search.best_estimator_, {
-        "C": float(search.best_params_[param]),
+        "C": best,
+        "at_grid_edge": best in (min(grid), max(grid)),  # the best might lie beyond the grid
         "folds": folds,
         "scoring": SCORING,
         "cv_scores": {str(c): round(float(s), 4) for c, s in zip(grid, scores)},
