@@ -295,3 +295,19 @@ def test_written_files_name_no_absolute_path_and_show_every_setting(tmp_path, mo
         assert str(tmp_path) not in (tmp_path / "ev" / name).read_text(), name
     manifest = json.loads((tmp_path / "ev" / "manifest.json").read_text())
     assert manifest["source"] == "data/seeds.jsonl" and manifest["reference"] == "data/real.jsonl"
+
+
+def test_portable_rewrites_absolute_paths_in_text_and_leaves_urls_alone():
+    from synthloom.execute.portable import portable
+
+    base = "/home/ana/projects/sms"
+    data = {
+        "path": "/home/ana/projects/sms/data/seeds.jsonl",
+        "notes": ["fidelity skipped: /home/ana/data/real.csv not found.", "error: /home/ana/projects/sms/x.jsonl:2: not JSON"],
+        "base_url": "http://127.0.0.1:8000/v1", "date": "12/05 a/b", "n": 3,
+    }
+    assert portable(data, base) == {
+        "path": "data/seeds.jsonl",
+        "notes": ["fidelity skipped: ../../data/real.csv not found.", "error: x.jsonl:2: not JSON"],
+        "base_url": "http://127.0.0.1:8000/v1", "date": "12/05 a/b", "n": 3,
+    }

@@ -86,7 +86,7 @@ def curate_data(
         "seconds": round(time.time() - started, 3),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    write_json(out / "curation.json", summary)
+    write_json(out / "curation.json", summary, Path.cwd())  # paths relative to where the command ran
     return CurationRun(out, summary, result.kept, result.dropped)
 
 
