@@ -12,8 +12,10 @@ from synthloom.evaluate.downstream import (
     downstream_evaluation,
     few_per_class,
     fit_and_score,
+    majority_baseline,
     score_predictions,
 )
+from synthloom.train import C_GRID, folds_for
 from synthloom.train import TrainingError
 from synthloom.records import Record
 
@@ -89,7 +91,7 @@ def test_every_setting_and_the_errors_for_the_next_round():
         settings=["synthetic", "real", "few_real_plus_synthetic", "learning_curve"], few=3,
         learning_curve=[10, 30, 60], resamples=200,
     )
-    assert set(out["settings"]) == {"synthetic", "real", "few_real", "few_real_plus_synthetic"}
+    assert list(out["settings"]) == ["majority", "few_real", "synthetic", "few_real_plus_synthetic", "real"]
     assert out["settings"]["few_real"]["n_train"] == 9
     assert out["settings"]["few_real_plus_synthetic"]["n_train"] == 69
     assert out["settings"]["real"]["accuracy"] > 0.95
@@ -152,3 +154,92 @@ def test_finetuned_minilm_follows_the_sample_weights():
     assert weighted.predict([(text,)]) == ["money"]
     # the unambiguous examples are learned either way
     assert weighted.predict([("goal scored by the striker",), ("interest on the savings account",)]) == ["sport", "money"]
+
+
+def noisy(records: list[Record], share: float, seed: int) -> list[Record]:
+    """The same records with `share` of their labels moved to another class."""
+    rng = np.random.default_rng(seed)
+    labels = list(WORDS)
+    out = []
+    for r in records:
+        label = r.label
+        if rng.random() < share:
+            label = labels[(labels.index(label) + 1 + int(rng.integers(0, 2))) % 3]
+        out.append(Record(id=r.id, fields=r.fields, label=label))
+    return out
+
+
+@pytest.mark.parametrize("trainer", ["tfidf_linear", "embedding_logreg"])
+def test_regularisation_is_chosen_by_cross_validation_stronger_on_noisy_labels(trainer):
+    clean = corpus(150, 11)
+    test = corpus(60, 12, "t")
+    clean_out, _ = fit_and_score(clean, test, trainer, resamples=0)
+    noisy_out, _ = fit_and_score(noisy(clean, 0.4, 13), test, trainer, resamples=0)
+    for out in (clean_out, noisy_out):
+        sel = out["selection"]
+        assert sel["folds"] == 3 and sel["scoring"] == "neg_log_loss"
+        assert set(sel["cv_scores"]) == {str(c) for c in C_GRID}
+        assert sel["C"] in C_GRID
+    # label noise asks for a stronger regularisation, i.e. a smaller C, than the clean labels
+    assert noisy_out["selection"]["C"] < clean_out["selection"]["C"]
+
+
+def test_a_class_too_small_to_hold_out_falls_back_to_a_fixed_c():
+    train = corpus(30, 14)
+    train = [r for r in train if r.label != "food"] + [next(r for r in train if r.label == "food")]
+    model = make_trainer("tfidf_linear").fit([(r.text(),) for r in train], [r.label for r in train])
+    assert model.selection["folds"] == 0 and model.selection["C"] == 1.0
+    assert "a class has 1 record(s)" in model.selection["reason"]
+    assert folds_for(["a", "a", "b", "b"]) == 2 and folds_for(["a"] * 9 + ["b"] * 7) == 3 and folds_for(["a", "b", "b"]) == 0
+
+
+def test_the_test_set_never_reaches_the_selection(monkeypatch):
+    """Every text any cross-validation or refit saw, in every setting, is training data."""
+    import sklearn.model_selection
+
+    seen: list[list[str]] = []
+
+    class Recording(sklearn.model_selection.GridSearchCV):
+        def fit(self, X, y=None, **params):
+            seen.append(list(X))
+            return super().fit(X, y, **params)
+
+    monkeypatch.setattr(sklearn.model_selection, "GridSearchCV", Recording)
+    test = [Record(id=r.id, fields={"text": "heldout " + r.text()}, label=r.label) for r in corpus(45, 15, "t")]
+    synthetic, real_train, support = corpus(45, 16, "s"), corpus(60, 17), corpus(9, 18, "d")
+    out = downstream_evaluation(synthetic, test, trainer="tfidf_linear", real_train=real_train, support=support,
+                                settings=None, resamples=50)
+    assert list(out["settings"]) == ["majority", "few_real", "synthetic", "few_real_plus_synthetic", "real"]
+    # one selection per trained setting, each on exactly that setting's training texts
+    sizes = sorted(len(x) for x in seen)
+    assert sizes == sorted([9, 45, 54, 60])
+    assert all("heldout" not in text for texts in seen for text in texts)
+    assert {s["selection"]["folds"] for name, s in out["settings"].items() if name != "majority"} == {3}
+
+
+def test_majority_baseline_predicts_the_commonest_training_label():
+    train = [Record(id=f"r{i}", fields={"text": "x"}, label="ham" if i % 4 else "spam") for i in range(20)]
+    test = [Record(id=f"t{i}", fields={"text": "y"}, label="ham" if i < 8 else "spam") for i in range(10)]
+    out = majority_baseline(train, test, resamples=200)
+    assert out["label"] == "ham" and out["n_train"] == 20
+    assert out["accuracy"] == pytest.approx(0.8)
+    assert out["macro_f1"] == pytest.approx(f1_score(["ham"] * 8 + ["spam"] * 2, ["ham"] * 10, average="macro"))
+    assert out["macro_f1_ci"][0] <= out["macro_f1"] <= out["macro_f1_ci"][1]
+
+
+def test_settings_table_follows_the_data_and_names_its_headline():
+    synthetic, test = corpus(45, 19, "s"), corpus(45, 20, "t")
+    alone = downstream_evaluation(synthetic, test, trainer="tfidf_linear", settings=None, resamples=50, errors=False)
+    assert list(alone["settings"]) == ["majority", "synthetic"] and alone["headline"] == "synthetic"
+    assert alone["settings"]["majority"]["source"] == "synthetic records"
+    # the few real are the recipe's labelled demonstrations when it has them; one of them is a test text
+    support = corpus(6, 21, "d") + [test[0]]
+    out = downstream_evaluation(synthetic, test, trainer="tfidf_linear", support=support, settings=None,
+                                resamples=50, errors=False)
+    assert list(out["settings"]) == ["majority", "few_real", "synthetic", "few_real_plus_synthetic"]
+    assert out["headline"] == "few_real_plus_synthetic"
+    assert out["settings"]["few_real"]["n_train"] == 7 and out["settings"]["few_real_plus_synthetic"]["n_train"] == 52
+    assert out["few_real_source"] == "the recipe's 7 labelled demonstrations" and out["few_real_in_test"] == 1
+    assert all("macro_f1_ci" in s for s in out["settings"].values())
+    with pytest.raises(TrainingError, match="need real training data"):
+        downstream_evaluation(synthetic, test, trainer="tfidf_linear", settings=["few_real"])

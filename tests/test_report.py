@@ -95,7 +95,8 @@ def test_run_directory_has_metrics_plot_data_report_and_card(run_dir):
     assert diversity["coverage"]["combinations"] == 6
     assert 0 <= metrics["fidelity"]["two_sample_auc"] <= 1
     downstream = metrics["downstream"]
-    assert set(downstream["settings"]) == {"synthetic", "real", "few_real", "few_real_plus_synthetic"}
+    assert list(downstream["settings"]) == ["majority", "few_real", "synthetic", "few_real_plus_synthetic", "real"]
+    assert downstream["headline"] == "few_real_plus_synthetic"
     assert downstream["learning_curve"] and "by_condition" in downstream["errors"]
     faith = metrics["faithfulness"]
     assert faith["sampled"] == 10 and faith["judged"] == 10
@@ -109,7 +110,7 @@ def test_run_directory_has_metrics_plot_data_report_and_card(run_dir):
     meta = yaml.safe_load(card.split("---\n")[1])
     assert meta["task_categories"] == ["text-classification"] and "synthetic" in meta["tags"]
     assert meta["configs"][0]["data_files"][0]["path"] == "curated.parquet"
-    assert "## How it was made" in card and "| exact_dedup |" in card and "downstream (few real plus synthetic)" in card
+    assert "## How it was made" in card and "| exact_dedup |" in card and "| **few real + synthetic** |" in card
 
     html = (run_dir / "report.html").read_text()
     for anchor in ['id="labels"', 'id="lengths"', 'id="map"', 'id="coverage"', 'id="funnel"', 'id="downstream"', 'id="records"']:
@@ -187,6 +188,8 @@ def test_report_renders_in_chromium_with_its_plots(run_dir, tmp_path):
         assert page.locator("#record-table tr.rec:visible").count() == 0
         page.fill("#filter", "")
         assert page.locator("#record-table tr.rec:visible").count() == total
+        headline = page.locator("#headline").inner_text()
+        assert "few real + synthetic" in headline and "majority-class baseline" in headline
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         if os.environ.get("SYNTHLOOM_SCREENSHOT"):
             page.screenshot(path=os.environ["SYNTHLOOM_SCREENSHOT"], full_page=False)
@@ -194,3 +197,117 @@ def test_report_renders_in_chromium_with_its_plots(run_dir, tmp_path):
     assert problems == []
     assert all(url.startswith("file://") for url in requests)  # nothing fetched from a network
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/ensure_chromium.sh installs it)")
+def test_funnel_reasons_are_readable_at_a_normal_window_width(run_dir, tmp_path):
+    """Three example reasons per stage, each with its 120-character text: a wide cell, a few lines each."""
+    import shutil
+
+    from synthloom.report import build_report
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("cache.sqlite*"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    text = "the harbour master said the tide would turn before the crew had the mast up, so the boat stayed in"[:120]
+    for step in manifest["curation"]["funnel"]:
+        step["examples"] = [{"id": f"r{i}", "flag": "drop", "reason": f"near duplicate of report-check-00000{i} (similarity 0.93)", "text": text}
+                            for i in range(3)]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    build_report(copy)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        context = chromium_context(p)  # a 1300-pixel-wide window
+        page = context.new_page()
+        page.goto((copy / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        funnel = page.locator("#funnel").bounding_box()
+        assert funnel and funnel["width"] > 1000  # the whole width of the page, not half of it
+        cell = page.locator("#funnel td.reasons").first.bounding_box()
+        assert cell and cell["width"] > 450
+        line = page.locator("#funnel td.reasons div").first.bounding_box()
+        assert line and line["height"] < 3.5 * 20  # one example reads in at most three lines
+        page.locator("#funnel").screenshot(path=str(tmp_path / "funnel.png"))
+        if os.environ.get("SYNTHLOOM_SCREENSHOT"):
+            page.locator("#funnel").screenshot(path=os.environ["SYNTHLOOM_SCREENSHOT"].replace(".png", "-funnel.png"))
+        context.close()
+
+
+PATHS_RECIPE = """\
+name: paths-check
+model: {backend: fake}
+task:
+  description: short notes about fruit and boats
+  labels: {apples: about apples, boats: about boats}
+demonstrations: {path: data/seeds.jsonl, k: 2}
+generation: {records: 24, seed: 1}
+evaluation:
+  - stage: diversity
+    embeddings: false
+  - stage: fidelity
+    reference: {path: data/missing.jsonl, if_missing: skip}
+  - stage: downstream
+    test: {path: data/real.jsonl}
+    trainer: tfidf_linear
+    bootstrap: 50
+"""
+
+
+def test_written_files_name_no_absolute_path_and_show_every_setting(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "real.jsonl").write_text(real_rows(40))
+    (project / "data" / "seeds.jsonl").write_text(real_rows(6))
+    (project / "recipe.yaml").write_text(PATHS_RECIPE)
+    out = tmp_path / "out"
+    synthloom.run(project / "recipe.yaml", out, progress=False)
+    written = ["manifest.json", "metrics.json", "plots.json", "report.html", "README.md"]
+    for name in written:
+        text = (out / name).read_text()
+        assert str(tmp_path) not in text, name
+    manifest = json.loads((out / "manifest.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert manifest["recipe"]["demonstrations"]["path"] == "data/seeds.jsonl"
+    assert "fidelity skipped: data/missing.jsonl not found" in manifest["notes"]
+    downstream = metrics["downstream"]
+    assert downstream["test_data"] == "data/real.jsonl"
+    # the recipe's 6 labelled demonstrations are its few real examples; no `train:`, so no all-real row
+    assert list(downstream["settings"]) == ["majority", "few_real", "synthetic", "few_real_plus_synthetic"]
+    assert downstream["settings"]["few_real"]["n_train"] == 6 and downstream["headline"] == "few_real_plus_synthetic"
+    # the direct measures sit beside the same measures of the real test set, on as many texts
+    real = metrics["diversity"]["real"]
+    assert real["source"] == "data/real.jsonl" and real["records"] == metrics["diversity"]["records"]
+    assert set(real["label_shares"]) == {"apples", "boats"}
+    card = (out / "README.md").read_text()
+    for row in ("| majority-class baseline", "| few real examples alone | 6 |", "| synthetic records alone |",
+                "| **few real + synthetic** |", "| distinct-2 |", "| share of label apples |"):
+        assert row in card, row
+    html = (out / "report.html").read_text()
+    assert 'id="headline"' in html and "<b>few real + synthetic</b>" in html and 'id="direct-vs-real"' in html
+
+    # `synthloom evaluate`: paths relative to the folder it was run from
+    from synthloom.execute import evaluate_file
+
+    monkeypatch.chdir(project)
+    evaluate_file(project / "data" / "seeds.jsonl", tmp_path / "ev", reference=project / "data" / "real.jsonl", trainer="tfidf_linear")
+    for name in written:
+        assert str(tmp_path) not in (tmp_path / "ev" / name).read_text(), name
+    manifest = json.loads((tmp_path / "ev" / "manifest.json").read_text())
+    assert manifest["source"] == "data/seeds.jsonl" and manifest["reference"] == "data/real.jsonl"
+
+
+def test_portable_rewrites_absolute_paths_in_text_and_leaves_urls_alone():
+    from synthloom.execute.portable import portable
+
+    base = "/home/ana/projects/sms"
+    data = {
+        "path": "/home/ana/projects/sms/data/seeds.jsonl",
+        "notes": ["fidelity skipped: /home/ana/data/real.csv not found.", "error: /home/ana/projects/sms/x.jsonl:2: not JSON"],
+        "base_url": "http://127.0.0.1:8000/v1", "date": "12/05 a/b", "n": 3,
+    }
+    assert portable(data, base) == {
+        "path": "data/seeds.jsonl",
+        "notes": ["fidelity skipped: ../../data/real.csv not found.", "error: x.jsonl:2: not JSON"],
+        "base_url": "http://127.0.0.1:8000/v1", "date": "12/05 a/b", "n": 3,
+    }

@@ -153,7 +153,7 @@ def _vector(graph, chunk_id):
 
 
 def test_keyphrase_links_alone_with_orthogonal_vectors(topic_chunks):
-    orthogonal = lambda texts: np.eye(len(texts), dtype=np.float32)  # noqa: E731: no pair is similar
+    orthogonal = lambda texts: np.eye(len(texts), dtype=np.float32)  # noqa: E731 (no pair is similar)
     graph = build_graph(topic_chunks, embed=orthogonal, neighbours=2, min_similarity=0.5, max_phrase_share=0.5,
                         phrase_min_similarity=0.0)
     assert graph.links and all(link.shared and link.similarity == 0.0 for link in graph.links.values())

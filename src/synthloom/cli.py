@@ -124,11 +124,10 @@ def run(
     for note in result.manifest.get("notes", []):
         typer.echo(f"note: {note}")
     downstream = result.metrics.get("downstream", {})
-    if "macro_f1" in downstream:
-        typer.echo(
-            f"downstream on real test data: accuracy {downstream['accuracy']:.3f}, "
-            f"macro-F1 {downstream['macro_f1']:.3f} ({downstream['n_test']} test rows)"
-        )
+    if "settings" in downstream:
+        from .report.card import downstream_summary
+
+        typer.echo(downstream_summary(downstream))
     typer.echo(f"report: {result.report.resolve()}")
 
 
@@ -272,8 +271,11 @@ def evaluate(
         f = metrics["fidelity"]
         typer.echo(f"against the reference: two-sample AUC {f['two_sample_auc']:.3f}, precision {f['precision']:.3f}, recall {f['recall']:.3f}")
     if "macro_f1" in metrics.get("downstream", {}):
+        from .report.card import downstream_summary
+
         d = metrics["downstream"]
         typer.echo(f"trained on DATA, tested on the reference: accuracy {d['accuracy']:.3f}, macro-F1 {d['macro_f1']:.3f} ({d['n_test']} rows)")
+        typer.echo(downstream_summary(d))
     if "faithful" in metrics.get("faithfulness", {}):
         f = metrics["faithfulness"]["faithful"]
         typer.echo(f"faithful (judge, n={f['n']}): {f['share']:.1%} [{f['interval'][0]:.1%}, {f['interval'][1]:.1%}]")

@@ -27,6 +27,7 @@ from .downstream import (
     downstream_evaluation,
     few_per_class,
     fit_and_score,
+    majority_baseline,
     score_predictions,
     train_and_score,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "fidelity_measures",
     "class_errors",
     "fit_and_score",
+    "majority_baseline",
     "human_faithfulness",
     "human_reviews",
     "jensen_shannon",

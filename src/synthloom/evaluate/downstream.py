@@ -1,15 +1,24 @@
 """Indirect evaluation: train a small model on the data, score it on real labelled data.
 
-Settings compare what the data is worth:
+Settings compare what the data is worth, all on the same test set:
 
+- `majority`: always the commonest label of the training data at hand
+  (the real training data, else the few real examples and the synthetic
+  records together): the floor any classifier must clear (always
+  measured: it costs nothing);
+- `few_real`: the few real examples alone (what a user with a handful of
+  examples has): the recipe's labelled demonstrations when it has them,
+  else `few_per_class` per class drawn from the real training data;
 - `synthetic`: the (curated) synthetic records alone;
-- `real`: the real training data alone (the ceiling);
-- `few_real`: `few_per_class` real examples per class alone (what a user
-  with a handful of examples has), and `few_real_plus_synthetic`: the same
-  few plus the synthetic records (the reason people generate data);
+- `few_real_plus_synthetic`: the same few plus the synthetic records (the
+  reason people generate data); the headline when measured;
+- `real`: all the real training data (the ceiling);
 - `learning_curve`: the synthetic records subsampled to several sizes.
 
-Every score comes with a bootstrap interval over the test set. The errors
+Every score comes with a bootstrap interval over the test set, and every
+trainer chooses its regularisation by cross-validation on the training
+data of that setting alone (`synthloom.train.selection`); the test set is
+used once, to score. The errors
 of the synthetic-trained model are broken down per class (on the real test
 set) and per condition (cross-validated on the synthetic records) so that a
 next generation round can give its budget to what went wrong; the shape is
@@ -28,7 +37,9 @@ from ..embed import Embedder
 from ..records import Record
 from ..train import FinetuneMiniLM, Inputs, TrainingError, make_trainer
 
-SETTINGS = ("synthetic", "real", "few_real_plus_synthetic", "learning_curve")
+SETTINGS = ("synthetic", "majority", "few_real", "few_real_plus_synthetic", "real", "learning_curve")
+# The order of the settings table: floor, what the user has, what synthloom adds, ceiling.
+ORDER = ("majority", "few_real", "synthetic", "few_real_plus_synthetic", "real")
 
 
 def inputs_of(records: Sequence[Record], fields: Sequence[str] | None = None) -> list[tuple[str, ...]]:
@@ -119,8 +130,27 @@ def fit_and_score(
     result = score_predictions(truth, predicted)
     if resamples:
         result.update(bootstrap_intervals(truth, predicted, resamples, seed=seed))
-    result.update(n_train=len(train), n_test=len(test), trainer=trainer)
+    result.update(n_train=len(train), n_test=len(test), trainer=trainer, selection=dict(model.selection))
     return result, predicted
+
+
+def majority_baseline(
+    train: Sequence[Record], test: Sequence[Record], seed: int = 0, resamples: int = 1000
+) -> dict[str, Any]:
+    """Always the commonest label of `train` (ties: the first in sorted order), scored on `test`."""
+    from sklearn.dummy import DummyClassifier
+
+    labels = [r.label for r in train if r.label is not None]
+    truth = [r.label for r in test if r.label is not None]
+    if not labels or not truth:
+        raise TrainingError("the majority baseline needs labelled training and test rows")
+    model = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(labels), 1)), labels)
+    predicted = [str(p) for p in model.predict(np.zeros((len(truth), 1)))]
+    result = score_predictions(truth, predicted)
+    if resamples:
+        result.update(bootstrap_intervals(truth, predicted, resamples, seed=seed))
+    result.update(n_train=len(labels), n_test=len(truth), trainer="majority", label=predicted[0])
+    return result
 
 
 def train_and_score(
@@ -173,9 +203,13 @@ def condition_errors(records: Sequence[Record], predicted: Sequence[str]) -> dic
 
 
 def cross_validated_predictions(
-    records: Sequence[Record], trainer: str, fields: Sequence[str] | None, embedder: Embedder | None, folds: int = 5, seed: int = 0
+    records: Sequence[Record], trainer: str, fields: Sequence[str] | None, embedder: Embedder | None, folds: int = 5,
+    seed: int = 0, C: float | None = None,
 ) -> list[str]:
-    """Out-of-fold predictions for every record (each predicted by a model that never saw it)."""
+    """Out-of-fold predictions for every record (each predicted by a model that never saw it).
+
+    `C` fixes the linear trainers' regularisation (e.g. the one chosen on all the records),
+    which saves a cross-validation inside each fold."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     labels = [r.label for r in records]
@@ -190,7 +224,7 @@ def cross_validated_predictions(
         fit_labels = [labels[i] for i in fit_idx]
         if len(set(fit_labels)) < 2:
             continue
-        model = make_trainer(trainer, embedder, seed)
+        model = make_trainer(trainer, embedder, seed, C)
         model.fit([inputs[i] for i in fit_idx], fit_labels, [records[i].weight for i in fit_idx])
         for i, p in zip(held_idx, model.predict([inputs[i] for i in held_idx])):
             out[i] = p
@@ -205,45 +239,84 @@ def downstream_evaluation(
     fields: Sequence[str] | None = None,
     embedder: Embedder | None = None,
     real_train: Sequence[Record] | None = None,
-    settings: Sequence[str] = ("synthetic",),
+    support: Sequence[Record] | None = None,
+    settings: Sequence[str] | None = None,
     few: int = 10,
     learning_curve: Sequence[int] | None = None,
     resamples: int = 1000,
     errors: bool = True,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Every requested setting; the top level holds the `synthetic` setting's scores."""
+    """Every requested setting (None: every one the data allows); the top level holds `synthetic`'s scores.
+
+    `support` is the few real examples the user has (e.g. a recipe's labelled
+    demonstrations); without it, the few real are `few` per class of `real_train`.
+    `headline` names the best-informed setting measured: few real + synthetic, else synthetic.
+    """
     synthetic = [r for r in synthetic if r.label is not None]
     test = [r for r in test if r.label is not None]
+    support = [r for r in support or () if r.label is not None]
+    settings = available_settings(real_train, support) if settings is None else ["majority", *settings]
     unknown = set(settings) - set(SETTINGS)
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}; known: {', '.join(SETTINGS)}")
-    needs_real = {"real", "few_real_plus_synthetic"} & set(settings)
-    if needs_real and not real_train:
-        raise TrainingError(f"settings {sorted(needs_real)} need real training data (`train:`)")
+    if "real" in settings and not real_train:
+        raise TrainingError("settings ['real'] need real training data (`train:`)")
+    needs_few = {"few_real", "few_real_plus_synthetic"} & set(settings)
+    if needs_few and not (support or real_train):
+        raise TrainingError(f"settings {sorted(needs_few)} need real training data (`train:`) or labelled demonstrations")
 
     def run(train: Sequence[Record]) -> tuple[dict[str, Any], list[str]]:
         return fit_and_score(train, test, trainer, fields, embedder, seed, resamples)
 
     result, predicted = run(synthetic)
+    measured: dict[str, dict[str, Any]] = {"synthetic": result}
     out: dict[str, Any] = dict(result)
-    out["settings"] = {"synthetic": result}
+    if "majority" in settings:
+        source = real_train or [*support, *synthetic]
+        measured["majority"] = majority_baseline(source, test, seed, resamples)
+        measured["majority"]["source"] = (
+            "real training data" if real_train else "few real + synthetic records" if support else "synthetic records"
+        )
+    if needs_few:
+        few_real = support or few_per_class(real_train or [], few, seed)
+        out["few_real_source"] = (
+            f"the recipe's {len(support)} labelled demonstrations" if support else f"{few} per class drawn from the real training data"
+        )
+        if not support:
+            out["few_per_class"] = few
+        measured["few_real"] = run(few_real)[0]
+        overlap = {r.text() for r in few_real} & {r.text() for r in test}
+        if overlap:
+            out["few_real_in_test"] = len(overlap)
+        if "few_real_plus_synthetic" in settings:
+            measured["few_real_plus_synthetic"] = run(list(few_real) + list(synthetic))[0]
     if "real" in settings:
-        out["settings"]["real"] = run(real_train)[0]
-    if "few_real_plus_synthetic" in settings:
-        support = few_per_class(real_train, few, seed)
-        out["settings"]["few_real"] = run(support)[0]
-        out["settings"]["few_real_plus_synthetic"] = run(list(support) + list(synthetic))[0]
-        out["few_per_class"] = few
+        measured["real"] = run(real_train or [])[0]
+    out["settings"] = {name: measured[name] for name in ORDER if name in measured}
+    out["headline"] = "few_real_plus_synthetic" if "few_real_plus_synthetic" in measured else "synthetic"
     if "learning_curve" in settings:
         out["learning_curve"] = _learning_curve(synthetic, learning_curve, run, seed)
     if errors:
         out["errors"] = {"by_class": class_errors([r.label for r in test], predicted)}
         if any(r.conditions for r in synthetic) and len(synthetic) >= 4:
             cv_trainer = "embedding_logreg" if trainer == FinetuneMiniLM.name else trainer
-            cv = cross_validated_predictions(synthetic, cv_trainer, fields, embedder, seed=seed)
+            # The regularisation the synthetic setting chose; none for a fine-tune (its C is chosen once here)
+            C = result["selection"].get("C") if cv_trainer == trainer else None
+            cv = cross_validated_predictions(synthetic, cv_trainer, fields, embedder, seed=seed, C=C)
             out["errors"].update(condition_errors(synthetic, cv))
             out["errors"]["by_condition_trainer"] = cv_trainer
+    return out
+
+
+def available_settings(real_train: Sequence[Record] | None, support: Sequence[Record] | None) -> list[str]:
+    """Every setting the data allows: the baseline and synthetic always, few real with support or
+    real training data, all real with real training data."""
+    out = ["synthetic", "majority"]
+    if support or real_train:
+        out += ["few_real", "few_real_plus_synthetic"]
+    if real_train:
+        out.append("real")
     return out
 
 
@@ -264,8 +337,10 @@ def _learning_curve(records: list[Record], sizes: Sequence[int] | None, run: Any
 
 
 __all__ = [
+    "ORDER",
     "SETTINGS",
     "TrainingError",
+    "available_settings",
     "bootstrap_intervals",
     "class_errors",
     "condition_errors",
@@ -274,6 +349,7 @@ __all__ = [
     "few_per_class",
     "fit_and_score",
     "inputs_of",
+    "majority_baseline",
     "score_predictions",
     "train_and_score",
 ]

@@ -9,6 +9,7 @@ data.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -44,6 +45,8 @@ class EvaluationContext:
     progress: bool = False
     plots: dict[str, Any] = field(default_factory=dict)
     reference: list[Record] | None = None
+    reference_source: str | None = None
+    support: list[Record] | None = None  # the few real examples the user has (labelled demonstrations)
 
     def get_embedder(self) -> Embedder:
         if self.embedder is None:
@@ -74,10 +77,24 @@ def _texts(records: Sequence[Record], name: str | None) -> list[str]:
     return [r.text(name) if name in r.fields else r.text() for r in records]
 
 
-def _diversity(spec: DiversitySpec, records: Sequence[Record], ctx: EvaluationContext) -> dict[str, Any]:
-    texts = _texts(records, spec.field or ctx.text_field)
+def _profile(records: Sequence[Record], tokens: Sequence[list[str]]) -> dict[str, Any]:
+    """Lengths and label balance: the direct measures every dataset has."""
+    words = [len(t) for t in tokens]
+    labels = Counter(r.label for r in records if r.label is not None)
+    total = sum(labels.values())
+    out: dict[str, Any] = {
+        "words_mean": float(np.mean(words)) if words else 0.0,
+        "words_median": float(np.median(words)) if words else 0.0,
+    }
+    if total:
+        out["label_shares"] = {label: round(n / total, 4) for label, n in sorted(labels.items())}
+    return out
+
+
+def _measures(spec: DiversitySpec, records: Sequence[Record], texts: list[str], ctx: EvaluationContext) -> tuple[dict[str, Any], Any]:
     tokens = [tokenize(t) for t in texts]
     out: dict[str, Any] = lexical_measures_of_tokens(texts, tokens, spec.n, spec.self_bleu_sample, spec.seed)
+    out.update(_profile(records, tokens))
     vectors = None
     if spec.embeddings and texts:
         try:
@@ -85,6 +102,12 @@ def _diversity(spec: DiversitySpec, records: Sequence[Record], ctx: EvaluationCo
             out.update(semantic_measures(vectors))
         except EmbeddingUnavailable as exc:
             ctx.notes.append(f"embedding diversity skipped: {exc}")
+    return out, (tokens, vectors)
+
+
+def _diversity(spec: DiversitySpec, records: Sequence[Record], ctx: EvaluationContext) -> dict[str, Any]:
+    texts = _texts(records, spec.field or ctx.text_field)
+    out, (tokens, vectors) = _measures(spec, records, texts, ctx)
     if spec.per_label:
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(records):
@@ -107,6 +130,20 @@ def _diversity(spec: DiversitySpec, records: Sequence[Record], ctx: EvaluationCo
     return out
 
 
+def reference_measures(spec: DiversitySpec, n: int, ctx: EvaluationContext) -> dict[str, Any] | None:
+    """The diversity stage's measures of the real reference, on a seeded sample of the same size as
+    the synthetic set (distinct-n, vocabulary and self-BLEU all depend on how many texts there are)."""
+    real = ctx.reference or []
+    if not real or not n:
+        return None
+    if len(real) > n:
+        rng = np.random.default_rng(spec.seed)
+        real = [real[i] for i in sorted(rng.choice(len(real), n, replace=False))]
+    out, _ = _measures(spec, real, _texts(real, None), ctx)
+    out["source"] = ctx.reference_source or "real data"
+    return out
+
+
 def _load_or_skip(spec: Any, what: str, ctx: EvaluationContext) -> list[Record] | None:
     if not spec.exists:
         ctx.notes.append(f"{what} skipped: {spec.path} not found")
@@ -122,6 +159,7 @@ def _fidelity(spec: FidelitySpec, records: Sequence[Record], ctx: EvaluationCont
     cap = lambda rs: rs if len(rs) <= spec.max_records else [rs[i] for i in sorted(rng.choice(len(rs), spec.max_records, replace=False))]  # noqa: E731
     synthetic, real = cap(list(records)), cap(reference)
     ctx.reference = ctx.reference or real
+    ctx.reference_source = ctx.reference_source or spec.reference.path
     name = spec.field or ctx.text_field
     syn_texts, real_texts = _texts(synthetic, name), _texts(real, None)
     embedder = ctx.get_embedder()
@@ -144,7 +182,7 @@ def _downstream(spec: DownstreamSpec, records: Sequence[Record], ctx: Evaluation
     if spec.benchmark is not None:
         ref = spec.benchmark
         test = load_benchmark(ref.name, ref.split, ref.path, ref.config, seed=spec.seed)
-        if ref.labels or {"real", "few_real_plus_synthetic"} & set(spec.settings):
+        if ref.labels or spec.settings is None or {"real", "few_real", "few_real_plus_synthetic"} & set(spec.settings):
             real_train = load_benchmark(ref.name, "train", ref.path, ref.config, seed=spec.seed)
         if ref.labels:
             real_train, kept = restrict_labels(real_train, ref.labels)
@@ -162,7 +200,7 @@ def _downstream(spec: DownstreamSpec, records: Sequence[Record], ctx: Evaluation
     try:
         result = downstream_evaluation(
             records, test, trainer=spec.trainer, fields=fields, embedder=ctx.get_embedder(),
-            real_train=real_train, settings=spec.settings, few=spec.few_per_class,
+            real_train=real_train, support=ctx.support, settings=spec.settings, few=spec.few_per_class,
             learning_curve=spec.learning_curve, resamples=spec.bootstrap, errors=spec.errors, seed=spec.seed,
         )
     except TrainingError as exc:
@@ -170,7 +208,10 @@ def _downstream(spec: DownstreamSpec, records: Sequence[Record], ctx: Evaluation
         ctx.notes.append(note)
         return {"skipped": note}
     result["test_data"] = source
+    if result.get("few_real_in_test"):
+        ctx.notes.append(f"downstream: {result['few_real_in_test']} of the few real examples are also in the test set")
     ctx.reference = ctx.reference or test
+    ctx.reference_source = ctx.reference_source or source
     return result
 
 
@@ -283,6 +324,12 @@ def evaluate(records: Sequence[Record], specs: Sequence[Any], context: Evaluatio
         key = spec.stage if spec.stage not in metrics else f"{spec.stage}_{len(metrics)}"
         with spend.stage(f"evaluation.{spec.stage}"):
             metrics[key] = EVALUATORS[type(spec)](spec, records, context)
+    for key, spec in zip(list(metrics), specs):
+        # Direct measures beside the same measures of the real data a later stage loaded
+        if isinstance(spec, DiversitySpec) and context.reference:
+            real = reference_measures(spec, metrics[key].get("records", 0), context)
+            if real:
+                metrics[key]["real"] = real
     context.plots = plot_data(records, context)
     return metrics
 

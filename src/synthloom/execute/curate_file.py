@@ -88,7 +88,7 @@ def curate_data(
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
     }
-    write_json(out / "curation.json", summary)
+    write_json(out / "curation.json", summary, Path.cwd())  # paths relative to where the command ran
     return CurationRun(out, summary, result.kept, result.dropped)
 
 

@@ -88,8 +88,8 @@ def evaluate_file(
     write_records(out / "curated.parquet", records, label_field or "label", prompts=False)
     manifest = {
         "kind": "evaluate",
-        "source": str(data.resolve()),
-        "reference": str(Path(reference).resolve()) if reference is not None else None,
+        "source": str(data),
+        "reference": str(reference) if reference is not None else None,
         "status": "complete",
         "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
         "recipe": {"name": data.stem, "task": {"description": task or f"the records of {data.name}"}},
@@ -98,9 +98,11 @@ def evaluate_file(
         "notes": context.notes,
         "timings": {"total_s": round(time.time() - started, 3)},
     }
-    write_json(out / "manifest.json", manifest)
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "plots.json", context.plots)
+    # Paths in what is written are relative to the working directory the command was given in.
+    base = Path.cwd()
+    write_json(out / "manifest.json", manifest, base)
+    write_json(out / "metrics.json", metrics, base)
+    write_json(out / "plots.json", context.plots, base)
     build_report(out, curated=records, rejected=[])
     build_card(out, curated=records)
     return out

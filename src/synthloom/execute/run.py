@@ -32,6 +32,7 @@ from ..progress import RecordProgress
 from ..recipe import Recipe, load_recipe
 from ..records import Record, atomic_write_text, write_records
 from ..report import build_card, build_report
+from .portable import portable
 from .rounds import Rounds, downstream_error_rates
 from .validation import loop_data
 
@@ -114,8 +115,12 @@ class RunResult:
         return self.out / "report.html"
 
 
-def write_json(path: Path, data: Any) -> None:
-    """`data` as indented JSON, written atomically (a reader sees the old file or the new one)."""
+def write_json(path: Path, data: Any, base: Path | None = None) -> None:
+    """`data` as indented JSON, written atomically (a reader sees the old file or the new one).
+
+    With `base`, absolute paths in its strings are written relative to it (see `portable`)."""
+    if base is not None:
+        data = portable(json.loads(json.dumps(data, default=str)), base)
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
@@ -172,6 +177,7 @@ def run(
         recipe = load_recipe(recipe)
     executor = executor or LocalExecutor(backend)
     out = Path(out)
+    base = recipe.base_dir  # paths in what the run writes are relative to the recipe's folder
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     manifest: dict[str, Any] = {
@@ -185,7 +191,7 @@ def run(
         "timings": {},
         "notes": [],
     }
-    write_json(out / "manifest.json", manifest)
+    write_json(out / "manifest.json", manifest, base)
     ledger = Ledger(recipe.model.budget, currency_of(recipe.model))
 
     support = load_support(recipe)
@@ -215,7 +221,7 @@ def run(
         manifest["spend"] = spend_summary(ledger, manifest["counts"])
         manifest["timings"]["total_s"] = round(time.time() - started, 3)
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_json(out / "manifest.json", manifest)
+        write_json(out / "manifest.json", manifest, base)
 
     t0 = time.time()
     try:
@@ -249,6 +255,7 @@ def run(
     context = EvaluationContext(
         text_field=recipe.text_field, task=recipe.task, conditions=recipe.conditions,
         model=recipe.model, run_dir=out, progress=progress,
+        support=[r for r in support if r.label is not None] if recipe.annotation is None else None,
     )
     executor.prepare_evaluation(context, recipe, curation.kept)
     try:
@@ -258,8 +265,8 @@ def run(
         finish("stopped", generated)
         raise
     manifest["notes"].extend(context.notes)
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "plots.json", context.plots)
+    write_json(out / "metrics.json", metrics, base)
+    write_json(out / "plots.json", context.plots, base)
     manifest["timings"]["evaluate_s"] = round(time.time() - t0, 3)
 
     finish("complete", generated)
@@ -268,8 +275,8 @@ def run(
     build_card(out, curated=curation.kept)
     manifest["timings"]["report_s"] = round(time.time() - t0, 3)
     manifest["timings"]["total_s"] = round(time.time() - started, 3)
-    write_json(out / "manifest.json", manifest)
-    return RunResult(out, manifest, metrics, curation.kept)
+    write_json(out / "manifest.json", manifest, base)
+    return RunResult(out, portable(manifest, base), portable(metrics, base), curation.kept)
 
 
 __all__ = ["Executor", "Generated", "LocalExecutor", "Producer", "RunResult", "curation_context", "make_producer", "run", "write_json"]

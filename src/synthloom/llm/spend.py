@@ -31,7 +31,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from .pricing import Budget, Price, price_of
+from .pricing import Budget, Cap, Price, price_of
 from .scheduler import RunAborted
 from .types import Usage
 

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..llm import BackendConfig, LlamaCppConfig, backend_config_classes
 from .common import DatasetSpec, SplitSpec, Strict
@@ -92,6 +92,7 @@ class Recipe(Strict):
     dialogue: DialogueSpec | None = Field(None, description="role-play settings of a dialogue task")
     rounds: RoundsSpec | None = Field(None, description="dataset-wise rounds")
     annotation: AnnotationSpec | None = Field(None, description="label unlabelled inputs instead of generating")
+    _base_dir: str | None = PrivateAttr(None)
 
     @field_validator("name")
     @classmethod
@@ -106,7 +107,8 @@ class Recipe(Strict):
         return validate_conditions(value)
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Recipe:
+    def _cross_checks(self, info: ValidationInfo) -> Recipe:
+        self._base_dir = (info.context or {}).get("base_dir")
         if self.task.label_field in self.conditions:
             raise ValueError(
                 f"conditions: {self.task.label_field!r} is the label field; "
@@ -118,6 +120,10 @@ class Recipe(Strict):
             for name in names:
                 if name is not None and name not in fields:
                     raise ValueError(f"stage {stage.stage!r} names unknown field {name!r}")
+        for stage in self.evaluation:
+            few = {"few_real", "few_real_plus_synthetic"} & set(getattr(stage, "settings", None) or ())
+            if few and getattr(stage, "train", None) is None and getattr(stage, "benchmark", None) is None and self.demonstrations is None:
+                raise ValueError(f"downstream settings {sorted(few)} need `train` (real training data) or `demonstrations`")
         return self
 
     @field_validator("steps")
@@ -185,6 +191,11 @@ class Recipe(Strict):
     @property
     def text_field(self) -> str:
         return next(iter(self.task.fields))
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder the recipe's relative paths start from: the recipe file's, else the working directory."""
+        return Path(self._base_dir or Path.cwd())
 
 
 def _same_data(a: DatasetSpec, b: DatasetSpec) -> bool:

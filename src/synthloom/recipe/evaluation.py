@@ -18,7 +18,7 @@ from .common import DatasetSpec, Strict, resolve_path
 JudgeModel = Annotated[Union[backend_config_classes()], Field(discriminator="backend")]  # type: ignore[valid-type]
 
 Trainer = Literal["embedding_logreg", "tfidf_linear", "finetune_minilm"]
-Setting = Literal["synthetic", "real", "few_real_plus_synthetic", "learning_curve"]
+Setting = Literal["synthetic", "majority", "few_real", "few_real_plus_synthetic", "real", "learning_curve"]
 Criterion = Literal["fluent", "on_task", "label_correct", "factual"]
 # The benchmark registry's names (synthloom.evaluate.benchmarks.BENCHMARKS; a test keeps them equal).
 BenchmarkName = Literal[
@@ -73,15 +73,21 @@ class BenchmarkRef(Strict):
 
 
 class DownstreamSpec(Strict):
-    """Train a small classifier on the curated data and score it on real labelled data."""
+    """Train a small classifier on the curated data and score it on real labelled data.
+
+    By default every setting the data allows is scored on the same test set:
+    the majority-class baseline, the few real examples alone (the recipe's
+    labelled demonstrations, else `few_per_class` per class of `train`), the
+    synthetic records alone, few real + synthetic, and all of `train`.
+    """
 
     stage: Literal["downstream"] = "downstream"
     test: DatasetSpec | None = None
     benchmark: BenchmarkRef | None = None
-    train: DatasetSpec | None = Field(None, description="real training data, for the `real` and `few_real_plus_synthetic` settings")
+    train: DatasetSpec | None = Field(None, description="real training data, for the `real` and `few_real` settings")
     trainer: Trainer = "embedding_logreg"
-    settings: list[Setting] = Field(default_factory=lambda: ["synthetic"])
-    few_per_class: int = Field(10, ge=1)
+    settings: list[Setting] | None = Field(None, description="default: every setting the data allows")
+    few_per_class: int = Field(10, ge=1, description="few real per class drawn from `train` when the recipe has no labelled demonstrations")
     learning_curve: list[int] | None = Field(None, description="synthetic set sizes; default: 10, 25, 50, 100%")
     bootstrap: int = Field(1000, ge=0, description="resamples for the intervals; 0 = none")
     errors: bool = Field(True, description="per-class and per-condition errors, for the next generation round")
@@ -92,8 +98,8 @@ class DownstreamSpec(Strict):
     def _one_test_set(self) -> DownstreamSpec:
         if (self.test is None) == (self.benchmark is None):
             raise ValueError("give exactly one of `test` (a file) and `benchmark` (a registry entry)")
-        if {"real", "few_real_plus_synthetic"} & set(self.settings) and self.train is None and self.benchmark is None:
-            raise ValueError("settings `real` and `few_real_plus_synthetic` need `train` (real training data)")
+        if "real" in (self.settings or ()) and self.train is None and self.benchmark is None:
+            raise ValueError("setting `real` needs `train` (real training data)")
         return self
 
 

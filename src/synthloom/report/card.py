@@ -41,15 +41,116 @@ def _metadata(name: str, n: int, task_kind: str, has_rejected: bool) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
+SETTING_NAMES = {
+    "majority": "majority-class baseline",
+    "few_real": "few real examples alone",
+    "synthetic": "synthetic records alone",
+    "few_real_plus_synthetic": "few real + synthetic",
+    "real": "all real training data",
+}
+
+# Direct measures shown beside the same measures of the real reference: (key, name, format)
+DIRECT = [
+    ("records", "texts", "{:,.0f}"),
+    ("words_mean", "words per text, mean", "{:.1f}"),
+    ("words_median", "words per text, median", "{:.0f}"),
+    ("distinct_1", "distinct-1", "{:.3f}"),
+    ("distinct_2", "distinct-2", "{:.3f}"),
+    ("distinct_3", "distinct-3", "{:.3f}"),
+    ("self_bleu", "self-BLEU (lower: more varied)", "{:.3f}"),
+    ("mean_pairwise_cosine", "mean pairwise cosine (lower: more varied)", "{:.3f}"),
+    ("vendi_score", "Vendi score (higher: more varied)", "{:.1f}"),
+]
+
+
+def setting_name(name: str) -> str:
+    """What a downstream setting was trained on, in words."""
+    return SETTING_NAMES.get(name, name.replace("_", " "))
+
+
+def chosen(s: dict[str, Any]) -> str:
+    """How a setting's classifier was regularised: the C cross-validation chose, or why none."""
+    sel = s.get("selection") or {}
+    if s.get("trainer") == "majority":
+        return "–"
+    if "C" in sel:
+        return f"C={sel['C']:g}" + (f" ({sel['folds']}-fold CV)" if sel.get("folds") else " (fixed: too few per class)")
+    if sel.get("epochs"):
+        return f"{sel['epochs']} epochs, lr {sel['learning_rate']:g} (fixed)"
+    return ""
+
+
+def headline(downstream: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The best-informed setting measured (few real + synthetic, else synthetic) and its scores."""
+    settings = downstream.get("settings") or {}
+    name = downstream.get("headline") or ("few_real_plus_synthetic" if "few_real_plus_synthetic" in settings else "synthetic")
+    return (name, settings[name]) if name in settings else None
+
+
+def downstream_summary(downstream: dict[str, Any]) -> str:
+    """One line: macro-F1 of every setting, with intervals, on the same test rows (the CLI prints it)."""
+    parts = []
+    for name, s in (downstream.get("settings") or {}).items():
+        ci = s.get("macro_f1_ci")
+        parts.append(f"{setting_name(name)} {s['macro_f1']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
+    return f"downstream macro-F1 on {downstream.get('n_test', '?')} real test rows: " + "; ".join(parts)
+
+
+def _downstream_lines(d: dict[str, Any]) -> list[str]:
+    top = headline(d)
+    if top is None:
+        return []
+    name, h = top
+    ci = h.get("macro_f1_ci")
+    out = [
+        f"**Downstream**: a classifier (`{d.get('trainer')}`) trained on each set below and tested on the same "
+        f"{d.get('n_test', 0):,} real rows of {d.get('test_data', 'real data')}. Headline: macro-F1 **{h['macro_f1']:.3f}**"
+        + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f", {setting_name(name)}.\n",
+        "| trained on | records | macro-F1 | 95% interval | accuracy | regularisation |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, s in d["settings"].items():
+        ci = s.get("macro_f1_ci")
+        label = setting_name(key) + (f" (always `{s['label']}`)" if key == "majority" and s.get("label") else "")
+        out.append(
+            f"| {'**' + label + '**' if key == name else label} | {s['n_train']:,} | {s['macro_f1']:.3f} | "
+            + (f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f" | {s['accuracy']:.3f} | {chosen(s)} |"
+        )
+    if d.get("few_real_source"):
+        out.append(f"\nFew real examples: {d['few_real_source']}. Intervals: 95% bootstrap over the test rows; "
+                   "each classifier's C chosen by cross-validation on its own training data only.\n")
+    return out
+
+
+def direct_rows(diversity: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(measure, synthetic, real reference) rows of the direct measures; the real column may be empty."""
+    real = diversity.get("real") or {}
+    rows = []
+    for key, name, fmt in DIRECT:
+        if key in diversity:
+            rows.append((name, fmt.format(diversity[key]), fmt.format(real[key]) if key in real else ""))
+    shares, real_shares = diversity.get("label_shares") or {}, real.get("label_shares") or {}
+    for label in sorted(set(shares) | set(real_shares)):
+        rows.append((f"share of label {label}", f"{shares.get(label, 0):.1%}", f"{real_shares[label]:.1%}" if real_shares else ""))
+    return rows
+
+
+def _direct_lines(diversity: dict[str, Any]) -> list[str]:
+    rows = direct_rows(diversity)
+    if not rows:
+        return []
+    real = diversity.get("real")
+    if not real:
+        return ["| measure | synthetic |", "|---|---|", *[f"| {m} | {v} |" for m, v, _ in rows], ""]
+    return [
+        f"Direct measures, beside the same measures of the real reference ({real.get('source', 'real data')}, "
+        f"a seeded sample of {real.get('records', 0):,} texts, as many as the synthetic set where it has them):\n",
+        "| measure | synthetic | real |", "|---|---|---|", *[f"| {m} | {v} | {r} |" for m, v, r in rows], "",
+    ]
+
+
 def _metric_lines(metrics: dict[str, Any]) -> list[str]:
     lines = []
-    d = metrics.get("downstream", {})
-    for name, s in d.get("settings", {}).items():
-        ci = s.get("macro_f1_ci")
-        lines.append(
-            f"| downstream ({name.replace('_', ' ')}) | accuracy {s['accuracy']:.3f}, macro-F1 {s['macro_f1']:.3f}"
-            + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f" on {d.get('test_data', 'real data')} |"
-        )
     for key, a in metrics.items():
         if key.startswith("answering") and "settings" in a:
             lines.append(f"| answering {a['benchmark']} (synthetic records as worked examples, {a['shots']} per question) | "
@@ -58,9 +159,6 @@ def _metric_lines(metrics: dict[str, Any]) -> list[str]:
     if f and f.get("share") is not None:
         lines.append(f"| faithful (judge, n={f['n']}) | {f['share']:.1%} [{f['interval'][0]:.1%}, {f['interval'][1]:.1%}] |")
     div = metrics.get("diversity", {})
-    for key in ("distinct_1", "distinct_2", "self_bleu", "mean_pairwise_cosine", "vendi_score"):
-        if key in div:
-            lines.append(f"| {key.replace('_', ' ')} | {div[key]:.3f} |")
     if div.get("coverage", {}).get("coverage") is not None:
         c = div["coverage"]
         lines.append(f"| condition coverage | {c['covered']} of {c['combinations']} combinations |")
@@ -159,8 +257,14 @@ def render_card(manifest: dict[str, Any], metrics: dict[str, Any], curated: Sequ
         out.append("\nWhat it cost (answers from the cache were paid for by an earlier run of the same directory):\n")
         out += cost
     out.append("\n## Evaluation\n")
+    downstream = _downstream_lines(metrics.get("downstream") or {})
+    direct = _direct_lines(metrics.get("diversity") or {})
     lines = _metric_lines(metrics)
-    out += ["| measure | value |", "|---|---|", *lines] if lines else ["No evaluation was run."]
+    out += downstream + [""] if downstream else []
+    out += direct
+    out += ["| measure | value |", "|---|---|", *lines] if lines else []
+    if not (downstream or direct or lines):
+        out.append("No evaluation was run.")
     out.append("\nThe run's `report.html` has the plots and a browsable sample of records.\n")
     out.append("## Limitations\n")
     out.append(
@@ -186,4 +290,7 @@ def build_card(run_dir: str | Path, curated: Sequence[Record] | None = None) -> 
     return path
 
 
-__all__ = ["answering_scores", "build_card", "cost_lines", "render_card", "size_category"]
+__all__ = [
+    "SETTING_NAMES", "answering_scores", "build_card", "chosen", "cost_lines", "direct_rows", "downstream_summary",
+    "headline", "render_card", "setting_name", "size_category",
+]

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import jinja2
 
 from ..records import Record, atomic_write_text, read_records
+from .card import chosen, direct_rows, headline, setting_name
 from .plots import GREEN, bar_chart, heatmap, histogram, interval_chart, line_chart, scatter
 
 
@@ -30,6 +31,8 @@ def _env() -> jinja2.Environment:
     )
     env.filters["fmt"] = _fmt
     env.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
+    env.filters["setting"] = setting_name
+    env.filters["chosen"] = chosen
     return env
 
 
@@ -89,7 +92,7 @@ def downstream_charts(downstream: dict[str, Any] | None) -> dict[str, str]:
     if not downstream or "settings" not in downstream:
         return {}
     rows = [
-        (name.replace("_", " "), s["macro_f1"], *(s.get("macro_f1_ci") or [s["macro_f1"], s["macro_f1"]]))
+        (setting_name(name), s["macro_f1"], *(s.get("macro_f1_ci") or [s["macro_f1"], s["macro_f1"]]))
         for name, s in downstream["settings"].items()
     ]
     out = {"settings": interval_chart(rows)}
@@ -155,6 +158,8 @@ def build_report(
         sample=_sample(curated, sample_size),
         rejected=_sample(rejected, min(sample_size, 30)),
         notes=manifest.get("notes", []),
+        headline=headline(metrics.get("downstream") or {}),
+        direct=direct_rows(metrics.get("diversity") or {}),
     )
     path = run_dir / "report.html"
     atomic_write_text(path, html)

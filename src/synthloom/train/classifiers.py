@@ -1,7 +1,9 @@
 """Classifiers for indirect evaluation: small models fit on the data, then tested on real data.
 
 Three, from fast to thorough, all honouring per-record sample weights from
-curation:
+curation. The two linear ones choose their regularisation C by
+cross-validation on their own training data, by one rule for every setting
+(`selection.py`); what they chose is their `selection`:
 
 - `embedding_logreg` (default): logistic regression on the bundled MiniLM
   sentence embeddings. Seconds on a laptop, and sensitive to what synthetic
@@ -11,7 +13,10 @@ curation:
   surface vocabulary.
 - `finetune_minilm`: the bundled MiniLM encoder fine-tuned with a linear
   classification head on the CPU (a fresh copy; the shared embedder is
-  never touched).
+  never touched). Its hyperparameters (epochs, learning rate) are fixed, not
+  cross-validated: each fold would be a whole fine-tune (minutes per
+  thousand texts and epoch on 2 cores), so a grid of 6 values over 5 folds
+  would cost 30 fine-tunes per setting. Its `selection` says so.
 
 An input is a tuple of texts: one for classification, two for sentence-pair
 tasks (premise, hypothesis). Pairs become [u, v, |u-v|, u*v] for the
@@ -26,6 +31,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from ..embed import DEFAULT_MODEL, Embedder
+from .selection import select_and_fit
 
 Inputs = Sequence[tuple[str, ...]]
 
@@ -36,6 +42,7 @@ class TrainingError(ValueError):
 
 class Trainer(Protocol):
     name: str
+    selection: dict[str, Any]  # the hyperparameters it used and how they were chosen, after `fit`
 
     def fit(self, inputs: Inputs, labels: Sequence[str], weights: Sequence[float] | None = None) -> Trainer: ...
 
@@ -56,11 +63,12 @@ class EmbeddingLogReg:
 
     name = "embedding_logreg"
 
-    def __init__(self, embedder: Embedder | None = None, seed: int = 0, C: float = 10.0):
+    def __init__(self, embedder: Embedder | None = None, seed: int = 0, C: float | None = None):
         self.embedder = embedder
         self.seed = seed
-        self.C = C
+        self.C = C  # None: chosen by cross-validation on the training data
         self.model: Any = None
+        self.selection: dict[str, Any] = {}
 
     def features(self, inputs: Inputs) -> np.ndarray:
         embedder = self.embedder or Embedder.shared()
@@ -72,11 +80,11 @@ class EmbeddingLogReg:
         return np.hstack([u, v, np.abs(u - v), u * v])
 
     def fit(self, inputs: Inputs, labels: Sequence[str], weights: Sequence[float] | None = None) -> EmbeddingLogReg:
-        from sklearn.linear_model import LogisticRegression
-
         _check(labels)
-        self.model = LogisticRegression(max_iter=2000, C=self.C, random_state=self.seed)
-        self.model.fit(self.features(inputs), list(labels), sample_weight=_weights(weights))
+        # The texts are embedded once; the cross-validation works on the matrix.
+        self.model, self.selection = select_and_fit(
+            lambda final: final, "C", self.features(inputs), labels, _weights(weights), self.seed, C=self.C
+        )
         return self
 
     def predict(self, inputs: Inputs) -> list[str]:
@@ -88,10 +96,11 @@ class TfidfLinear:
 
     name = "tfidf_linear"
 
-    def __init__(self, seed: int = 0, C: float = 10.0):
+    def __init__(self, seed: int = 0, C: float | None = None):
         self.seed = seed
-        self.C = C
+        self.C = C  # None: chosen by cross-validation on the training data
         self.model: Any = None
+        self.selection: dict[str, Any] = {}
 
     @staticmethod
     def _join(inputs: Inputs) -> list[str]:
@@ -99,15 +108,14 @@ class TfidfLinear:
 
     def fit(self, inputs: Inputs, labels: Sequence[str], weights: Sequence[float] | None = None) -> TfidfLinear:
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
 
         _check(labels)
-        self.model = make_pipeline(
-            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-            LogisticRegression(max_iter=2000, C=self.C, random_state=self.seed),
+        # The vocabulary is learned inside each fold, so a held-out fold's words are never seen.
+        self.model, self.selection = select_and_fit(
+            lambda final: make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), final),
+            "logisticregression__C", self._join(inputs), labels, _weights(weights), self.seed, C=self.C,
         )
-        self.model.fit(self._join(inputs), list(labels), logisticregression__sample_weight=_weights(weights))
         return self
 
     def predict(self, inputs: Inputs) -> list[str]:
@@ -143,6 +151,7 @@ class FinetuneMiniLM:
         self._encoder: Any = None
         self._tokenizer: Any = None
         self._head: Any = None
+        self.selection: dict[str, Any] = {}
 
     def _encode(self, inputs: Inputs) -> Any:
         import torch
@@ -188,6 +197,10 @@ class FinetuneMiniLM:
                 loss.backward()
                 optimizer.step()
         self._encoder.eval()
+        self.selection = {
+            "epochs": self.epochs, "learning_rate": self.learning_rate, "folds": 0,
+            "reason": "fixed, not cross-validated: each fold would be a whole fine-tune",
+        }
         return self
 
     def predict(self, inputs: Inputs) -> list[str]:
@@ -202,18 +215,20 @@ class FinetuneMiniLM:
 
 
 TRAINERS: dict[str, Callable[..., Trainer]] = {
-    EmbeddingLogReg.name: lambda embedder=None, seed=0: EmbeddingLogReg(embedder, seed),
-    TfidfLinear.name: lambda embedder=None, seed=0: TfidfLinear(seed),
-    FinetuneMiniLM.name: lambda embedder=None, seed=0: FinetuneMiniLM(
+    EmbeddingLogReg.name: lambda embedder=None, seed=0, C=None: EmbeddingLogReg(embedder, seed, C),
+    TfidfLinear.name: lambda embedder=None, seed=0, C=None: TfidfLinear(seed, C),
+    FinetuneMiniLM.name: lambda embedder=None, seed=0, C=None: FinetuneMiniLM(
         None if embedder is None else embedder.model_name, seed
     ),
 }
 
 
-def make_trainer(name: str, embedder: Embedder | None = None, seed: int = 0) -> Trainer:
-    """A trainer by name (`embedding_logreg`, `tfidf_linear`, `finetune_minilm`)."""
+def make_trainer(name: str, embedder: Embedder | None = None, seed: int = 0, C: float | None = None) -> Trainer:
+    """A trainer by name (`embedding_logreg`, `tfidf_linear`, `finetune_minilm`).
+
+    `C`: a fixed regularisation for the linear ones; None (the default) chooses it by cross-validation."""
     try:
-        return TRAINERS[name](embedder=embedder, seed=seed)
+        return TRAINERS[name](embedder=embedder, seed=seed, C=C)
     except KeyError:
         raise TrainingError(f"unknown trainer {name!r}; known: {', '.join(TRAINERS)}") from None
 
