@@ -2,7 +2,7 @@
 
 `classifiers.py` holds today's small text classifiers (MiniLM embeddings +
 logistic regression, TF-IDF, a fine-tuned MiniLM), all behind one
-`Trainer` protocol (`fit`, `predict`, `predict_proba`) and the `TRAINERS`
+`Trainer` protocol (`fit`, `predict`, and the `selection` it made) and the `TRAINERS`
 registry. `selection.py` is the one rule by which the linear trainers
 choose their regularisation (cross-validation on their own training data).
 A new trainer (e.g. a causal language model trained with TRL) is
