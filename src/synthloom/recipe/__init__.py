@@ -24,6 +24,7 @@ from .curation import (
     CrossPartitionSpec,
     CurationFile,
     CurationStage,
+    EvolEliminationSpec,
     ExactDedupSpec,
     ExecSpec,
     GarbageFilterSpec,
@@ -148,8 +149,8 @@ class Recipe(Strict):
     @classmethod
     def _dialogue(cls, dialogue: DialogueSpec | None, info: ValidationInfo) -> DialogueSpec | None:
         task = info.data.get("task")
-        if dialogue is not None and task is not None and task.kind != "dialogue":
-            raise ValueError("needs task.kind: dialogue")
+        if dialogue is not None and task is not None and task.kind not in ("dialogue", "chat"):
+            raise ValueError("needs task.kind: dialogue or chat")
         return dialogue
 
     @field_validator("rounds")
@@ -249,6 +250,7 @@ __all__ = [
     "DiversitySpec",
     "DownstreamSpec",
     "EvaluationStage",
+    "EvolEliminationSpec",
     "ExactDedupSpec",
     "ExecSpec",
     "FaithfulnessSpec",

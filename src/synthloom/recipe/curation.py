@@ -156,6 +156,25 @@ class NoveltySpec(StageSpec):
     pool: TextPoolSpec | None = Field(None, description="texts to compare against too, e.g. the seed tasks")
 
 
+class EvolEliminationSpec(StageSpec):
+    """Evol-Instruct's elimination step: drop the evolutions that failed (records without a parent pass).
+
+    `field` is the evolved instruction (default: the first field); its parent's
+    text and the request that evolved it are in the record's `meta`.
+    """
+
+    stage: Literal["evol_elimination"] = "evol_elimination"
+    response_field: str | None = Field(
+        "response", description="the answer to the evolved instruction; missing in a record: only the instruction is checked"
+    )
+    max_similarity: float = Field(
+        0.9, gt=0, le=1, description="no new information: the evolved text's similarity to its parent's (rapidfuzz token-set ratio, 0-1) is at least this"
+    )
+    min_response_words: int = Field(3, ge=0, description="a response with fewer words is too short")
+    sorry_max_words: int = Field(80, ge=0, description="a response that apologises or refuses and has fewer words than this cannot answer")
+    copy_ngram: int = Field(5, ge=2, le=20, description="copies the request: shares a run of this many words with it")
+
+
 # -- confidence ----------------------------------------------------------------------
 
 
@@ -367,6 +386,7 @@ CURATION_STAGES: tuple[type[StageSpec], ...] = (
     NearDedupSpec,
     SemanticDedupSpec,
     NoveltySpec,
+    EvolEliminationSpec,
     SelfConsistencySpec,
     LabelLogprobSpec,
     JudgeSpec,
