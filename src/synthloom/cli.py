@@ -218,6 +218,25 @@ def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
 
 
 @app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="a run directory (or a records file: Parquet, JSONL)"),
+    format: str = typer.Option("messages", "--format", "-f", help="messages, prompt-completion or preference (TRL's dataset forms)"),
+    out: Path = typer.Option(..., "--out", "-o", help="a .jsonl or .parquet file, or a folder for a datasets.DatasetDict (save_to_disk)"),
+    split: str = typer.Option("train", "--split", help="the split's name"),
+    hub_repo: Optional[str] = typer.Option(None, "--hub-repo", help="also push to this Hugging Face dataset repository (user/name)"),
+    hub_token: Optional[str] = typer.Option(None, "--hub-token", help="the hub token (default: HF_TOKEN)", envvar="HF_TOKEN"),
+    private: bool = typer.Option(False, "--private", help="create the hub repository private"),
+) -> None:
+    """Export a run's curated records for post-training: JSONL, Parquet or a DatasetDict, and the hub."""
+    from .execute.export import export_run
+
+    result = export_run(run_dir, format, out, split=split, hub_repo=hub_repo, token=hub_token, private=private)
+    typer.echo(f"{len(result.rows)} rows ({format}): {out.resolve()}")
+    if result.uploaded:
+        typer.echo(f"pushed to {hub_repo}: {', '.join(result.uploaded)}")
+
+
+@app.command()
 def evaluate(
     data: Path = typer.Argument(..., help="a dataset file: Parquet, JSONL, CSV or TSV (or a folder of them)"),
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="real data to compare with and test on"),
@@ -477,6 +496,7 @@ _USER_ERRORS = (
     ("synthloom.templating", "TemplateError"),
     ("synthloom.train.classifiers", "TrainingError"),
     ("synthloom.review.store", "ReviewError"),
+    ("synthloom.execute.export", "ExportError"),
 )
 
 
