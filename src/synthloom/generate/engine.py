@@ -286,7 +286,7 @@ class Generator:
         if parent is not None:
             label, conditions = parent.label, dict(parent.conditions)
             demos: list[Record] = []
-            operation = operation or "deepen"
+            operation = operation or "deepen"  # what the elimination step (curate/evolution.py) reads:
             meta.update(parent=parent.id, evolution=operation, evolution_request=OPERATIONS[operation],
                         parent_fields={k: v for k, v in parent.fields.items() if isinstance(v, str)})
         else:
@@ -345,12 +345,11 @@ class Generator:
         if plan.meta:
             meta.update(plan.meta)
         meta.update(done.extra)
-        fields = done.fields
-        if self.recipe.task.kind == "chat" and fields:
-            fields = {**fields, "messages": chat_messages(self.recipe, fields, done.label, plan.conditions)}
+        if self.recipe.task.kind == "chat" and done.fields:  # the conversation in messages form, beside the fields
+            done.fields["messages"] = chat_messages(self.recipe, done.fields, done.label, plan.conditions)
         return Record(
             id=plan.id,
-            fields=fields,
+            fields=done.fields,
             label=done.label,
             conditions=dict(plan.conditions),
             demonstrations=[d.id for d in plan.demonstrations],

@@ -7,6 +7,9 @@ validated (with line numbers) without importing any curation code.
 Stages that need a model take a `model:` section shaped like the recipe's
 (default: the embedded SmolLM2); stages that need real labelled data (the
 influence of each record on a validation set) take a data file spec.
+
+It is long (over 400 lines) because every stage's settings live here, each
+a short class, so that a recipe validates without importing curation code.
 """
 
 from __future__ import annotations
