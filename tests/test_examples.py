@@ -99,3 +99,22 @@ def test_sms_annotation_with_confidences(tmp_path):
         assert 0 < row["label_logprob_score"] <= 1
     assert manifest["generation"]["annotated"] == 3
     assert manifest["model_calls"]["requests_succeeded"] + manifest["model_calls"]["requests_failed"] == 15
+
+
+def test_chat_evol_messages_exported_as_a_dataset_dict(tmp_path):
+    import datasets
+
+    manifest, rows, out = run_example("chat_evol", tmp_path, 4)
+    rounds = manifest["generation"]["rounds"]
+    assert rounds["strategy"] == "evol_instruct" and len(rounds["log"]) == 2
+    evolution = rounds["evolution"]
+    assert evolution["evolved"] == sum(1 for r in rows if "evolution" in meta(r))
+    assert sum(evolution["eliminated"].values()) == sum(1 for r in rows if meta(r).get("eliminated"))
+    for row in rows:
+        roles = [m["role"] for m in row["messages"]]
+        assert roles == ["system", "user", "assistant"] and row["conditions"]["persona"] in row["messages"][0]["content"]
+    done = run_cli("export", str(out), "--format", "messages", "--out", str(tmp_path / "sft"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = datasets.load_from_disk(str(tmp_path / "sft"))["train"]
+    curated = pq.read_table(out / "curated.parquet").to_pylist()
+    assert [r["messages"] for r in loaded] == [r["messages"] for r in curated]
