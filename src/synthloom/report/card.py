@@ -239,6 +239,14 @@ def render_export_card(manifest: dict[str, Any], metrics: dict[str, Any], n: int
     if task.get("description"):
         out.append(f"- Task ({task.get('kind', 'free')}): {task['description']}")
     out += _evolution_lines(manifest)
+    pref = manifest.get("preference")
+    if pref:
+        c = pref["counts"]
+        out.append(f"- Preference pairs scored by `{pref['scorer']}`: {c['prompts']:,} prompts, {c['responses']:,} responses "
+                   f"({c['failed_responses']:,} failed); {c['pairs']:,} pairs kept; dropped: {c['ties']:,} ties, "
+                   f"{c['below_margin']:,} below the margin {pref['min_margin']}, {c['too_few_responses']:,} with too few "
+                   f"scored responses; judge: {c['disagreements']:,} disagreements after the position swap, "
+                   f"{c['judge_failures']:,} unusable verdicts")
     funnel = (manifest.get("curation") or {}).get("funnel") or []
     if funnel:
         out.append("\nCuration, in order:\n\n| stage | seen | kept | dropped |\n|---|---|---|---|")
