@@ -58,6 +58,8 @@ def test_chat_recipe_errors():
         recipe_from_dict({**CHAT, "task": {"description": "d", "system_prompt": "x", "labels": ["a", "b"]}})
     with pytest.raises(RecipeError, match="two fields"):
         recipe_from_dict({**CHAT, "task": {"kind": "chat", "description": "d", "fields": {"only": "x"}}, "steps": None})
+    with pytest.raises(RecipeError, match="cannot be combined with steps"):
+        recipe_from_dict({**CHAT, "dialogue": {"turns": 2}})
     with pytest.raises(RecipeError, match="unknown value|Input should be"):
         recipe_from_dict({**CHAT, "rounds": {"strategy": "evol_instruct", "operations": ["shorten"], "cells": ["topic"]}})
 

@@ -151,6 +151,8 @@ class Recipe(Strict):
         task = info.data.get("task")
         if dialogue is not None and task is not None and task.kind not in ("dialogue", "chat"):
             raise ValueError("needs task.kind: dialogue or chat")
+        if dialogue is not None and info.data.get("steps"):
+            raise ValueError("cannot be combined with steps (the role-play writes the conversation)")
         return dialogue
 
     @field_validator("rounds")
