@@ -121,15 +121,15 @@ def test_chat_evol_messages_exported_as_a_dataset_dict(tmp_path):
 
 
 def test_preference_pairs_on_the_embedded_model_by_the_math_verifier(tmp_path):
-    out = tmp_path / "pairs"
-    done = run_cli("pairs", str(ROOT / "examples" / "data" / "pair_prompts.jsonl"), "--out", str(out),
-                   "--scorer", "math_answer", "--max-tokens", "32", "--responses", "2")
+    out, prompts = tmp_path / "pairs", tmp_path / "prompts.jsonl"
+    prompts.write_text("".join((ROOT / "examples" / "data" / "pair_prompts.jsonl").read_text().splitlines(True)[:3]))
+    done = run_cli("pairs", str(prompts), "--out", str(out), "--scorer", "math_answer", "--max-tokens", "24")
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
     counts = manifest["preference"]["counts"]
-    assert counts["prompts"] == 6 and counts["responses"] == 12
-    assert counts["pairs"] + counts["ties"] + counts["below_margin"] + counts["too_few_responses"] == 6
+    assert counts["prompts"] == 3 and counts["responses"] == 6
+    assert counts["pairs"] + counts["ties"] + counts["below_margin"] + counts["too_few_responses"] == 3
     for row in pq.read_table(out / "curated.parquet").to_pylist():
         assert row["score_chosen"] == 1.0 and row["score_rejected"] == 0.0 and row["chosen"] != row["rejected"]
     (verifier,) = manifest["curation"]["funnel"]
-    assert verifier["stage"] == "math_answer" and 0 < verifier["seen"] <= 12 - counts["failed_responses"]
+    assert verifier["stage"] == "math_answer" and 0 < verifier["seen"] <= 6 - counts["failed_responses"]
