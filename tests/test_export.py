@@ -120,3 +120,14 @@ def test_push_to_hub_uploads_the_parquet_split_and_a_card_with_verifier_pass_rat
     card = files["README.md"].decode()
     assert "| math_answer | 3 | 2 | 66.7% |" in card
     assert "path: data/train-00000-of-00001.parquet" in card and "split: train" in card
+
+
+def test_a_runs_card_lists_the_verifiers_that_ran_with_their_pass_rates():
+    from synthloom.report import render_card
+
+    funnel = [{"stage": "exact_dedup", "seen": 10, "kept": 9, "dropped": 1, "relabelled": 0, "reweighted": 0},
+              {"stage": "python_exec", "seen": 9, "kept": 6, "dropped": 3, "relabelled": 0, "reweighted": 0},
+              {"stage": "sql_exec", "seen": 6, "kept": 6, "dropped": 0, "relabelled": 0, "reweighted": 0}]
+    card = render_card({"recipe": {"name": "code"}, "curation": {"funnel": funnel}}, {}, [])
+    assert "| python_exec | 9 | 6 | 66.7% |" in card and "| sql_exec | 6 | 6 | 100.0% |" in card
+    assert "| exact_dedup | 10 | 9 | 90.0% |" not in card  # a filter, not a verifier
