@@ -128,3 +128,27 @@ def test_evol_rounds_count_eliminations_in_the_manifest(tmp_path):
     assert set(evolution["eliminated"]) == {"copies_request"}  # the other evolutions pass every rule
     log = result.manifest["generation"]["rounds"]["log"]
     assert sum(e["eliminated"].get("copies_request", 0) for e in log) == len(copies)
+
+
+def test_an_equality_judge_drops_evolutions_that_add_nothing(tmp_path):
+    from synthloom.curate import CurationContext
+
+    def judge(request):
+        text = request.messages[-1]["content"]
+        child = text.split("Second instruction:\n")[1].split("\n\n")[0]
+        if "garbled" in child:
+            return "no idea"
+        return json.dumps({"equal": "yes" if "please" in child else "no"})
+
+    backend = scripted_backend(judge)
+    context = CurationContext(text_field="instruction", cache_path=tmp_path / "cache.sqlite",
+                              backend_factory=lambda config: backend)
+    records = [evolved("How do I bake bread, please?", "Mix flour and water, knead, rise, bake.", i=0),
+               evolved("How do I bake rye bread without yeast in under two hours?", "Use soda bread methods.", i=1),
+               evolved("How do I bake garbled bread in under two hours?", "Use soda bread methods.", i=2),
+               evolved("Plan a picnic for six people.", "Pack sandwiches and fruit.", operation="broaden", i=3)]
+    spec = EvolEliminationSpec(field="instruction", judge={"backend": "fake"})
+    result = curate(records, [spec], context)
+    assert [r.id for r in result.dropped] == ["r0"] and records[0].reasons["evol_elimination"] == "no_new_information (judge)"
+    assert records[2].reasons["evol_elimination"].startswith("kept: the judge gave no usable answer")
+    assert len(backend.calls) >= 3 and not any("picnic" in c.messages[-1]["content"] for c in backend.calls)  # breadth: not judged

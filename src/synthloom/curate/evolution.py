@@ -12,6 +12,12 @@ The paper (Xu et al., 2023, section 3.3) drops an evolved instruction when
    request the model was given).
 Records that are not evolutions (no `meta.parent`) are kept with the
 reason "not evolved". The score is the similarity to the parent (0-1).
+
+With `judge:` (a model section) the paper's first rule is also asked of a
+model, as the paper asks ChatGPT: each in-depth evolution the rules keep is
+shown beside its parent, and one the judge calls equal (no new
+constraints, depth or breadth) is dropped as `no_new_information (judge)`;
+a judge that gives no usable answer keeps the record and says so.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from typing import Any, Sequence
 
 from rapidfuzz import fuzz
 
+from ..llm import InvalidAnswer, Request
 from ..recipe import EvolEliminationSpec
 from ..records import Record
+from ._llm import ask_all
 from .base import DROP, KEEP, SpecStage, stage_for
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -31,6 +39,22 @@ _REFUSAL = re.compile(
 )
 _MARKERS = ("rewritten prompt", "given prompt", "#rewritten", "#given", "rewritten example", "here is an example",
             "rewrite this example", "rewritten version")
+
+
+_EQUALITY_SYSTEM = "You compare two instructions. Answer only with JSON."
+_EQUALITY = (
+    "First instruction:\n{parent}\n\nSecond instruction:\n{child}\n\n"
+    "Are they equal: does the second ask for the same as the first, with no more constraints, depth or "
+    'breadth? Answer with a JSON object {{"equal": "yes"}} or {{"equal": "no"}}.'
+)
+_EQUAL_SCHEMA = {"type": "object", "properties": {"equal": {"type": "string", "enum": ["yes", "no"]}}, "required": ["equal"]}
+
+
+def _equal(completion: Any) -> bool:
+    match = re.search(r'"equal"\s*:\s*"(yes|no)"', completion.text, re.I)
+    if match is None:
+        raise InvalidAnswer(f"the judge's answer has no yes/no: {completion.text[:60]!r}")
+    return match.group(1).lower() == "yes"
 
 
 def _words(text: str) -> list[str]:
@@ -47,6 +71,7 @@ class EvolElimination(SpecStage):
     record_local = True
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
+        to_judge: list[tuple[Record, str]] = []
         for record in records:
             parent = record.meta.get("parent_fields") if record.meta.get("parent") else None
             if not isinstance(parent, dict):
@@ -54,7 +79,24 @@ class EvolElimination(SpecStage):
                 continue
             reason, similarity = self._failure(record, parent)
             record.decide(self.name, DROP if reason else KEEP, similarity, reason or "")
+            if reason is None and record.meta.get("evolution") != "broaden":
+                to_judge.append((record, str(parent.get(self._field(record)) or "")))
+        if self.spec.judge is not None and to_judge:
+            self._judge(to_judge)
         return records
+
+    def _judge(self, pairs: list[tuple[Record, str]]) -> None:
+        requests = [Request(
+            messages=({"role": "system", "content": _EQUALITY_SYSTEM},
+                      {"role": "user", "content": _EQUALITY.format(parent=parent, child=record.text(self._field(record)))}),
+            temperature=0.0, max_tokens=16, seed=0, json_schema=_EQUAL_SCHEMA,
+        ) for record, parent in pairs]
+        outcomes = ask_all(self.spec.judge, requests, _equal, self.context, "evolution equality judge")
+        for (record, _), outcome in zip(pairs, outcomes):
+            if not outcome.ok:
+                record.reasons[self.name] = f"kept: the judge gave no usable answer ({outcome.error.kind})"  # type: ignore[union-attr]
+            elif outcome.value:
+                record.decide(self.name, DROP, record.scores.get(self.name), "no_new_information (judge)")
 
     def _field(self, record: Record) -> str:
         return self.field if self.field in record.fields else next(iter(record.fields))

@@ -176,6 +176,10 @@ class EvolEliminationSpec(StageSpec):
     min_response_words: int = Field(3, ge=0, description="a response with fewer words is too short")
     sorry_max_words: int = Field(80, ge=0, description="a response that apologises or refuses and has fewer words than this cannot answer")
     copy_ngram: int = Field(5, ge=2, le=20, description="copies the request: shares a run of this many words with it")
+    judge: ModelConfig | None = Field(  # type: ignore[valid-type]
+        None, description="also ask this model the paper's equality question (does the evolved instruction "
+        "add constraints, depth or breadth to its parent?) of each in-depth evolution the rules keep",
+    )
 
 
 # -- confidence ----------------------------------------------------------------------
