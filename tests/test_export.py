@@ -131,3 +131,9 @@ def test_a_runs_card_lists_the_verifiers_that_ran_with_their_pass_rates():
     card = render_card({"recipe": {"name": "code"}, "curation": {"funnel": funnel}}, {}, [])
     assert "| python_exec | 9 | 6 | 66.7% |" in card and "| sql_exec | 6 | 6 | 100.0% |" in card
     assert "| exact_dedup | 10 | 9 | 90.0% |" not in card  # a filter, not a verifier
+
+
+def test_a_saved_folders_card_points_at_no_hub_file(chat_run, tmp_path):
+    card = (_export(chat_run, "messages", tmp_path / "ds") / "README.md").read_text()
+    assert "configs:" not in card and "data/train-00000-of-00001.parquet" not in card
+    assert "No verifier ran on these records" in card  # the chat recipe lists no verifier: the card says so

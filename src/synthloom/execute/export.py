@@ -182,7 +182,8 @@ def export_run(
         raise DataError(f"{source}: no records to export")
     result = ExportResult(rows)
     data_file = f"data/{split}-00000-of-00001.parquet"
-    result.card = render_export_card(manifest, metrics, len(rows), form, list(rows[0]), split, data_file)
+    card = lambda file: render_export_card(manifest, metrics, len(rows), form, list(rows[0]), split, file)  # noqa: E731
+    result.card = card(None)
     if out.suffix == ".jsonl":
         atomic_write_bytes(out, b"".join(dumps(_jsonl_row(row)) + b"\n" for row in rows))
         result.written.append(out)
@@ -197,7 +198,7 @@ def export_run(
         (out / "README.md").write_text(result.card, encoding="utf-8")
         result.written += [out, out / "README.md"]
     if hub_repo is not None:
-        result.uploaded = push_to_hub(rows, result.card, hub_repo, token, data_file, private)  # type: ignore[arg-type]
+        result.uploaded = push_to_hub(rows, card(data_file), hub_repo, token, data_file, private)  # type: ignore[arg-type]
     return result
 
 
