@@ -45,12 +45,25 @@ def test_chat_records_carry_messages_with_the_system_prompt(tmp_path):
 
 def test_chat_dialogue_is_multi_turn_without_a_system_prompt(tmp_path):
     data = {**CHAT, "task": {"kind": "chat", "description": "support chats", "fields": {
-        "conversation": "the conversation", "response": "unused"}}, "dialogue": {"turns": 4}}
+        "conversation": "the conversation"}}, "dialogue": {"turns": 4}}
     data.pop("steps")
     run(data, tmp_path)
     rows = pq.read_table(tmp_path / "out" / "curated.parquet").to_pylist()
     assert rows and all([m["role"] for m in r["messages"]] == ["user", "assistant"] * 2 for r in rows)
     assert all(r["messages"][0]["content"] in r["conversation"] for r in rows)
+
+
+def test_chat_dialogue_assistant_answers_under_the_saved_system_prompt(tmp_path):
+    data = {**CHAT, "task": {"kind": "chat", "description": "support chats", "system_prompt": "Be kind, {{ conditions.persona }}.",
+                             "fields": {"conversation": "the conversation"}}, "dialogue": {"turns": 2}}
+    data.pop("steps")
+    backend = scripted_backend()
+    run(data, tmp_path, backend)
+    rows = pq.read_table(tmp_path / "out" / "curated.parquet").to_pylist()
+    systems = {r["messages"][0]["content"] for r in rows}
+    assert systems and systems <= {"Be kind, a student.", "Be kind, a chef."}
+    assistant_calls = [c for c in backend.calls if c.messages[-1]["role"] == "user" and c.messages[0]["content"].startswith("Be kind")]
+    assert len(assistant_calls) == len(rows)  # one assistant turn per conversation, under the saved system prompt
 
 
 def test_chat_recipe_errors():

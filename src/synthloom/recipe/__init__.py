@@ -113,6 +113,8 @@ class Recipe(Strict):
                 f"conditions: {self.task.label_field!r} is the label field; "
                 "set label shares with task.label_weights"
             )
+        if self.task.kind == "chat" and self.dialogue is None and len(self.task.fields) < 2:
+            raise ValueError("task: a chat task without dialogue needs two fields: the user's message, then the assistant's answer")
         fields = set(self.task.fields)
         for i, stage in enumerate(list(self.curation) + list(self.evaluation)):
             names = stage.fields_read() if isinstance(stage, ExecSpec) else [getattr(stage, "field", None)]

@@ -129,8 +129,6 @@ class TaskSpec(Strict):
                 raise ValueError(f"label {joined[0]!r} contains the label_separator {self.label_separator!r}")
         if self.system_prompt is not None and self.kind != "chat":
             raise ValueError("system_prompt needs kind: chat")
-        if self.kind == "chat" and len(self.fields) < 2:
-            raise ValueError("a chat task needs two fields: the user's message, then the assistant's answer")
         if self.label_field in self.fields:
             raise ValueError(f"label_field {self.label_field!r} is also one of the generated fields")
         if self.label_weights is not None:
