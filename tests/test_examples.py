@@ -99,3 +99,37 @@ def test_sms_annotation_with_confidences(tmp_path):
         assert 0 < row["label_logprob_score"] <= 1
     assert manifest["generation"]["annotated"] == 3
     assert manifest["model_calls"]["requests_succeeded"] + manifest["model_calls"]["requests_failed"] == 15
+
+
+def test_chat_evol_messages_exported_as_a_dataset_dict(tmp_path):
+    import datasets
+
+    manifest, rows, out = run_example("chat_evol", tmp_path, 4)
+    rounds = manifest["generation"]["rounds"]
+    assert rounds["strategy"] == "evol_instruct" and len(rounds["log"]) == 2
+    evolution = rounds["evolution"]
+    assert evolution["evolved"] == sum(1 for r in rows if "evolution" in meta(r))
+    assert sum(evolution["eliminated"].values()) == sum(1 for r in rows if meta(r).get("eliminated"))
+    for row in rows:
+        roles = [m["role"] for m in row["messages"]]
+        assert roles == ["system", "user", "assistant"] and row["conditions"]["persona"] in row["messages"][0]["content"]
+    done = run_cli("export", str(out), "--format", "messages", "--out", str(tmp_path / "sft"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = datasets.load_from_disk(str(tmp_path / "sft"))["train"]
+    curated = pq.read_table(out / "curated.parquet").to_pylist()
+    assert [r["messages"] for r in loaded] == [r["messages"] for r in curated]
+
+
+def test_preference_pairs_on_the_embedded_model_by_the_math_verifier(tmp_path):
+    out, prompts = tmp_path / "pairs", tmp_path / "prompts.jsonl"
+    prompts.write_text("".join((ROOT / "examples" / "data" / "pair_prompts.jsonl").read_text().splitlines(True)[:3]))
+    done = run_cli("pairs", str(prompts), "--out", str(out), "--scorer", "math_answer", "--max-tokens", "24")
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    counts = manifest["preference"]["counts"]
+    assert counts["prompts"] == 3 and counts["responses"] == 6
+    assert counts["pairs"] + counts["ties"] + counts["below_margin"] + counts["too_few_responses"] == 3
+    for row in pq.read_table(out / "curated.parquet").to_pylist():
+        assert row["score_chosen"] == 1.0 and row["score_rejected"] == 0.0 and row["chosen"] != row["rejected"]
+    (verifier,) = manifest["curation"]["funnel"]
+    assert verifier["stage"] == "math_answer" and 0 < verifier["seen"] <= 6 - counts["failed_responses"]

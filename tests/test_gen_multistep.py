@@ -11,6 +11,7 @@ import pytest
 
 import synthloom
 from synthloom.generate import CellStats, allocate, cell_quotas
+from synthloom.generate.evolve import OPERATIONS
 from synthloom.recipe import RecipeError, recipe_from_dict
 
 from scripted_model import scripted_answer, scripted_backend
@@ -231,8 +232,8 @@ def test_evol_instruct_rewrites_accepted_records(tmp_path):
         parent = ids[meta["parent"]]
         assert json.loads(parent["meta"])["round"] == 1 and parent["label"] == row["label"]
         prompt = json.loads(row["prompt"])[-1]["content"]
-        wording = {"deepen": "more specific", "broaden": "different, less common topic"}
-        assert parent["text"] in prompt and wording[meta["evolution"]] in prompt
+        assert parent["text"] in prompt and OPERATIONS[meta["evolution"]] in prompt
+        assert meta["evolution_request"] == OPERATIONS[meta["evolution"]] and meta["parent_fields"] == {"text": parent["text"]}
     assert result.manifest["generation"]["rounds"]["strategy"] == "evol_instruct"
 
 

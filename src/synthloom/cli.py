@@ -216,6 +216,61 @@ def report(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
 
 
 @app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="a run directory (or a records file: Parquet, JSONL)"),
+    format: str = typer.Option("messages", "--format", "-f", help="messages, prompt-completion or preference (TRL's dataset forms)"),
+    out: Path = typer.Option(..., "--out", "-o", help="a .jsonl or .parquet file, or a folder for a datasets.DatasetDict (save_to_disk)"),
+    split: str = typer.Option("train", "--split", help="the split's name"),
+    hub_repo: Optional[str] = typer.Option(None, "--hub-repo", help="also push to this Hugging Face dataset repository (user/name)"),
+    hub_token: Optional[str] = typer.Option(None, "--hub-token", help="the hub token (default: HF_TOKEN)", envvar="HF_TOKEN"),
+    private: bool = typer.Option(False, "--private", help="create the hub repository private"),
+) -> None:
+    """Export a run's curated records for post-training: JSONL, Parquet or a DatasetDict, and the hub."""
+    from .execute.export import export_run
+
+    result = export_run(run_dir, format, out, split=split, hub_repo=hub_repo, token=hub_token, private=private)
+    typer.echo(f"{len(result.rows)} rows ({format}): {out.resolve()}")
+    if result.uploaded:
+        typer.echo(f"pushed to {hub_repo}: {', '.join(result.uploaded)}")
+
+
+@app.command()
+def pairs(
+    data: Path = typer.Argument(..., help="prompts: a run directory's curated records or a data file (JSONL, Parquet, ...)"),
+    out: Path = typer.Option(..., "--out", "-o", help="a folder for curated.parquet (the pairs) and manifest.json"),
+    responses: int = typer.Option(2, "--responses", "-n", min=2, help="responses per prompt (different samples)"),
+    system_prompt: Optional[list[str]] = typer.Option(None, "--system-prompt", help="one response per system prompt (give two or more)"),
+    prompt_field: Optional[str] = typer.Option(None, "--prompt-field", help="the prompt column (default: the first field)"),
+    scorer: str = typer.Option("pairwise", "--scorer", help="pairwise (judge, both orders), rubric (judge, 1-10) or math_answer (verifier)"),
+    rubric: Optional[str] = typer.Option(None, "--rubric", help="what the rubric judge grades by"),
+    reference_field: str = typer.Option("reference", "--reference-field", help="math_answer: the reference answer's column"),
+    min_margin: float = typer.Option(0.5, "--min-margin", min=0, help="drop pairs whose score margin is below this"),
+    max_tokens: int = typer.Option(128, "--max-tokens", min=1, help="per response"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Preference pairs: several responses per prompt, scored; the best against the worst, with the margin."""
+    from .execute.preference import DEFAULT_RUBRIC, PairSettings, make_pairs, write_pairs
+    from .records import read_records
+
+    if scorer not in ("pairwise", "rubric", "math_answer"):
+        raise UserError(f"--scorer: unknown scorer {scorer!r}; expected pairwise, rubric or math_answer")
+    if system_prompt is not None and len(system_prompt) < 2:
+        raise UserError("--system-prompt: give two or more (one response each)")
+    source = data / "curated.parquet" if data.is_dir() else data
+    if not source.exists():
+        raise UserError(f"{source}: file not found")
+    records = read_records(source, text_field=prompt_field)
+    settings = PairSettings(responses=responses, system_prompts=tuple(system_prompt or ()), prompt_field=prompt_field,
+                            scorer=scorer, rubric=rubric or DEFAULT_RUBRIC, reference_field=reference_field,  # type: ignore[arg-type]
+                            min_margin=min_margin, max_tokens=max_tokens, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    result = make_pairs(records, settings, cache=out / "cache.sqlite")
+    path = write_pairs(result, out, settings, str(data))
+    typer.echo(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.counts.items()))
+    typer.echo(f"{len(result.pairs)} pairs: {path.resolve()}")
+
+
+@app.command()
 def evaluate(
     data: Path = typer.Argument(..., help="a dataset file: Parquet, JSONL, CSV or TSV (or a folder of them)"),
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="real data to compare with and test on"),
@@ -478,6 +533,7 @@ _USER_ERRORS = (
     ("synthloom.templating", "TemplateError"),
     ("synthloom.train.classifiers", "TrainingError"),
     ("synthloom.review.store", "ReviewError"),
+    ("synthloom.execute.export", "ExportError"),
 )
 
 

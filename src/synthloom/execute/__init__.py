@@ -12,6 +12,8 @@ since Ray is optional).
     curate_file.py    curate_data(): curation stages over any dataset file
     evaluate_file.py  evaluate_file(): the evaluation of any dataset file
     check_files.py    validate_file(): a recipe and every file it names, read as a run would
+    export.py         export_run(): a run in TRL's dataset forms, to files, a DatasetDict, the hub
+    preference.py     make_pairs(): responses per prompt, scored by a judge or a verifier, into pairs
     ray_executor.py   the Ray executor (shards, Ray Data curation)
     answer_store.py   the run's answers behind one Ray actor on the driver
     local_cluster.py  a throwaway loopback-only Ray cluster for rehearsals and tests

@@ -19,8 +19,10 @@ Strategies: `quota` only re-allocates; `self_instruct` also puts accepted
 records into the demonstration pool (`synthetic_demos` of each prompt's
 demonstrations come from it), so later rounds build on earlier ones, with
 the round's curation (e.g. a novelty filter) guarding against copies;
-`evol_instruct` rewrites accepted records (deepen, broaden) for a share of
-each later round.
+`evol_instruct` rewrites accepted records (Evol-Instruct's in-depth and
+in-breadth operations) for a share of each later round, and its
+elimination step (the `evol_elimination` stage in the round's curation)
+drops the failed evolutions; each round's log counts them by reason.
 
 This lives above `curate` and `evaluate` because it uses both; generation
 itself only provides the planning and allocation primitives.
@@ -132,13 +134,20 @@ class Rounds:
             else:
                 yield self.generator.plan_record(index, fixed=dict(cell), synthetic=synthetic)
 
-    def _accept(self, new: Sequence[Record], reference: Sequence[Record]) -> set[str]:
-        """Ids of the new records the round's curation keeps, judged against the reference records."""
+    def _accept(self, new: Sequence[Record], reference: Sequence[Record]) -> tuple[set[str], dict[str, int]]:
+        """Ids of the new records the round's curation keeps, judged against the reference records,
+        and the evolutions eliminated, by reason (each such record's `meta.eliminated` says why)."""
         fresh = lambda r: dataclasses.replace(r, scores={}, flags={}, reasons={})  # noqa: E731
         context = CurationContext(self.recipe.text_field, self.recipe.task.label_field)
         result = curate([fresh(r) for r in reference] + [fresh(r) for r in new], self.spec.curation, context)
-        new_ids = {r.id for r in new}
-        return {r.id for r in result.kept if r.id in new_ids}
+        by_id = {r.id: r for r in new}
+        eliminated: dict[str, int] = defaultdict(int)
+        for record in result.dropped:
+            if record.id in by_id and record.flags.get("evol_elimination") == "drop":
+                reason = record.reasons.get("evol_elimination", "")
+                by_id[record.id].meta["eliminated"] = reason
+                eliminated[reason] += 1
+        return {r.id for r in result.kept if r.id in by_id}, dict(sorted(eliminated.items()))
 
     async def produce(self, scheduler: Scheduler, limit: int | None = None,
                       on_record: Callable[[Record | None], None] | None = None, out: Path | None = None,
@@ -173,8 +182,11 @@ class Rounds:
             pool = gen.pool(all_accepted) if spec.strategy == "self_instruct" and all_accepted else None
             result = await run_plans(scheduler, self._plans(round_, offset, cells, accepted, pool), len(cells), on_record)
             self.last_result.extend(result)
-            kept = self._accept(result.records, gen.support + all_accepted)
+            kept, eliminated = self._accept(result.records, gen.support + all_accepted)
             self._measure(round_, cells, offset, result, kept, accepted)
+            if spec.strategy == "evol_instruct":
+                self.log[-1]["evolved"] = sum(1 for r in result.records if "evolution" in r.meta)
+                self.log[-1]["eliminated"] = eliminated
             offset += len(cells)
         return self.last_result
 
@@ -221,6 +233,13 @@ class Rounds:
                 for c, s in self.cells.items()
             },
         }
+        if self.spec.strategy == "evol_instruct":
+            totals: dict[str, int] = defaultdict(int)
+            for entry in self.log:
+                for reason, n in entry.get("eliminated", {}).items():
+                    totals[reason] += n
+            out["rounds"]["evolution"] = {"evolved": sum(e.get("evolved", 0) for e in self.log),
+                                          "eliminated": dict(sorted(totals.items()))}
         return out
 
 

@@ -66,7 +66,8 @@ class DialogueChain:
                 ask = _NEXT_USER.format(transcript=transcript(turns))
             messages = ({"role": "system", "content": system}, {"role": "user", "content": ask})
         else:
-            system = self._system(spec.assistant or DEFAULT_ASSISTANT, plan)
+            # a chat task's system prompt is the one its conversations are saved with: the assistant answers under it
+            system = self._system(spec.assistant or self.recipe.task.system_prompt or DEFAULT_ASSISTANT, plan)
             messages = ({"role": "system", "content": system}, *({"role": t["role"], "content": t["content"]} for t in turns))
         return Request(
             messages=tuple(messages),

@@ -27,7 +27,8 @@ from ..records import DataError, Record, read_rows
 from .conditions import ConditionSampler, multilabel, record_rng
 from .demonstrations import DemonstrationPool, DemonstrationSelector
 from .dialogue import DialogueChain
-from .evolve import evolve_messages
+from .chat import chat_messages
+from .evolve import OPERATIONS, evolve_messages
 from .sources import ResolvedConditions, resolve_conditions, resolve_offline
 from .steps import Finished, StepChain, step_seed
 from .vectors import VectorCache
@@ -195,7 +196,8 @@ class Generator:
         self.support = list(support)
         self.vectors = vectors
         task = recipe.task
-        self.chain: StepChain | DialogueChain = DialogueChain(recipe) if task.kind == "dialogue" else StepChain(recipe)
+        dialogue = task.kind == "dialogue" or (task.kind == "chat" and recipe.dialogue is not None)
+        self.chain: StepChain | DialogueChain = DialogueChain(recipe) if dialogue else StepChain(recipe)
         self.first = self.chain.steps[0].prompts if isinstance(self.chain, StepChain) else None
         # Support rows always have every field of a one-step recipe (load_support checks);
         # with steps, a row may serve only the steps whose fields it has.
@@ -284,7 +286,9 @@ class Generator:
         if parent is not None:
             label, conditions = parent.label, dict(parent.conditions)
             demos: list[Record] = []
-            meta.update(parent=parent.id, evolution=operation)
+            operation = operation or "deepen"  # what the elimination step (curate/evolution.py) reads:
+            meta.update(parent=parent.id, evolution=operation, evolution_request=OPERATIONS[operation],
+                        parent_fields={k: v for k, v in parent.fields.items() if isinstance(v, str)})
         else:
             label, conditions = self.sampler.draw(prompt_index, prompt_index, fixed)  # type: ignore[union-attr]
             demos = self._demonstrations(prompt_index, label, conditions, synthetic)
@@ -294,7 +298,7 @@ class Generator:
             return plan
         prompts = self.first
         if parent is not None:
-            messages = evolve_messages(prompts, parent, operation or "deepen")
+            messages = evolve_messages(prompts, parent, operation)  # type: ignore[arg-type]
         else:
             shown = [d for d in demos if prompts.usable(d)] if self._check_demos else demos
             messages = prompts.messages(label, conditions, shown)
@@ -341,6 +345,8 @@ class Generator:
         if plan.meta:
             meta.update(plan.meta)
         meta.update(done.extra)
+        if self.recipe.task.kind == "chat" and done.fields:  # the conversation in messages form, beside the fields
+            done.fields["messages"] = chat_messages(self.recipe, done.fields, done.label, plan.conditions)
         return Record(
             id=plan.id,
             fields=done.fields,

@@ -118,7 +118,7 @@ class PromptBuilder:
 
     def answer_text(self, record: Record) -> str:
         """A record's answer to this step, as the model should write it."""
-        key = ("answer", record.id, record.label, tuple(record.fields.items()))
+        key = ("answer", record.id, record.label, tuple((n, repr(record.fields.get(n))) for n in self.step_fields))
         text = self._memo.get(key)
         if text is None:
             values = self.answer_values(record)

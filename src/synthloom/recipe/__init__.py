@@ -24,6 +24,7 @@ from .curation import (
     CrossPartitionSpec,
     CurationFile,
     CurationStage,
+    EvolEliminationSpec,
     ExactDedupSpec,
     ExecSpec,
     GarbageFilterSpec,
@@ -114,6 +115,8 @@ class Recipe(Strict):
                 f"conditions: {self.task.label_field!r} is the label field; "
                 "set label shares with task.label_weights"
             )
+        if self.task.kind == "chat" and self.dialogue is None and len(self.task.fields) < 2:
+            raise ValueError("task: a chat task without dialogue needs two fields: the user's message, then the assistant's answer")
         fields = set(self.task.fields)
         for i, stage in enumerate(list(self.curation) + list(self.evaluation)):
             names = stage.fields_read() if isinstance(stage, ExecSpec) else [getattr(stage, "field", None)]
@@ -154,8 +157,10 @@ class Recipe(Strict):
     @classmethod
     def _dialogue(cls, dialogue: DialogueSpec | None, info: ValidationInfo) -> DialogueSpec | None:
         task = info.data.get("task")
-        if dialogue is not None and task is not None and task.kind != "dialogue":
-            raise ValueError("needs task.kind: dialogue")
+        if dialogue is not None and task is not None and task.kind not in ("dialogue", "chat"):
+            raise ValueError("needs task.kind: dialogue or chat")
+        if dialogue is not None and info.data.get("steps"):
+            raise ValueError("cannot be combined with steps (the role-play writes the conversation)")
         return dialogue
 
     @field_validator("rounds")
@@ -260,6 +265,7 @@ __all__ = [
     "DiversitySpec",
     "DownstreamSpec",
     "EvaluationStage",
+    "EvolEliminationSpec",
     "ExactDedupSpec",
     "ExecSpec",
     "FaithfulnessSpec",

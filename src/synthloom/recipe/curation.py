@@ -7,6 +7,9 @@ validated (with line numbers) without importing any curation code.
 Stages that need a model take a `model:` section shaped like the recipe's
 (default: the embedded SmolLM2); stages that need real labelled data (the
 influence of each record on a validation set) take a data file spec.
+
+It is long (over 400 lines) because every stage's settings live here, each
+a short class, so that a recipe validates without importing curation code.
 """
 
 from __future__ import annotations
@@ -154,6 +157,29 @@ class NoveltySpec(StageSpec):
     stage: Literal["novelty"] = "novelty"
     threshold: float = Field(0.7, ge=0, le=1)
     pool: TextPoolSpec | None = Field(None, description="texts to compare against too, e.g. the seed tasks")
+
+
+class EvolEliminationSpec(StageSpec):
+    """Evol-Instruct's elimination step: drop the evolutions that failed (records without a parent pass).
+
+    `field` is the evolved instruction (default: the first field); its parent's
+    text and the request that evolved it are in the record's `meta`.
+    """
+
+    stage: Literal["evol_elimination"] = "evol_elimination"
+    response_field: str | None = Field(
+        "response", description="the answer to the evolved instruction; missing in a record: only the instruction is checked"
+    )
+    max_similarity: float = Field(
+        0.9, gt=0, le=1, description="no new information: the evolved text's similarity to its parent's (rapidfuzz token-set ratio, 0-1) is at least this"
+    )
+    min_response_words: int = Field(3, ge=0, description="a response with fewer words is too short")
+    sorry_max_words: int = Field(80, ge=0, description="a response that apologises or refuses and has fewer words than this cannot answer")
+    copy_ngram: int = Field(5, ge=2, le=20, description="copies the request: shares a run of this many words with it")
+    judge: ModelConfig | None = Field(  # type: ignore[valid-type]
+        None, description="also ask this model the paper's equality question (does the evolved instruction "
+        "add constraints, depth or breadth to its parent?) of each in-depth evolution the rules keep",
+    )
 
 
 # -- confidence ----------------------------------------------------------------------
@@ -367,6 +393,7 @@ CURATION_STAGES: tuple[type[StageSpec], ...] = (
     NearDedupSpec,
     SemanticDedupSpec,
     NoveltySpec,
+    EvolEliminationSpec,
     SelfConsistencySpec,
     LabelLogprobSpec,
     JudgeSpec,

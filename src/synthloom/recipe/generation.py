@@ -16,7 +16,7 @@ from ..templating import TemplateError, compile_template
 from .common import DatasetSpec, Strict
 from .conditions import ConditionValues, validate_conditions
 
-TaskKind = Literal["classification", "multilabel", "pair", "qa", "instruction", "dialogue", "free"]
+TaskKind = Literal["classification", "multilabel", "pair", "qa", "instruction", "chat", "dialogue", "free"]
 FieldType = Literal["string", "integer", "number", "boolean", "list"]
 
 # The fields each kind of task writes when a recipe does not name its own.
@@ -30,6 +30,7 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
         "answer": "the answer, in a few words from the passage",
     },
     "instruction": {"instruction": "a request a user might make", "response": "a helpful answer"},
+    "chat": {"instruction": "a request a user might make", "response": "a helpful answer"},
     "dialogue": {"dialogue": "the conversation"},
 }
 
@@ -66,6 +67,11 @@ class TaskSpec(Strict):
         default_factory=lambda: dict(DEFAULT_FIELDS["classification"]),
         description="fields the model writes: name -> description, or name -> {description, type, enum}",
     )
+    system_prompt: str | None = Field(
+        None,
+        description="chat: the system message each conversation starts with (a template over "
+        "`conditions` and `label`); none: conversations start with the user",
+    )
     label_field: str = "label"
     labels: list[str] | dict[str, str] | None = Field(
         None, description="the label set, or label -> description"
@@ -86,6 +92,11 @@ class TaskSpec(Strict):
             if kind in DEFAULT_FIELDS:
                 data = {**data, "fields": dict(DEFAULT_FIELDS[kind])}
         return data
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _system_compiles(cls, value: str | None) -> str | None:
+        return template_source(value)
 
     @field_validator("fields")
     @classmethod
@@ -116,6 +127,8 @@ class TaskSpec(Strict):
             joined = [label for label in self.label_names if self.label_separator in label]
             if joined:
                 raise ValueError(f"label {joined[0]!r} contains the label_separator {self.label_separator!r}")
+        if self.system_prompt is not None and self.kind != "chat":
+            raise ValueError("system_prompt needs kind: chat")
         if self.label_field in self.fields:
             raise ValueError(f"label_field {self.label_field!r} is also one of the generated fields")
         if self.label_weights is not None:

@@ -22,7 +22,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from .common import DatasetSpec, Strict
-from .curation import CurationStage, ExactDedupSpec, NoveltySpec
+from .curation import CurationStage, EvolEliminationSpec, ExactDedupSpec, NoveltySpec
+
+EvolOperation = Literal["add_constraints", "deepen", "concretize", "increase_reasoning", "complicate_input", "broaden"]
 from .generation import template_source
 
 
@@ -87,17 +89,23 @@ class RoundsSpec(Strict):
     strategy: Literal["quota", "self_instruct", "evol_instruct"] = Field(
         "quota",
         description="quota: re-allocate only; self_instruct: accepted records join the "
-        "demonstration pool; evol_instruct: rewrite accepted records (deepen, broaden)",
+        "demonstration pool; evol_instruct: rewrite accepted records (Evol-Instruct's in-depth and "
+        "in-breadth operations), with its elimination step",
     )
     curation: list[CurationStage] = Field(  # type: ignore[valid-type]
         default_factory=lambda: [ExactDedupSpec()],
         description="stages that decide what a round accepts, run over the pool and the new records; "
-        "self_instruct adds the ROUGE-L novelty rule (threshold 0.7) unless the list is given",
+        "self_instruct adds the ROUGE-L novelty rule (threshold 0.7) and evol_instruct the "
+        "evol_elimination stage unless the list is given",
     )
     synthetic_demos: int = Field(1, ge=0, le=64, description="self_instruct: demonstrations drawn from accepted records")
     evolve_share: float = Field(0.5, ge=0, le=1, description="evol_instruct: share of a later round's records that rewrite accepted ones")
-    operations: list[Literal["deepen", "broaden"]] = Field(
-        default_factory=lambda: ["deepen", "broaden"], min_length=1
+    operations: list[EvolOperation] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["add_constraints", "deepen", "concretize", "increase_reasoning",
+                                 "complicate_input", "broaden"],
+        min_length=1,
+        description="evol_instruct: the operations drawn from, each equally often "
+        "(in depth: add_constraints, deepen, concretize, increase_reasoning, complicate_input; in breadth: broaden)",
     )
     weights: AllocationWeights = Field(default_factory=AllocationWeights)
     validation: DatasetSpec | None = Field(
@@ -114,6 +122,8 @@ class RoundsSpec(Strict):
         """Self-Instruct keeps only what is novel against the pool (its ROUGE-L rule)."""
         if self.strategy == "self_instruct" and "curation" not in self.model_fields_set:
             object.__setattr__(self, "curation", [ExactDedupSpec(), NoveltySpec()])
+        if self.strategy == "evol_instruct" and "curation" not in self.model_fields_set:
+            object.__setattr__(self, "curation", [ExactDedupSpec(), EvolEliminationSpec()])
         return self
 
 
