@@ -12,7 +12,8 @@ rules), `dedup` (near and semantic duplicates), `novelty` (the Self-Instruct
 ROUGE-L rule), `confidence` (self-consistency, label log-probability, an LLM
 judge, the auxiliary model), `weights` (re-weighting), `influence`
 (influence functions, k-NN Shapley) and `relabel` (cross-partition
-labelling, confident learning, a teacher model) and `verifiers` (code, SQL
+labelling, confident learning, a teacher model), `support` (the real
+support set judges, weights and mixes the synthetic records) and `verifiers` (code, SQL
 and math answers checked by running them in the sandbox). See docs/curation.md.
 """
 
@@ -20,7 +21,7 @@ from typing import Sequence
 
 from ..recipe import StageSpec
 from ..records import Record
-from . import confidence, dedup, heuristics, influence, novelty, relabel, task_filters, verifiers, weights  # noqa: F401
+from . import confidence, dedup, heuristics, influence, novelty, relabel, support, task_filters, verifiers, weights  # noqa: F401
 from .auxiliary import held_out_probabilities
 from .base import (
     DROP,

@@ -135,7 +135,7 @@ class Rounds:
     def _accept(self, new: Sequence[Record], reference: Sequence[Record]) -> set[str]:
         """Ids of the new records the round's curation keeps, judged against the reference records."""
         fresh = lambda r: dataclasses.replace(r, scores={}, flags={}, reasons={})  # noqa: E731
-        context = CurationContext(self.recipe.text_field, self.recipe.task.label_field)
+        context = CurationContext(self.recipe.text_field, self.recipe.task.label_field, support=self.recipe.demonstrations)
         result = curate([fresh(r) for r in reference] + [fresh(r) for r in new], self.spec.curation, context)
         new_ids = {r.id for r in new}
         return {r.id for r in result.kept if r.id in new_ids}
