@@ -124,8 +124,10 @@ class _SupportStage(SpecStage):
         for r in records:
             if r.label is not None and r.label not in support.index:
                 r.decide(self.name, KEEP, None, f"label {r.label!r} is not in the support set")
+        if not judged:
+            return support, judged, np.zeros((0, support.data.X.shape[1]))
         X = self.context.get_embedder().encode([r.text(self.field) for r in judged], progress=self.context.progress)
-        return support, judged, np.asarray(X).reshape(len(judged), -1)
+        return support, judged, np.asarray(X)
 
     def _about(self, support: SupportModel) -> str:
         return f"support model C={support.c:g}, {support.cv_accuracy:.0%} held-out accuracy on {len(support.data.y)} real"
