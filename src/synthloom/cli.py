@@ -72,6 +72,7 @@ def init(
     label_field: Optional[str] = typer.Option(None, "--label-field", help="the label column (default: label, category, ...)"),
     per_class: int = typer.Option(10, "--per-class", min=1, help="real examples per label in the support set"),
     test: Optional[Path] = typer.Option(None, "--test", help="labelled test data (default: a stratified 20% split of --from)"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="column names of files without a header, e.g. label,text"),
     records: Optional[int] = typer.Option(None, "--records", min=1, help="synthetic records to make (default: 20 per label, 100 to 1000)"),
     seed: int = typer.Option(0, "--seed", help="seed of the split and the support sample"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing recipe"),
@@ -81,7 +82,7 @@ def init(
 
     result = init_recipe(
         source, out, text_field=text_field, label_field=label_field, per_class=per_class, test=test,
-        seed=seed, records=records, force=force,
+        columns=columns.split(",") if columns else None, seed=seed, records=records, force=force,
     )
     typer.echo(f"wrote {result.recipe} ({len(result.labels)} labels, {result.train_rows} training rows)")
     typer.echo(f"wrote {result.support} (the support set)")

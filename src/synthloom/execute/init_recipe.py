@@ -50,6 +50,7 @@ class _Data:
     rows: list[tuple[int | None, dict[str, Any]]]  # (line, row)
     text_field: str
     label_field: str
+    columns: list[str] | None = None
 
 
 def _hf_rows(path: Path, out_dir: Path) -> Path:
@@ -80,11 +81,13 @@ def _pick(columns: list[str], wanted: str | None, names: tuple[str, ...], what: 
     raise DataError(f"{path}:1: no {what} column (columns: {', '.join(columns)}); name it with {flag}")
 
 
-def _read(path: Path, out_dir: Path, text_field: str | None, label_field: str | None) -> _Data:
+def _read(
+    path: Path, out_dir: Path, text_field: str | None, label_field: str | None, columns: list[str] | None = None
+) -> _Data:
     if not path.exists():
         raise DataError(f"{path}: file not found")
     readable = _hf_rows(path, out_dir) if is_hf_saved_dataset(path) else path
-    located = read_located_rows(readable)
+    located = read_located_rows(readable, columns=columns)
     if not located:
         raise DataError(f"{path}:1: no rows (the file is empty)")
     columns = [str(c) for c in located[0][2]]
@@ -109,7 +112,7 @@ def _read(path: Path, out_dir: Path, text_field: str | None, label_field: str | 
         if row.get(text) in (None, ""):
             raise DataError(f"{where}: empty text in column {text!r}")
         rows.append((line, row))
-    return _Data(readable, rows, text, label)
+    return _Data(readable, rows, text, label, columns)
 
 
 def _labels(data: _Data, path: Path) -> list[str]:
@@ -129,15 +132,19 @@ def _q(value: Any) -> str:
 
 
 def _rel(path: Path, base: Path) -> str:
-    return os.path.relpath(path.resolve(), base.resolve())
+    """Relative to the recipe when near it (the two move together), else absolute."""
+    rel = os.path.relpath(path.resolve(), base.resolve())
+    return rel if not rel.startswith(os.pardir + os.sep + os.pardir) else str(path.resolve())
 
 
 def _identifier(name: str) -> str:
     return name if name.isidentifier() and name != "label" else "text"
 
 
-def _dataset_yaml(indent: str, path: str, text: str, label: str, split: bool, seed: int, part: str = "test") -> str:
-    lines = [f"path: {_q(path)}", f"text_field: {_q(text)}", f"label_field: {_q(label)}"]
+def _dataset_yaml(indent: str, path: str, data: _Data, split: bool, seed: int, part: str = "test") -> str:
+    lines = [f"path: {_q(path)}", f"text_field: {_q(data.text_field)}", f"label_field: {_q(data.label_field)}"]
+    if data.columns:
+        lines.append(f"columns: {_q(data.columns)}")
     if split:
         lines.append(f"split: {{test_fraction: {TEST_FRACTION}, seed: {seed}, part: {part}}}")
     return "".join(f"{indent}{line}\n" for line in lines)
@@ -151,6 +158,7 @@ def init_recipe(
     label_field: str | None = None,
     per_class: int = 10,
     test: str | Path | None = None,
+    columns: list[str] | None = None,
     seed: int = 0,
     records: int | None = None,
     force: bool = False,
@@ -161,20 +169,22 @@ def init_recipe(
         raise DataError(f"{out}: already exists; choose another --out or pass --force")
     out_dir = out.parent if str(out.parent) else Path(".")
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = _read(source, out_dir, text_field, label_field)
+    data = _read(source, out_dir, text_field, label_field, columns)
     labels = _labels(data, source)
     notes: list[str] = []
     if test is not None:
-        test_data = _read(Path(test), out_dir, data.text_field, data.label_field)
-        train_spec = DatasetSpec(path=str(data.path.resolve()), text_field=data.text_field, label_field=data.label_field)
-        test_yaml = _dataset_yaml("      ", _rel(test_data.path, out_dir), data.text_field, data.label_field, False, seed)
+        test_data = _read(Path(test), out_dir, data.text_field, data.label_field, columns)
+        train_spec = DatasetSpec(
+            path=str(data.path.resolve()), text_field=data.text_field, label_field=data.label_field, columns=columns
+        )
+        test_yaml = _dataset_yaml("      ", _rel(test_data.path, out_dir), test_data, False, seed)
         test_about = str(test)
     else:
         train_spec = DatasetSpec(
-            path=str(data.path.resolve()), text_field=data.text_field, label_field=data.label_field,
+            path=str(data.path.resolve()), text_field=data.text_field, label_field=data.label_field, columns=columns,
             split=SplitSpec(test_fraction=TEST_FRACTION, seed=seed, part="train"),
         )
-        test_yaml = _dataset_yaml("      ", _rel(data.path, out_dir), data.text_field, data.label_field, True, seed)
+        test_yaml = _dataset_yaml("      ", _rel(data.path, out_dir), data, True, seed)
         test_about = f"a stratified {TEST_FRACTION:.0%} split of {source} (seed {seed})"
     train = load_dataset(train_spec)
     by_label: dict[str, list[str]] = {}
