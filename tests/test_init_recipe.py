@@ -13,7 +13,7 @@ from conftest import run_cli
 from synthloom.execute.init_recipe import init_recipe
 from synthloom.execute.run import run
 from synthloom.recipe import load_recipe
-from synthloom.records import read_rows
+from synthloom.records import load_dataset, read_rows
 
 WEATHER = [f"{a} {b}." for a, b in itertools.product(
     ["Heavy rain", "A cold wind", "Thick fog", "Bright sunshine", "A thunderstorm", "Snowfall"],
@@ -54,7 +54,7 @@ def test_init_writes_a_recipe_that_validates_with_support_from_the_training_part
     assert downstream.test.split.part == "test" and downstream.test.label_field == "category"
     support = read_rows(out.with_name("recipe.support.jsonl"))
     assert sorted(r["label"] for r in support) == ["cooking"] * 4 + ["weather"] * 4
-    test_texts = {r.text() for r in __import__("synthloom.records", fromlist=["load_dataset"]).load_dataset(downstream.test)}
+    test_texts = {r.text() for r in load_dataset(downstream.test)}
     assert test_texts and not ({r["sentence"] for r in support} & test_texts)
     assert run_cli("validate", str(out)).returncode == 0
     # Seeded: the same command writes the same support set.
@@ -79,6 +79,14 @@ def test_init_with_a_test_file_and_other_formats(tmp_path):
                    tmp_path / "d.parquet")
     result = init_recipe(tmp_path / "d.parquet", tmp_path / "p.yaml", per_class=2)
     assert list(load_recipe(result.recipe).task.fields) == ["message"]
+
+    # A tab-separated file without a header (like the SMS Spam Collection), named with --columns.
+    (tmp_path / "SMS").write_text("".join(f"{l}\t{t}\n" for _, t, l in labelled_rows()), encoding="utf-8")
+    done = run_cli("init", "--from", str(tmp_path / "SMS"), "--columns", "label,text", "--out", str(tmp_path / "s.yaml"))
+    assert done.returncode == 0, done.stderr
+    downstream = next(s for s in load_recipe(tmp_path / "s.yaml").evaluation if s.stage == "downstream")
+    test_rows = load_dataset(downstream.test)
+    assert downstream.test.columns == ["label", "text"] and {r.label for r in test_rows} == {"weather", "cooking"}
 
 
 def test_init_reads_a_saved_hugging_face_dataset(tmp_path):

@@ -90,10 +90,10 @@ def _read(
     located = read_located_rows(readable, columns=columns)
     if not located:
         raise DataError(f"{path}:1: no rows (the file is empty)")
-    columns = [str(c) for c in located[0][2]]
-    label = _pick(columns, label_field, LABEL_NAMES, "label", path, "--label-field")
+    names = [str(c) for c in located[0][2]]
+    label = _pick(names, label_field, LABEL_NAMES, "label", path, "--label-field")
     if text_field is None:
-        others = [c for c in columns if c != label]
+        others = [c for c in names if c != label]
         named = [c for c in others if c.lower() in TEXT_NAMES]
         if named:
             text = named[0]
@@ -103,7 +103,7 @@ def _read(
                 raise DataError(f"{path}:1: no text column besides the label {label!r}; name it with --text-field")
             text = max(lengths, key=lambda c: lengths[c])
     else:
-        text = _pick(columns, text_field, TEXT_NAMES, "text", path, "--text-field")
+        text = _pick(names, text_field, TEXT_NAMES, "text", path, "--text-field")
     rows = []
     for file, line, row in located:
         where = f"{file}:{line}" if line is not None else f"{file}"
