@@ -54,8 +54,9 @@ def main() -> None:
     kept = anchored.kept
     for step in anchored.funnel[len(filters):]:
         print(f"{step.stage}: seen {step.seen}, dropped {step.dropped}, relabelled {step.relabelled}, reweighted {step.reweighted}")
-        for ex in step.examples[:1]:
-            print(f"  e.g. {ex['reason'][:200]}")
+        reasons = [ex["reason"] for ex in step.examples[:1]] or [r.reasons.get(step.stage, "") for r in kept[:1]]
+        for reason in reasons:
+            print(f"  e.g. {reason[:260]}")
     arms = {
         "support": list(support),
         "synthetic": plain,
