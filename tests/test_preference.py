@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import pyarrow.parquet as pq
 import pytest
 
 from synthloom.cli import main

@@ -65,6 +65,34 @@ def validate(recipe: Path = typer.Argument(..., help="a recipe YAML file (or a s
 
 
 @app.command()
+def init(
+    source: Path = typer.Option(..., "--from", help="a labelled file: CSV, TSV, JSONL, Parquet or a saved Hugging Face dataset folder"),
+    out: Path = typer.Option(Path("recipe.yaml"), "--out", "-o", help="the recipe to write (the support set goes beside it)"),
+    text_field: Optional[str] = typer.Option(None, "--text-field", help="the text column (default: text, sentence, ... or the longest)"),
+    label_field: Optional[str] = typer.Option(None, "--label-field", help="the label column (default: label, category, ...)"),
+    per_class: int = typer.Option(10, "--per-class", min=1, help="real examples per label in the support set"),
+    test: Optional[Path] = typer.Option(None, "--test", help="labelled test data (default: a stratified 20% split of --from)"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="column names of files without a header, e.g. label,text"),
+    records: Optional[int] = typer.Option(None, "--records", min=1, help="synthetic records to make (default: 20 per label, 100 to 1000)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the split and the support sample"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing recipe"),
+) -> None:
+    """Write a commented recipe from a labelled file: support set, support-anchored curation, a downstream comparison."""
+    from .execute.init_recipe import init_recipe
+
+    result = init_recipe(
+        source, out, text_field=text_field, label_field=label_field, per_class=per_class, test=test,
+        columns=columns.split(",") if columns else None, seed=seed, records=records, force=force,
+    )
+    typer.echo(f"wrote {result.recipe} ({len(result.labels)} labels, {result.train_rows} training rows)")
+    typer.echo(f"wrote {result.support} (the support set)")
+    typer.echo(f"test data: {result.test}")
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"next: describe the labels in {result.recipe}, then `synthloom run {result.recipe} --limit 20`")
+
+
+@app.command()
 def plan(
     recipe: Path = typer.Argument(..., help="a recipe YAML file"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="a run directory whose answers refine the estimate"),

@@ -12,16 +12,17 @@ rules), `dedup` (near and semantic duplicates), `novelty` (the Self-Instruct
 ROUGE-L rule), `confidence` (self-consistency, label log-probability, an LLM
 judge, the auxiliary model), `weights` (re-weighting), `influence`
 (influence functions, k-NN Shapley) and `relabel` (cross-partition
-labelling, confident learning, a teacher model) and `verifiers` (code, SQL
-and math answers checked by running them in the sandbox), `evolution`
-(Evol-Instruct's elimination step). See docs/curation.md.
+labelling, confident learning, a teacher model), `support` (the real
+support set judges, weights and mixes the synthetic records), `verifiers`
+(code, SQL and math answers checked by running them in the sandbox) and
+`evolution` (Evol-Instruct's elimination step). See docs/curation.md.
 """
 
 from typing import Sequence
 
 from ..recipe import StageSpec
 from ..records import Record
-from . import confidence, dedup, evolution, heuristics, influence, novelty, relabel, task_filters, verifiers, weights  # noqa: F401
+from . import confidence, dedup, evolution, heuristics, influence, novelty, relabel, support, task_filters, verifiers, weights  # noqa: F401
 from .auxiliary import held_out_probabilities
 from .base import (
     DROP,

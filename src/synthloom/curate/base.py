@@ -34,7 +34,9 @@ class CurationContext:
     `labels` is the task's label set (empty: the labels found in the records);
     `description` and `label_descriptions` tell model-backed stages what a
     record is; their answers are kept in the SQLite cache at `cache_path`
-    (none: not kept), so that a rerun pays for nothing.
+    (none: not kept), so that a rerun pays for nothing. `support` is the
+    recipe's labelled demonstrations, the default reference of the
+    support-anchored stages.
     """
 
     text_field: str = "text"
@@ -47,6 +49,7 @@ class CurationContext:
     embedder: Embedder | None = None
     backend_factory: Callable[[Any], Any] | None = None  # default: synthloom.llm.create_backend
     extras: dict[str, Any] = field(default_factory=dict)
+    support: Any = None  # the recipe's real support set (its demonstrations' DatasetSpec), for support_* stages
 
     def get_embedder(self) -> Embedder:
         if self.embedder is None:

@@ -138,7 +138,7 @@ class Rounds:
         """Ids of the new records the round's curation keeps, judged against the reference records,
         and the evolutions eliminated, by reason (each such record's `meta.eliminated` says why)."""
         fresh = lambda r: dataclasses.replace(r, scores={}, flags={}, reasons={})  # noqa: E731
-        context = CurationContext(self.recipe.text_field, self.recipe.task.label_field)
+        context = CurationContext(self.recipe.text_field, self.recipe.task.label_field, support=self.recipe.demonstrations)
         result = curate([fresh(r) for r in reference] + [fresh(r) for r in new], self.spec.curation, context)
         by_id = {r.id: r for r in new}
         eliminated: dict[str, int] = defaultdict(int)

@@ -135,6 +135,7 @@ def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = F
         description=task.description,
         cache_path=cache_path,
         progress=progress,
+        support=recipe.demonstrations,
     )
 
 

@@ -48,6 +48,10 @@ from .curation import (
     SemanticDedupSpec,
     SqlExecSpec,
     StageSpec,
+    SupportFilterSpec,
+    SupportMixSpec,
+    SupportWeightSpec,
+    SUPPORT_STAGES,
     TeacherSpec,
     TextPoolSpec,
     default_curation,
@@ -127,7 +131,26 @@ class Recipe(Strict):
             few = {"few_real", "few_real_plus_synthetic"} & set(getattr(stage, "settings", None) or ())
             if few and getattr(stage, "train", None) is None and getattr(stage, "benchmark", None) is None and self.demonstrations is None:
                 raise ValueError(f"downstream settings {sorted(few)} need `train` (real training data) or `demonstrations`")
+        self._support_checks()
         return self
+
+    def _support_checks(self) -> None:
+        """Support-anchored stages need a support set, and it must not be the downstream test data."""
+        tests = [s.test for s in self.evaluation if s.stage == "downstream" and getattr(s, "test", None) is not None]
+        for stage in self.curation:
+            if stage.stage not in SUPPORT_STAGES:
+                continue
+            support = stage.reference or self.demonstrations
+            if support is None:
+                raise ValueError(f"stage {stage.stage!r} needs `reference:` or the recipe's `demonstrations:` (the real support set)")
+            if support.label_field is None:
+                raise ValueError(f"stage {stage.stage!r}: the support set {support.path} needs a label_field")
+            for test in tests:
+                if _same_data(support, test):
+                    raise ValueError(
+                        f"stage {stage.stage!r}: the support set {support.path} is the downstream stage's test data; "
+                        "curation must never see the set the final score is measured on"
+                    )
 
     @field_validator("steps")
     @classmethod
@@ -301,6 +324,10 @@ __all__ = [
     "SqlExecSpec",
     "StageSpec",
     "StepSpec",
+    "SUPPORT_STAGES",
+    "SupportFilterSpec",
+    "SupportMixSpec",
+    "SupportWeightSpec",
     "TaskSpec",
     "TeacherSpec",
     "TemplatesSpec",

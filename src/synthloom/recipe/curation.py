@@ -308,6 +308,61 @@ class TeacherSpec(ModelStageSpec):
     max_tokens: int = Field(12, ge=1, le=4096)
 
 
+# -- support-anchored: the real support set judges the synthetic records -------------------------
+
+
+class _SupportSpec(StageSpec):
+    reference: DatasetSpec | None = Field(
+        None, description="the real labelled support set; default: the recipe's demonstrations"
+    )
+    folds: int = Field(5, ge=2, le=20, description="cross-validation folds on the support")
+    c: float | None = Field(
+        None, gt=0, description="inverse regularisation of the support model; default: chosen by cross-validation"
+    )
+    seed: int = 0
+
+
+class SupportFilterSpec(_SupportSpec):
+    """Relabel or drop synthetic records the support-trained model confidently disagrees with."""
+
+    stage: Literal["support_filter"] = "support_filter"
+    action: Literal["relabel", "drop"] = "relabel"
+    precision: float = Field(
+        0.9, gt=0, le=1,
+        description="the confidence threshold is the lowest at which the model's held-out predictions on the "
+        "support are right this often",
+    )
+
+
+class SupportWeightSpec(_SupportSpec):
+    """Weight each synthetic record by the support-trained model's probability of its label."""
+
+    stage: Literal["support_weight"] = "support_weight"
+    floor: float = Field(0.1, ge=0, le=1, description="weight at probability 0")
+    power: float = Field(1.0, gt=0)
+    normalise: bool = Field(True, description="scale weights to a mean of 1 (before the mixing factor)")
+
+
+class SupportMixSpec(_SupportSpec):
+    """Scale synthetic weights by the factor (from a grid) that scores best on held-out support folds."""
+
+    stage: Literal["support_mix"] = "support_mix"
+    grid: list[float] = Field(
+        default_factory=lambda: [0.05, 0.1, 0.25, 0.5, 1.0], min_length=1,
+        description="factors tried: synthetic weight relative to a real record's 1",
+    )
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, value: list[float]) -> list[float]:
+        if any(w <= 0 for w in value):
+            raise ValueError("factors must be above 0 (a factor of 0 would drop every synthetic record)")
+        return sorted(set(value))
+
+
+SUPPORT_STAGES = ("support_filter", "support_weight", "support_mix")
+
+
 # -- verifiers: model-written code, SQL and math answers checked by running them ---------------
 
 
@@ -404,6 +459,9 @@ CURATION_STAGES: tuple[type[StageSpec], ...] = (
     CrossPartitionSpec,
     ConfidentLearningSpec,
     TeacherSpec,
+    SupportFilterSpec,
+    SupportWeightSpec,
+    SupportMixSpec,
     PythonExecSpec,
     SqlExecSpec,
     MathAnswerSpec,
@@ -420,6 +478,13 @@ class CurationFile(Strict):
     labels: list[str] | None = Field(None, description="the label set; default: the labels found in the data")
     description: str | None = Field(None, description="what a record is (for model-backed stages)")
     curation: list[CurationStage] = Field(..., min_length=1)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _support_given(self) -> CurationFile:
+        for stage in self.curation:
+            if stage.stage in SUPPORT_STAGES and stage.reference is None:
+                raise ValueError(f"stage {stage.stage!r} needs `reference:` (the real support set) in a stages file")
+        return self
 
 
 def default_curation() -> list[StageSpec]:
