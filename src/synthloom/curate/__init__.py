@@ -13,14 +13,15 @@ ROUGE-L rule), `confidence` (self-consistency, label log-probability, an LLM
 judge, the auxiliary model), `weights` (re-weighting), `influence`
 (influence functions, k-NN Shapley) and `relabel` (cross-partition
 labelling, confident learning, a teacher model) and `verifiers` (code, SQL
-and math answers checked by running them in the sandbox). See docs/curation.md.
+and math answers checked by running them in the sandbox) and `grounding`
+(questions over documents proven by their chunks). See docs/curation.md.
 """
 
 from typing import Sequence
 
 from ..recipe import StageSpec
 from ..records import Record
-from . import confidence, dedup, heuristics, influence, novelty, relabel, task_filters, verifiers, weights  # noqa: F401
+from . import confidence, dedup, grounding, heuristics, influence, novelty, relabel, task_filters, verifiers, weights  # noqa: F401
 from .auxiliary import held_out_probabilities
 from .base import (
     DROP,

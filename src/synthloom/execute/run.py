@@ -25,12 +25,13 @@ from ..curate import CurationContext, CurationResult, curate
 from ..evaluate import EvaluationContext, evaluate
 from ..generate import Generator, load_support
 from ..generate.annotate import Annotator
+from ..generate.grounded import GroundedGenerator
 from ..llm import Backend, RunAborted, Session
 from ..llm.pricing import currency_of
 from ..llm.spend import BudgetExceeded, Ledger, spending
 from ..progress import RecordProgress
 from ..recipe import Recipe, load_recipe
-from ..records import Record, atomic_write_text, write_records
+from ..records import Record, atomic_write_text, read_records, write_records
 from ..report import build_card, build_report
 from .rounds import Rounds, downstream_error_rates
 from .validation import loop_data
@@ -62,6 +63,8 @@ def make_producer(recipe: Recipe, support: list[Record]) -> Producer:
     """What makes the records: annotation of inputs, rounds of generation, or one pass."""
     if recipe.annotation is not None:
         return Annotator(recipe, support)
+    if recipe.documents is not None:
+        return GroundedGenerator(recipe, support)
     if recipe.rounds is None:
         return Generator(recipe, support)
     loop = loop_data(recipe, support)  # the loop's validation records are not shown as demonstrations
@@ -122,6 +125,10 @@ def write_json(path: Path, data: Any) -> None:
 def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = False) -> CurationContext:
     """What curation stages know of a recipe's task: fields, labels, descriptions, the run's cache."""
     task = recipe.task
+    extras: dict[str, Any] = {}
+    chunks = cache_path.parent / "chunks.parquet" if cache_path is not None else None
+    if recipe.documents is not None and chunks is not None and chunks.exists():
+        extras["chunks"] = read_records(chunks)  # what the grounding stages rank questions among
     return CurationContext(
         text_field=recipe.text_field,
         label_field=task.label_field,
@@ -130,6 +137,7 @@ def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = F
         description=task.description,
         cache_path=cache_path,
         progress=progress,
+        extras=extras,
     )
 
 
