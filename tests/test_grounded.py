@@ -20,6 +20,8 @@ from synthloom.recipe import (  # noqa: E402
     ClaimSupportSpec, NeedsBothSpec, QuoteMatchSpec, RetrievalRankSpec, RecipeError, load_recipe, recipe_from_dict,
 )
 from synthloom.records import Record, read_records  # noqa: E402
+from synthloom.sources import find_files  # noqa: E402
+from synthloom.report.grounded import grounded_summary, ragas_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "examples" / "documents"
@@ -92,16 +94,17 @@ def test_plans_mix_kinds_and_cite_real_chunks(generator):
 
 
 def test_plans_are_a_pure_function_of_seed_and_chunks(generator):
-    again = GroundedGenerator(generator.recipe)
+    again = GroundedGenerator(generator.recipe, graph=generator.graph)
     assert [p.request for p in again.plan()] == [p.request for p in generator.plan()]
-    other = GroundedGenerator(generator.recipe.model_copy(update={"generation": generator.recipe.generation.model_copy(update={"seed": 7})}))
+    seven = generator.recipe.model_copy(update={"generation": generator.recipe.generation.model_copy(update={"seed": 7})})
+    other = GroundedGenerator(seven, graph=generator.graph)
     assert [p.meta["reference_context_ids"] for p in other.plan()] != [p.meta["reference_context_ids"] for p in generator.plan()]
 
 
 def test_a_changed_document_changes_only_the_requests_of_its_changed_chunks(tmp_path, generator):
     docs = tmp_path / "docs"
     docs.mkdir()
-    for name in ("ownership.pdf", "vectors.html", "clippy.md"):
+    for name in ("vectors.html", "clippy.md"):
         shutil.copy(DOCS / name, docs / name)
     base = recipe_dict(tmp_path, paths=[str(docs)], kinds={"single_hop_specific": 1}, max_tokens=128)
     base["generation"]["records"] = 30
@@ -158,6 +161,12 @@ def test_run_writes_grounded_records_and_the_stages_keep_what_the_text_proves(tm
             assert record.scores["quote_match"] >= 0.9
             assert min(record.meta["retrieval_ranks"].values()) <= 10
     assert (tmp_path / "run" / "chunks.parquet").exists()
+    figures = json.loads((tmp_path / "run" / "documents.json").read_text())
+    assert figures["question_types"]["generated"] == {"multi_hop": 2, "single_hop_specific": 4, "unanswerable": 2}
+    assert figures["coverage"]["chunks_covered"] == len({i for r in kept for i in r.meta["reference_context_ids"]}) > 0
+    assert figures["grounding_pass_rates"]["quote_match"]["seen"] == 8
+    rows = [json.loads(line) for line in (tmp_path / "run" / "ragas.jsonl").read_text().splitlines()]
+    assert [r["user_input"] for r in rows] == [r.fields["question"] for r in kept]
     assert result.manifest["generation"]["documents"]["chunks"] > 20
 
 
@@ -226,6 +235,33 @@ def test_retrieval_rank_keeps_specific_questions_and_drops_generic_ones():
 def test_the_example_recipe_validates():
     recipe = load_recipe(ROOT / "examples" / "documents_qa.yaml")
     assert recipe.documents is not None and recipe.task.kind == "grounded_qa"
-    items = GroundedGenerator(recipe)
-    items.plan()
-    assert not any("problems" in d for d in items.documents)
+    files, errors = find_files(recipe.documents.paths)
+    assert errors == [] and len(files) == 6
+    assert not any("problems" in str(path) for path, _ in files)
+
+
+def test_the_report_figures_and_the_ragas_rows(tmp_path):
+    chunks = [Record(id=f"d{d}#{i}", fields={"text": f"text {d} {i}"}, meta={"document": f"d{d}", "section": f"s{i % 2}"})
+              for d in range(2) for i in range(4)]
+    kept = [
+        _record("q1", "a1", ["x"], ["text 0 0"], ids=["d0#0"]),
+        _record("q2", "a2", ["y"], ["text 0 1", "text 1 1"], kind="multi_hop", ids=["d0#1", "d1#1"]),
+    ]
+    kept[0].meta["retrieval_ranks"] = {"minilm": 3, "bm25": 1}
+    dropped = _record("q3", "a3", ["z"], ["text 1 2"], ids=["d1#2"])
+    dropped.meta["retrieval_ranks"] = {"minilm": 12, "bm25": 7}
+    funnel = [{"stage": "quote_match", "seen": 3, "kept": 3}, {"stage": "retrieval_rank", "seen": 3, "kept": 2},
+              {"stage": "exact_dedup", "seen": 3, "kept": 3}]
+    summary = grounded_summary(kept, kept + [dropped], chunks, funnel)
+    cov = summary["coverage"]
+    assert (cov["chunks_covered"], cov["chunk_share"]) == (3, 0.375)
+    assert (cov["sections_covered"], cov["sections"]) == (3, 4)  # d0/s0, d0/s1, d1/s1 of the four
+    assert cov["documents"]["d0"] == {"chunks": 4, "covered": 2, "share": 0.5}
+    assert summary["question_types"]["kept"] == {"multi_hop": 1, "single_hop_specific": 1}
+    assert summary["retrieval"]["kept_single_hop"]["minilm"] == {"hit@1": 0.0, "hit@5": 1.0, "hit@10": 1.0, "n": 1}
+    assert summary["retrieval"]["ranked_single_hop"]["bm25"]["hit@5"] == 0.5
+    assert set(summary["grounding_pass_rates"]) == {"quote_match", "retrieval_rank"}
+    assert summary["grounding_pass_rates"]["retrieval_rank"]["rate"] == 0.667
+    rows = ragas_rows(kept)
+    assert rows[1]["user_input"] == "q2" and rows[1]["reference"] == "a2"
+    assert rows[1]["reference_contexts"] == ["text 0 1", "text 1 1"] and rows[1]["synthesizer_name"] == "multi_hop"

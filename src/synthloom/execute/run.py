@@ -33,6 +33,7 @@ from ..progress import RecordProgress
 from ..recipe import Recipe, load_recipe
 from ..records import Record, atomic_write_text, read_records, write_records
 from ..report import build_card, build_report
+from ..report.grounded import grounded_summary, ragas_rows
 from .rounds import Rounds, downstream_error_rates
 from .validation import loop_data
 
@@ -139,6 +140,16 @@ def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = F
         progress=progress,
         extras=extras,
     )
+
+
+def write_grounded(out: Path, curation: CurationResult, manifest: dict[str, Any]) -> None:
+    """A run over documents: coverage, question mix, retrieval and grounding figures, and the Ragas export."""
+    summary = grounded_summary(curation.kept, list(curation.kept) + list(curation.dropped),
+                               read_records(out / "chunks.parquet"), manifest["curation"]["funnel"])
+    write_json(out / "documents.json", summary)
+    manifest["documents"] = {k: v for k, v in summary.items() if k != "coverage"}
+    manifest["documents"]["coverage"] = {k: v for k, v in summary["coverage"].items() if k != "documents"}
+    atomic_write_text(out / "ragas.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in ragas_rows(curation.kept)))
 
 
 def _status(exc: BaseException) -> str:
@@ -252,6 +263,8 @@ def run(
     manifest["curation"] = {"funnel": [step.to_json() for step in curation.funnel]}
     manifest["counts"].update(curated=len(curation.kept), rejected=len(curation.dropped))
     manifest["timings"]["curate_s"] = round(time.time() - t0, 3)
+    if recipe.documents is not None and (out / "chunks.parquet").exists():
+        write_grounded(out, curation, manifest)
 
     t0 = time.time()
     context = EvaluationContext(

@@ -34,6 +34,7 @@ from .schema import JsonAnswerParser, output_schema
 from .steps import Finished
 
 UNANSWERABLE_ANSWER = "The documents do not answer this question."
+MAX_QUOTES = 3
 
 KIND_INSTRUCTIONS: dict[str, str] = {
     "single_hop_specific": "Write one specific question about a fact stated in the passage: a question only this "
@@ -115,6 +116,8 @@ class GroundedParser:
     def __init__(self, fields: dict[str, FieldSpec]):
         self.fields = fields
         self.schema = output_schema(fields)
+        if "evidence" in self.schema["properties"]:  # a few quotes: small models otherwise repeat one to the limit
+            self.schema["properties"]["evidence"]["maxItems"] = MAX_QUOTES
         self._json = JsonAnswerParser(fields)
 
     def __call__(self, completion: Completion) -> Any:
@@ -176,19 +179,20 @@ def grounded_messages(recipe: Recipe, kind: str, contexts: Sequence[Record], con
     if kind == "unanswerable":
         ask.append('Answer with JSON only: {"question": "..."}.')
     else:
-        ask.append('Answer with JSON only: {"question": "...", "answer": "...", "evidence": ["a sentence copied '
-                   'exactly from the passage", ...]}.')
+        ask.append(f"Then answer it from the passage{'s' if len(contexts) > 1 else ''}, and give as evidence one to "
+                   f"{MAX_QUOTES} sentences copied word for word from the passage{'s' if len(contexts) > 1 else ''}. "
+                   'Answer with JSON only: {"question": ..., "answer": ..., "evidence": [...]}.')
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts + [" ".join(ask)])}]
 
 
 class GroundedGenerator(Generator):
     """Generation over documents: ingest, chunk, link, then one planned item per record (see the module)."""
 
-    def __init__(self, recipe: Recipe, support: Sequence[Record] = (), **kwargs: Any):
+    def __init__(self, recipe: Recipe, support: Sequence[Record] = (), *, graph: ChunkGraph | None = None, **kwargs: Any):
         super().__init__(recipe, support, **kwargs)
         self.chain = GroundedChain(recipe)  # type: ignore[assignment]
         self.first = None
-        self.graph: ChunkGraph | None = None
+        self.graph: ChunkGraph | None = graph  # given: the chunks of the documents, already linked
         self.ingest_errors: list[str] = []
         self.documents: list[str] = []
         self.items: list[Item] = []

@@ -7,6 +7,9 @@ validated (with line numbers) without importing any curation code.
 Stages that need a model take a `model:` section shaped like the recipe's
 (default: the embedded SmolLM2); stages that need real labelled data (the
 influence of each record on a validation set) take a data file spec.
+
+The module is long because it is the one list of every stage's settings
+(a few lines each, in families), which `CURATION_STAGES` gathers.
 """
 
 from __future__ import annotations
