@@ -48,7 +48,7 @@ def grounded_answer(request: Request) -> str:
 
 
 def recipe_dict(tmp: Path, **documents) -> dict:
-    spec = {"paths": [str(DOCS / "*.pdf"), str(DOCS / "*.html"), str(DOCS / "*.md")], "max_tokens": 128,
+    spec = {"paths": [str(DOCS / "ownership.pdf"), str(DOCS / "*.html")], "max_tokens": 254,  # a real PDF and HTML page
             "kinds": {"single_hop_specific": 2, "multi_hop": 1, "unanswerable": 1}}
     spec.update(documents)
     return {
@@ -106,7 +106,7 @@ def test_a_changed_document_changes_only_the_requests_of_its_changed_chunks(tmp_
     docs.mkdir()
     for name in ("vectors.html", "clippy.md"):
         shutil.copy(DOCS / name, docs / name)
-    base = recipe_dict(tmp_path, paths=[str(docs)], kinds={"single_hop_specific": 1}, max_tokens=128)
+    base = recipe_dict(tmp_path, paths=[str(docs)], kinds={"single_hop_specific": 1})
     base["generation"]["records"] = 30
     g_before = GroundedGenerator(recipe_from_dict(base))
     before = g_before.plan()
@@ -168,6 +168,7 @@ def test_run_writes_grounded_records_and_the_stages_keep_what_the_text_proves(tm
     rows = [json.loads(line) for line in (tmp_path / "run" / "ragas.jsonl").read_text().splitlines()]
     assert [r["user_input"] for r in rows] == [r.fields["question"] for r in kept]
     assert result.manifest["generation"]["documents"]["chunks"] > 20
+    assert result.manifest["generation"]["documents"]["documents"] == ["ownership.pdf", "vectors.html"]
 
 
 def _record(question, answer, evidence, contexts, kind="single_hop_specific", ids=None):
@@ -251,7 +252,7 @@ def test_the_report_figures_and_the_ragas_rows(tmp_path):
     dropped = _record("q3", "a3", ["z"], ["text 1 2"], ids=["d1#2"])
     dropped.meta["retrieval_ranks"] = {"minilm": 12, "bm25": 7}
     funnel = [{"stage": "quote_match", "seen": 3, "kept": 3}, {"stage": "retrieval_rank", "seen": 3, "kept": 2},
-              {"stage": "exact_dedup", "seen": 3, "kept": 3}]
+              {"stage": "exact_dedup", "seen": 3, "kept": 3}, {"stage": "retrieval_rank", "seen": 2, "kept": 1}]
     summary = grounded_summary(kept, kept + [dropped], chunks, funnel)
     cov = summary["coverage"]
     assert (cov["chunks_covered"], cov["chunk_share"]) == (3, 0.375)
@@ -260,7 +261,7 @@ def test_the_report_figures_and_the_ragas_rows(tmp_path):
     assert summary["question_types"]["kept"] == {"multi_hop": 1, "single_hop_specific": 1}
     assert summary["retrieval"]["kept_single_hop"]["minilm"] == {"hit@1": 0.0, "hit@5": 1.0, "hit@10": 1.0, "n": 1}
     assert summary["retrieval"]["ranked_single_hop"]["bm25"]["hit@5"] == 0.5
-    assert set(summary["grounding_pass_rates"]) == {"quote_match", "retrieval_rank"}
+    assert set(summary["grounding_pass_rates"]) == {"quote_match", "retrieval_rank", "retrieval_rank#2"}
     assert summary["grounding_pass_rates"]["retrieval_rank"]["rate"] == 0.667
     rows = ragas_rows(kept)
     assert rows[1]["user_input"] == "q2" and rows[1]["reference"] == "a2"

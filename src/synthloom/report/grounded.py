@@ -67,10 +67,16 @@ def hits(records: Sequence[Record], ks: Sequence[int] = (1, 5, 10)) -> dict[str,
 
 
 def pass_rates(funnel: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """kept / seen of each grounding stage in the curation funnel."""
-    return {step["stage"]: {"seen": step["seen"], "kept": step["kept"],
-                            "rate": round(step["kept"] / step["seen"], 3) if step["seen"] else None}
-            for step in funnel if step["stage"] in GROUNDING_STAGES}
+    """kept / seen of each grounding stage in the curation funnel (a stage listed twice: `name#2`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for step in funnel:
+        if step["stage"] in GROUNDING_STAGES:
+            name, n = step["stage"], 2
+            while name in out:
+                name, n = f"{step['stage']}#{n}", n + 1
+            out[name] = {"seen": step["seen"], "kept": step["kept"],
+                         "rate": round(step["kept"] / step["seen"], 3) if step["seen"] else None}
+    return out
 
 
 def grounded_summary(kept: Sequence[Record], generated: Sequence[Record], chunks: Sequence[Record],
