@@ -17,7 +17,8 @@ from synthloom.execute import run  # noqa: E402
 from synthloom.generate.grounded import GroundedGenerator, plan_items  # noqa: E402
 from synthloom.llm import FakeBackend, FakeConfig, Request  # noqa: E402
 from synthloom.recipe import (  # noqa: E402
-    ClaimSupportSpec, NeedsBothSpec, QuoteMatchSpec, RetrievalRankSpec, RecipeError, load_recipe, recipe_from_dict,
+    ClaimSupportSpec, NeedsBothSpec, QuoteMatchSpec, RetrievalRankSpec, RecipeError, UnanswerableCheckSpec, load_recipe,
+    recipe_from_dict,
 )
 from synthloom.records import Record, read_records  # noqa: E402
 from synthloom.sources import find_files  # noqa: E402
@@ -167,6 +168,8 @@ def test_run_writes_grounded_records_and_the_stages_keep_what_the_text_proves(tm
     assert figures["grounding_pass_rates"]["quote_match"]["seen"] == 8
     rows = [json.loads(line) for line in (tmp_path / "run" / "ragas.jsonl").read_text().splitlines()]
     assert [r["user_input"] for r in rows] == [r.fields["question"] for r in kept]
+    chats = [json.loads(line) for line in (tmp_path / "run" / "messages.jsonl").read_text().splitlines()]
+    assert [c["messages"][1]["content"] for c in chats] == [r.fields["answer"] for r in kept]
     assert result.manifest["generation"]["documents"]["chunks"] > 20
     assert result.manifest["generation"]["documents"]["documents"] == ["ownership.pdf", "vectors.html"]
 
@@ -266,3 +269,25 @@ def test_the_report_figures_and_the_ragas_rows(tmp_path):
     rows = ragas_rows(kept)
     assert rows[1]["user_input"] == "q2" and rows[1]["reference"] == "a2"
     assert rows[1]["reference_contexts"] == ["text 0 1", "text 1 1"] and rows[1]["synthesizer_name"] == "multi_hop"
+
+
+def test_unanswerable_check_drops_a_question_some_chunk_answers(tmp_path):
+    chunks = [Record(id=f"c{i}", fields={"text": t}) for i, t in enumerate([
+        "A vector stores values of one type; get returns an Option for an index.",
+        "Hash maps store keys and values.",
+        "The match expression compares a value against patterns.",
+    ])]
+
+    def model(request):
+        user = request.messages[-1]["content"]
+        return json.dumps({"answers_it": "yes" if "get returns" in user and "get" in user.split("Question:")[1] else "no"})
+
+    answered = _record("How does get work on a vector?", "x", [], [chunks[1].text()], kind="unanswerable", ids=["c1"])
+    truly = _record("Who designed the Rust logo?", "x", [], [chunks[2].text()], kind="unanswerable", ids=["c2"])
+    other = _record("What do hash maps store?", "keys", ["Hash maps store keys and values."], [chunks[1].text()], ids=["c1"])
+    ctx = CurationContext(backend_factory=lambda config: FakeBackend(FakeConfig(), model), cache_path=tmp_path / "c.sqlite",
+                          extras={"chunks": chunks})
+    result = curate([answered, truly, other], [UnanswerableCheckSpec(model={"backend": "fake"}, k=2)], ctx)
+    assert [r.id for r in result.kept] == [truly.id, other.id]
+    assert answered.reasons["unanswerable_check"].startswith("answered by c0")
+    assert other.reasons["unanswerable_check"] == "an answerable question"

@@ -1,6 +1,6 @@
 """Grounding checks: questions over documents are kept only when their answers are proven by the text.
 
-Four stages for records made from documents (task kind `grounded_qa`; each
+Five stages for records made from documents (task kind `grounded_qa`; each
 record's meta holds `question_type`, `reference_context_ids` and
 `reference_contexts`):
 
@@ -20,8 +20,12 @@ record's meta holds `question_type`, `reference_context_ids` and
   against it. Kept when within the top `k`; the ranks go to
   `meta["retrieval_ranks"]` for the report's hit@1/5/10.
 
-Unanswerable questions have no quotes, claims or chunk to find: each stage
-keeps them and says so. Every drop keeps its reason.
+- `unanswerable_check`: an unanswerable question is asked with its own
+  chunk and each of the `k` chunks nearest to it (MiniLM) alone; if any
+  answers it, it was answerable after all and is dropped.
+
+Unanswerable questions have no quotes, claims or chunk to find: the first
+four stages keep them and say so. Every drop keeps its reason.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..llm import Completion, InvalidAnswer, Request
-from ..recipe import ClaimSupportSpec, NeedsBothSpec, QuoteMatchSpec, RetrievalRankSpec
+from ..recipe import ClaimSupportSpec, NeedsBothSpec, QuoteMatchSpec, RetrievalRankSpec, UnanswerableCheckSpec
 from ..records import Record, read_records
 from ._llm import ask_all
 from .base import DROP, KEEP, SpecStage, stage_for
@@ -235,6 +239,16 @@ class Retriever:
         return np.vstack([self._bm25.get_scores(t) if t else np.zeros(len(self.ids)) for t in tokens])
 
 
+def run_chunks(spec: Any, context: Any, stage: str) -> list[Record]:
+    """The chunks a stage searches: its `chunks:` file, or the run's."""
+    if spec.chunks:
+        return read_records(spec.chunks)
+    chunks = context.extras.get("chunks")
+    if not chunks:
+        raise ValueError(f"{stage} needs the chunks: run it in a recipe with documents, or give chunks: FILE")
+    return list(chunks)
+
+
 def _normed(vectors: Any) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -247,12 +261,7 @@ class RetrievalRank(SpecStage):
     name = "retrieval_rank"
 
     def chunks(self) -> list[Record]:
-        if self.spec.chunks:
-            return read_records(self.spec.chunks)
-        chunks = self.context.extras.get("chunks")
-        if not chunks:
-            raise ValueError("retrieval_rank needs the chunks: run it in a recipe with documents, or give chunks: FILE")
-        return list(chunks)
+        return run_chunks(self.spec, self.context, self.name)
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         s = self.spec
@@ -286,4 +295,45 @@ class RetrievalRank(SpecStage):
         return records
 
 
-__all__ = ["ClaimSupport", "NeedsBothChunks", "QuoteMatch", "RetrievalRank", "Retriever", "evidence_of", "rank_of"]
+@stage_for(UnanswerableCheckSpec)
+class UnanswerableCheck(SpecStage):
+    """An unanswerable question is dropped when its own chunk or one of the k nearest chunks answers it."""
+
+    name = "unanswerable_check"
+
+    def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
+        s = self.spec
+        todo = []
+        for record in records:
+            if is_unanswerable(record):
+                todo.append(record)
+            else:
+                record.decide(self.name, KEEP, None, "an answerable question")
+        if not todo:
+            return records
+        chunks = run_chunks(s, self.context, self.name)
+        retriever = Retriever(chunks, self.context.get_embedder().encode)
+        scores = retriever.scores("minilm", [r.text(self.field) for r in todo])
+        asked: list[list[int]] = []
+        for i, record in enumerate(todo):
+            own = [retriever.index[c] for c in record.meta.get("reference_context_ids") or [] if c in retriever.index]
+            nearest = [int(j) for j in np.argsort(-scores[i], kind="stable")[: s.k]]
+            asked.append(list(dict.fromkeys(own + nearest)))
+        ask = NeedsBothChunks._messages
+        requests = [Request(messages=ask(self, r.text(self.field), retriever.texts[j]), temperature=s.temperature,
+                            max_tokens=s.max_tokens, seed=s.seed, json_schema=ALONE_SCHEMA)
+                    for r, js in zip(todo, asked) for j in js]
+        outcomes = iter(ask_all(s.model, requests, parse_alone, self.context, self.name))
+        for record, js in zip(todo, asked):
+            answers = [(j, next(outcomes)) for j in js]
+            yes = [retriever.ids[j] for j, o in answers if o.ok and o.value]
+            if yes:
+                record.decide(self.name, DROP, 0.0, f"answered by {yes[0]}{f' and {len(yes) - 1} more' if len(yes) > 1 else ''}")
+            elif not all(o.ok for _, o in answers):
+                record.decide(self.name, DROP, None, "no usable answer for some chunk")
+            else:
+                record.decide(self.name, KEEP, 1.0, f"none of {len(js)} nearest chunks answers it")
+        return records
+
+
+__all__ = ["ClaimSupport", "UnanswerableCheck", "NeedsBothChunks", "QuoteMatch", "RetrievalRank", "Retriever", "evidence_of", "rank_of"]

@@ -33,7 +33,7 @@ from ..progress import RecordProgress
 from ..recipe import Recipe, load_recipe
 from ..records import Record, atomic_write_text, read_records, write_records
 from ..report import build_card, build_report
-from ..report.grounded import grounded_summary, ragas_rows
+from ..report.grounded import grounded_summary, messages_rows, ragas_rows
 from .rounds import Rounds, downstream_error_rates
 from .validation import loop_data
 
@@ -143,13 +143,14 @@ def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = F
 
 
 def write_grounded(out: Path, curation: CurationResult, manifest: dict[str, Any]) -> None:
-    """A run over documents: coverage, question mix, retrieval and grounding figures, and the Ragas export."""
+    """A run over documents: coverage, question mix, retrieval and grounding figures; the Ragas and messages exports."""
     summary = grounded_summary(curation.kept, list(curation.kept) + list(curation.dropped),
                                read_records(out / "chunks.parquet"), manifest["curation"]["funnel"])
     write_json(out / "documents.json", summary)
     manifest["documents"] = {k: v for k, v in summary.items() if k != "coverage"}
     manifest["documents"]["coverage"] = {k: v for k, v in summary["coverage"].items() if k != "documents"}
-    atomic_write_text(out / "ragas.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in ragas_rows(curation.kept)))
+    for name, rows in (("ragas.jsonl", ragas_rows(curation.kept)), ("messages.jsonl", messages_rows(curation.kept))):
+        atomic_write_text(out / name, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def _status(exc: BaseException) -> str:

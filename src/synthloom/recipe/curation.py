@@ -386,6 +386,21 @@ class NeedsBothSpec(ModelStageSpec):
     max_tokens: int = Field(16, ge=1, le=4096)
 
 
+class UnanswerableCheckSpec(ModelStageSpec):
+    """Unanswerable questions must be: the k chunks nearest the question (and its own) are asked; any yes drops it."""
+
+    stage: Literal["unanswerable_check"] = "unanswerable_check"
+    field: str | None = "question"
+    k: int = Field(3, ge=1, le=100, description="the nearest chunks (MiniLM) asked besides the record's own")
+    max_tokens: int = Field(16, ge=1, le=4096)
+    chunks: str | None = Field(None, description="chunks.parquet to search; default: the run's chunks")
+
+    @field_validator("chunks")
+    @classmethod
+    def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else str(resolve_path(value, info))
+
+
 class RetrievalRankSpec(StageSpec):
     """A question must retrieve its own chunk: its rank among all chunks by MiniLM and by BM25 within top k."""
 
@@ -431,6 +446,7 @@ CURATION_STAGES: tuple[type[StageSpec], ...] = (
     ClaimSupportSpec,
     NeedsBothSpec,
     RetrievalRankSpec,
+    UnanswerableCheckSpec,
 )
 
 CurationStage = Annotated[Union[CURATION_STAGES], Field(discriminator="stage")]  # type: ignore[valid-type]

@@ -2,6 +2,7 @@
 
     summary = grounded_summary(kept, generated, chunks, funnel)
     rows = ragas_rows(kept)       # user_input, reference, reference_contexts, synthesizer_name
+    rows = messages_rows(kept)    # {"messages": [user question, assistant answer]} for fine-tuning
 
 The summary holds: coverage of the documents (the share of chunks, and of
 sections, cited by at least one kept question, and per document), the
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 
 from ..records import Record
 
-GROUNDING_STAGES = ("quote_match", "claim_support", "needs_both_chunks", "retrieval_rank")
+GROUNDING_STAGES = ("quote_match", "claim_support", "needs_both_chunks", "retrieval_rank", "unanswerable_check")
 SINGLE_HOP = ("single_hop_specific", "single_hop_abstract")
 
 
@@ -104,4 +105,11 @@ def ragas_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     } for r in records]
 
 
-__all__ = ["GROUNDING_STAGES", "coverage", "grounded_summary", "hits", "pass_rates", "ragas_rows"]
+def messages_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """Kept records as chat turns for fine-tuning: the question from the user, the answer from the assistant."""
+    return [{"messages": [{"role": "user", "content": r.fields.get("question")},
+                          {"role": "assistant", "content": r.fields.get("answer")}],
+             "question_type": r.meta.get("question_type")} for r in records]
+
+
+__all__ = ["GROUNDING_STAGES", "coverage", "grounded_summary", "hits", "messages_rows", "pass_rates", "ragas_rows"]
