@@ -291,3 +291,17 @@ def test_unanswerable_check_drops_a_question_some_chunk_answers(tmp_path):
     assert [r.id for r in result.kept] == [truly.id, other.id]
     assert answered.reasons["unanswerable_check"].startswith("answered by c0")
     assert other.reasons["unanswerable_check"] == "an answerable question"
+
+
+def test_validate_reads_the_documents_and_names_a_glob_that_matches_nothing(tmp_path):
+    from synthloom.execute.check_files import validate_file
+
+    (tmp_path / "documents").symlink_to(DOCS)
+    text = (ROOT / "examples" / "documents_qa.yaml").read_text()
+    good = tmp_path / "good.yaml"
+    good.write_text(text)
+    assert "6 documents" in "\n".join(validate_file(good).files)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("documents/*.txt", "documents/*.rtf"))
+    with pytest.raises(RecipeError, match=r"bad.yaml:\d+: documents.paths\[4\]: .*\*\.rtf: no file matches"):
+        validate_file(bad)
