@@ -168,6 +168,9 @@ def test_run_writes_grounded_records_and_the_stages_keep_what_the_text_proves(tm
     assert figures["grounding_pass_rates"]["quote_match"]["seen"] == 8
     rows = [json.loads(line) for line in (tmp_path / "run" / "ragas.jsonl").read_text().splitlines()]
     assert [r["user_input"] for r in rows] == [r.fields["question"] for r in kept]
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert 'id="documents"' in html and f"{figures['coverage']['chunks_covered']} of {figures['coverage']['chunks']} chunks" in html
+    assert html.count("covered</title></rect>") == figures["coverage"]["chunks_covered"]
     chats = [json.loads(line) for line in (tmp_path / "run" / "messages.jsonl").read_text().splitlines()]
     assert [c["messages"][1]["content"] for c in chats] == [r.fields["answer"] for r in kept]
     assert result.manifest["generation"]["documents"]["chunks"] > 20
@@ -260,7 +263,7 @@ def test_the_report_figures_and_the_ragas_rows(tmp_path):
     cov = summary["coverage"]
     assert (cov["chunks_covered"], cov["chunk_share"]) == (3, 0.375)
     assert (cov["sections_covered"], cov["sections"]) == (3, 4)  # d0/s0, d0/s1, d1/s1 of the four
-    assert cov["documents"]["d0"] == {"chunks": 4, "covered": 2, "share": 0.5}
+    assert cov["documents"]["d0"] == {"chunks": 4, "covered": 2, "share": 0.5, "cells": "1100"}
     assert summary["question_types"]["kept"] == {"multi_hop": 1, "single_hop_specific": 1}
     assert summary["retrieval"]["kept_single_hop"]["minilm"] == {"hit@1": 0.0, "hit@5": 1.0, "hit@10": 1.0, "n": 1}
     assert summary["retrieval"]["ranked_single_hop"]["bm25"]["hit@5"] == 0.5

@@ -36,10 +36,12 @@ def coverage(kept: Sequence[Record], chunks: Sequence[Record]) -> dict[str, Any]
     sections = {_section(c) for c in chunks}
     covered_sections = {_section(by_id[c]) for c in cited if c in by_id}
     per_document: dict[str, dict[str, Any]] = {}
-    for chunk in chunks:
-        doc = per_document.setdefault(str(chunk.meta.get("document")), {"chunks": 0, "covered": 0})
+    ordered = sorted(chunks, key=lambda c: (str(c.meta.get("document")), c.meta.get("chunk_index") or 0))
+    for chunk in ordered:
+        doc = per_document.setdefault(str(chunk.meta.get("document")), {"chunks": 0, "covered": 0, "cells": ""})
         doc["chunks"] += 1
         doc["covered"] += chunk.id in cited
+        doc["cells"] += "1" if chunk.id in cited else "0"  # the document's chunks in order: the coverage map
     for doc in per_document.values():
         doc["share"] = round(doc["covered"] / doc["chunks"], 3)
     return {
