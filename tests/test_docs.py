@@ -174,6 +174,8 @@ def test_yaml_block_validates(block, tmp_path, capsys):
     whole = isinstance(data, dict) and (("name" in data and "task" in data) or ("curation" in data and "task" not in data))
     recipe = data if whole else _fragment_recipe(block, data)
     shutil.copytree(ROOT / "examples" / "data", tmp_path / "data")
+    if isinstance(recipe, dict) and "documents" in recipe:  # the bundled documents, where the examples find them
+        (tmp_path / "documents").symlink_to(ROOT / "examples" / "documents")
     write_named_files(recipe, tmp_path)
     path = tmp_path / "recipe.yaml"
     path.write_text(block.text if whole else yaml.safe_dump(recipe, sort_keys=False))

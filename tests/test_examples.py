@@ -133,3 +133,21 @@ def test_preference_pairs_on_the_embedded_model_by_the_math_verifier(tmp_path):
         assert row["score_chosen"] == 1.0 and row["score_rejected"] == 0.0 and row["chosen"] != row["rejected"]
     (verifier,) = manifest["curation"]["funnel"]
     assert verifier["stage"] == "math_answer" and 0 < verifier["seen"] <= 6 - counts["failed_responses"]
+
+
+def test_documents_qa_over_the_bundled_documents(tmp_path):
+    (tmp_path / "documents").symlink_to(ROOT / "examples" / "documents")
+    manifest, rows, out = run_example("documents_qa", tmp_path, 3)
+    assert len(rows) + len(manifest["failures"]["records"]) == 3
+    for row in rows:
+        info = meta(row)
+        assert info["question_type"] in ("single_hop_specific", "single_hop_abstract", "multi_hop", "comparison", "unanswerable")
+        assert info["reference_contexts"] and row["question"]
+    assert manifest["generation"]["documents"]["errors"] == []  # problems/ is not in the globs
+    figures = json.loads((out / "documents.json").read_text())
+    assert figures["grounding_pass_rates"]["quote_match"]["seen"] == len(rows)
+    kept = pq.read_table(out / "curated.parquet").to_pylist()
+    for row in kept:  # every kept answer's quotes were found in its chunks
+        if not meta(row).get("unanswerable"):
+            assert row["quote_match_score"] >= 0.9
+    assert len((out / "ragas.jsonl").read_text().splitlines()) == len(kept)

@@ -126,6 +126,11 @@ def test_plan_sends_nothing_and_counts_what_the_run_sends(tmp_path, fake_server)
     assert run.returncode == 0, run.stderr
     assert "estimate: 12 model calls" in run.stderr
     assert server.stats()["answered"] == 12
+    # With answers in the directory, completion tokens are their observed mean, not max_tokens.
+    again = json.loads(run_cli("plan", str(recipe), "--json", "--out", str(tmp_path / "out")).stdout)["stages"][0]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert again["completion_from"] == "observed mean of 12 answers"
+    assert again["completion_tokens"] == manifest["spend"]["stages"]["generation"]["completion_tokens"]
 
 
 @pytest.mark.slow

@@ -14,15 +14,16 @@ judge, the auxiliary model), `weights` (re-weighting), `influence`
 (influence functions, k-NN Shapley) and `relabel` (cross-partition
 labelling, confident learning, a teacher model), `support` (the real
 support set judges, weights and mixes the synthetic records), `verifiers`
-(code, SQL and math answers checked by running them in the sandbox) and
-`evolution` (Evol-Instruct's elimination step). See docs/curation.md.
+(code, SQL and math answers checked by running them in the sandbox),
+`evolution` (Evol-Instruct's elimination step) and `grounding` (questions
+over documents proven by their chunks). See docs/curation.md.
 """
 
 from typing import Sequence
 
 from ..recipe import StageSpec
 from ..records import Record
-from . import confidence, dedup, evolution, heuristics, influence, novelty, relabel, support, task_filters, verifiers, weights  # noqa: F401
+from . import confidence, dedup, evolution, grounding, heuristics, influence, novelty, relabel, support, task_filters, verifiers, weights  # noqa: F401
 from .auxiliary import held_out_probabilities
 from .base import (
     DROP,

@@ -32,6 +32,7 @@ from ..recipe import (
     ConceptTreeSpec,
     DatasetSpec,
     DemonstrationsSpec,
+    DocumentsSpec,
     KnowledgeGraphSpec,
     PairwiseSpec,
     PersonasSpec,
@@ -84,7 +85,8 @@ def _named_files(model: BaseModel, key: Key = ()) -> Iterator[tuple[Key, Any, An
 
 
 def _walk(value: Any, key: Key, parent: Any) -> Iterator[tuple[Key, Any, Any]]:
-    if isinstance(value, (DatasetSpec, KnowledgeGraphSpec, BenchmarkRef, ConceptTreeSpec, PersonasSpec, LlamaCppConfig)):
+    if isinstance(value, (DatasetSpec, KnowledgeGraphSpec, BenchmarkRef, ConceptTreeSpec, PersonasSpec, LlamaCppConfig,
+                          DocumentsSpec)):
         yield key, value, parent
     if isinstance(value, BaseModel):
         yield from _named_files(value, key)
@@ -147,6 +149,22 @@ class _Checker:
             self.result.files.append(f"{_dotted(key)}: {spec.path}, {len(read_personas(spec.path))} personas")
         elif isinstance(spec, LlamaCppConfig) and spec.model_path:
             self._gguf(key, spec.model_path)
+        elif isinstance(spec, DocumentsSpec):
+            self._documents(key, spec)
+
+    def _documents(self, key: Key, spec: DocumentsSpec) -> None:
+        """Every document is read as a run reads it: a file it cannot read is a note (the run goes on), none an error."""
+        from ..sources import ingest
+
+        found = ingest(spec.paths)
+        for i, path in enumerate(spec.paths):
+            missing = [e for e in found.errors if e.path == path]
+            if missing:
+                raise self.error(key + ("paths", i), f"{path}: {missing[0].message}")
+        if not found.documents:
+            raise self.error(key + ("paths",), f"no document could be read ({found.errors[0] if found.errors else 'none found'})")
+        self.result.notes.extend(str(e) for e in found.errors)
+        self.result.files.append(f"{_dotted(key)}: {len(found.documents)} documents ({', '.join(d.name for d in found.documents)})")
 
     def _gguf(self, key: Key, model_path: str) -> None:
         path = Path(os.path.expandvars(model_path)).expanduser()

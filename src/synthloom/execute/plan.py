@@ -32,7 +32,7 @@ from ..generate.sources import NeedsModel
 from ..generate.steps import StepChain
 from ..llm.pricing import Price, price_of
 from ..llm.tokens import TokenCounter, counter_for
-from ..llm.types import Usage
+from ..llm.types import Completion, Usage
 from ..recipe import Recipe, load_recipe
 from .run import make_producer
 
@@ -108,7 +108,7 @@ def _observed_completion(out: Path | None) -> tuple[float, int] | None:
         return None
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT completion FROM completions").fetchall()
-    tokens = [loads(row[0]).get("usage", {}).get("completion_tokens", 0) for row in rows]
+    tokens = [Completion.from_json(loads(row[0])).usage.completion_tokens for row in rows]
     return (sum(tokens) / len(tokens), len(tokens)) if tokens else None
 
 

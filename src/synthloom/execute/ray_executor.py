@@ -56,6 +56,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from ..curate import CurationContext, CurationResult, build_stage, run_stages
 from ..evaluate import EvaluationContext
 from ..generate import GenerationResult, Generator
+from ..generate.grounded import GroundedGenerator
 from ..generate.annotate import Annotator
 from ..generate.engine import AnswerCounts, PlannedRecord
 from ..llm import Request, RunAborted, Scheduler, Session, create_backend
@@ -115,6 +116,8 @@ def _shard_config(config: Any, running: int, offset: int) -> Any:
 
 def _shard_worker(recipe: Recipe) -> Generator | Annotator:
     """What runs a shard's plans, rebuilt from the recipe alone: the generation or the labelling chain."""
+    if recipe.documents is not None:  # runs grounded plans; needs no documents (the plans carry their chunks)
+        return GroundedGenerator(recipe)
     return Annotator(recipe) if recipe.annotation is not None else Generator(recipe)
 
 

@@ -25,14 +25,16 @@ from ..curate import CurationContext, CurationResult, curate
 from ..evaluate import EvaluationContext, evaluate
 from ..generate import Generator, load_support
 from ..generate.annotate import Annotator
+from ..generate.grounded import GroundedGenerator
 from ..llm import Backend, RunAborted, Session
 from ..llm.pricing import currency_of
 from ..llm.spend import BudgetExceeded, Ledger, spending
 from ..progress import RecordProgress
 from ..recipe import Recipe, load_recipe
-from ..records import Record, atomic_write_text, write_records
+from ..records import Record, atomic_write_text, read_records, write_records
 from ..report import build_card, build_report
 from .portable import portable
+from ..report.grounded import grounded_summary, messages_rows, ragas_rows
 from .rounds import Rounds, downstream_error_rates
 from .validation import loop_data
 
@@ -63,6 +65,8 @@ def make_producer(recipe: Recipe, support: list[Record]) -> Producer:
     """What makes the records: annotation of inputs, rounds of generation, or one pass."""
     if recipe.annotation is not None:
         return Annotator(recipe, support)
+    if recipe.documents is not None:
+        return GroundedGenerator(recipe, support)
     if recipe.rounds is None:
         return Generator(recipe, support)
     loop = loop_data(recipe, support)  # the loop's validation records are not shown as demonstrations
@@ -127,6 +131,10 @@ def write_json(path: Path, data: Any, base: Path | None = None) -> None:
 def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = False) -> CurationContext:
     """What curation stages know of a recipe's task: fields, labels, descriptions, the run's cache."""
     task = recipe.task
+    extras: dict[str, Any] = {}
+    chunks = cache_path.parent / "chunks.parquet" if cache_path is not None else None
+    if recipe.documents is not None and chunks is not None and chunks.exists():
+        extras["chunks"] = read_records(chunks)  # what the grounding stages rank questions among
     return CurationContext(
         text_field=recipe.text_field,
         label_field=task.label_field,
@@ -136,7 +144,19 @@ def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = F
         cache_path=cache_path,
         progress=progress,
         support=recipe.demonstrations,
+        extras=extras,
     )
+
+
+def write_grounded(out: Path, curation: CurationResult, manifest: dict[str, Any]) -> None:
+    """A run over documents: coverage, question mix, retrieval and grounding figures; the Ragas and messages exports."""
+    summary = grounded_summary(curation.kept, list(curation.kept) + list(curation.dropped),
+                               read_records(out / "chunks.parquet"), manifest["curation"]["funnel"])
+    write_json(out / "documents.json", summary)
+    manifest["documents"] = {k: v for k, v in summary.items() if k != "coverage"}
+    manifest["documents"]["coverage"] = {k: v for k, v in summary["coverage"].items() if k != "documents"}
+    for name, rows in (("ragas.jsonl", ragas_rows(curation.kept)), ("messages.jsonl", messages_rows(curation.kept))):
+        atomic_write_text(out / name, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def _status(exc: BaseException) -> str:
@@ -251,6 +271,8 @@ def run(
     manifest["curation"] = {"funnel": [step.to_json() for step in curation.funnel]}
     manifest["counts"].update(curated=len(curation.kept), rejected=len(curation.dropped))
     manifest["timings"]["curate_s"] = round(time.time() - t0, 3)
+    if recipe.documents is not None and (out / "chunks.parquet").exists():
+        write_grounded(out, curation, manifest)
 
     t0 = time.time()
     context = EvaluationContext(

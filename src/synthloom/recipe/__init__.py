@@ -20,6 +20,7 @@ from ..llm import BackendConfig, LlamaCppConfig, backend_config_classes
 from .common import DatasetSpec, SplitSpec, Strict
 from .curation import (
     AuxConfidenceSpec,
+    ClaimSupportSpec,
     ConfidentLearningSpec,
     CrossPartitionSpec,
     CurationFile,
@@ -39,8 +40,12 @@ from .curation import (
     MetaTalkFilterSpec,
     ModelStageSpec,
     NearDedupSpec,
+    NeedsBothSpec,
     NoveltySpec,
     PythonExecSpec,
+    QuoteMatchSpec,
+    RetrievalRankSpec,
+    UnanswerableCheckSpec,
     RepetitionFilterSpec,
     ReweightSpec,
     SchemaFilterSpec,
@@ -67,6 +72,7 @@ from .evaluation import (
     PairwiseSpec,
     default_evaluation,
 )
+from .documents import QUERY_STYLES, QUESTION_KINDS, TWO_CHUNK_KINDS, DocumentsSpec
 from .conditions import ConceptTreeSpec, KnowledgeGraphSpec, PersonasSpec
 from .generation import (
     ConditionValues,
@@ -98,6 +104,7 @@ class Recipe(Strict):
     rounds: RoundsSpec | None = Field(None, description="dataset-wise rounds")
     annotation: AnnotationSpec | None = Field(None, description="label unlabelled inputs instead of generating")
     _base_dir: str | None = PrivateAttr(None)
+    documents: DocumentsSpec | None = Field(None, description="questions and answers grounded in these documents")
 
     @field_validator("name")
     @classmethod
@@ -121,6 +128,8 @@ class Recipe(Strict):
             )
         if self.task.kind == "chat" and self.dialogue is None and len(self.task.fields) < 2:
             raise ValueError("task: a chat task without dialogue needs two fields: the user's message, then the assistant's answer")
+        if self.task.kind == "grounded_qa" and self.documents is None:
+            raise ValueError("a grounded_qa task needs a documents: section")
         fields = set(self.task.fields)
         for i, stage in enumerate(list(self.curation) + list(self.evaluation)):
             names = stage.fields_read() if isinstance(stage, ExecSpec) else [getattr(stage, "field", None)]
@@ -216,6 +225,23 @@ class Recipe(Strict):
                 raise ValueError("cannot be combined with steps, dialogue or rounds")
         return annotation
 
+    @field_validator("documents")
+    @classmethod
+    def _documents(cls, documents: DocumentsSpec | None, info: ValidationInfo) -> DocumentsSpec | None:
+        task = info.data.get("task")
+        if task is None:
+            return documents
+        if documents is not None and task.kind != "grounded_qa":
+            raise ValueError("needs task.kind: grounded_qa")
+        if documents is not None:
+            missing = [f for f in ("question", "answer", "evidence") if f not in task.fields]
+            if missing:
+                raise ValueError(f"a grounded_qa task writes question, answer and evidence; task.fields lacks {missing}")
+            for key in ("steps", "dialogue", "rounds", "annotation"):
+                if info.data.get(key):
+                    raise ValueError(f"cannot be combined with {key}")
+        return documents
+
     @property
     def text_field(self) -> str:
         return next(iter(self.task.fields))
@@ -279,13 +305,21 @@ __all__ = [
     "BenchmarkRef",
     "ConceptTreeSpec",
     "ConfidentLearningSpec",
+    "ClaimSupportSpec",
     "CrossPartitionSpec",
+    "NeedsBothSpec",
+    "QuoteMatchSpec",
+    "RetrievalRankSpec",
     "CurationFile",
     "CurationStage",
     "DatasetSpec",
     "DemonstrationsSpec",
     "DialogueSpec",
     "DiversitySpec",
+    "DocumentsSpec",
+    "QUERY_STYLES",
+    "QUESTION_KINDS",
+    "TWO_CHUNK_KINDS",
     "DownstreamSpec",
     "EvaluationStage",
     "EvolEliminationSpec",
@@ -332,6 +366,7 @@ __all__ = [
     "TeacherSpec",
     "TemplatesSpec",
     "TextPoolSpec",
+    "UnanswerableCheckSpec",
     "load_curation_file",
     "load_recipe",
     "recipe_from_dict",

@@ -436,6 +436,65 @@ class MathAnswerSpec(ExecSpec):
         return self
 
 
+# -- grounding (questions over documents; see docs/documents.md) ----------------------------
+
+
+class QuoteMatchSpec(StageSpec):
+    """Every evidence quote must occur in one of the record's reference contexts (fuzzy, a threshold)."""
+
+    stage: Literal["quote_match"] = "quote_match"
+    field: str | None = "evidence"
+    threshold: float = Field(90.0, ge=0, le=100, description="rapidfuzz partial_ratio (0-100) a quote needs")
+
+
+class ClaimSupportSpec(ModelStageSpec):
+    """A judge with a rubric: is every claim of the answer supported by the evidence quotes? 1-5, stored 0-1."""
+
+    stage: Literal["claim_support"] = "claim_support"
+    field: str | None = "answer"
+    min_score: float | None = Field(0.75, ge=0, le=1, description="drop records scoring below this")
+    max_tokens: int = Field(96, ge=8, le=4096)
+
+
+class NeedsBothSpec(ModelStageSpec):
+    """Two-chunk questions must need both chunks: asked with each chunk alone, neither may answer."""
+
+    stage: Literal["needs_both_chunks"] = "needs_both_chunks"
+    field: str | None = "question"
+    max_tokens: int = Field(16, ge=1, le=4096)
+
+
+class UnanswerableCheckSpec(ModelStageSpec):
+    """Unanswerable questions must be: the k chunks nearest the question (and its own) are asked; any yes drops it."""
+
+    stage: Literal["unanswerable_check"] = "unanswerable_check"
+    field: str | None = "question"
+    k: int = Field(3, ge=1, le=100, description="the nearest chunks (MiniLM) asked besides the record's own")
+    max_tokens: int = Field(16, ge=1, le=4096)
+    chunks: str | None = Field(None, description="chunks.parquet to search; default: the run's chunks")
+
+    @field_validator("chunks")
+    @classmethod
+    def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else str(resolve_path(value, info))
+
+
+class RetrievalRankSpec(StageSpec):
+    """A question must retrieve its own chunk: its rank among all chunks by MiniLM and by BM25 within top k."""
+
+    stage: Literal["retrieval_rank"] = "retrieval_rank"
+    field: str | None = "question"
+    k: int = Field(5, ge=1, le=1000)
+    methods: list[Literal["minilm", "bm25"]] = Field(default_factory=lambda: ["minilm", "bm25"], min_length=1)
+    require: Literal["any", "all"] = Field("any", description="keep when any (or all) methods rank the chunk in the top k")
+    chunks: str | None = Field(None, description="chunks.parquet to rank among; default: the run's chunks")
+
+    @field_validator("chunks")
+    @classmethod
+    def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else str(resolve_path(value, info))
+
+
 CURATION_STAGES: tuple[type[StageSpec], ...] = (
     ExactDedupSpec,
     LengthFilterSpec,
@@ -465,6 +524,11 @@ CURATION_STAGES: tuple[type[StageSpec], ...] = (
     PythonExecSpec,
     SqlExecSpec,
     MathAnswerSpec,
+    QuoteMatchSpec,
+    ClaimSupportSpec,
+    NeedsBothSpec,
+    RetrievalRankSpec,
+    UnanswerableCheckSpec,
 )
 
 CurationStage = Annotated[Union[CURATION_STAGES], Field(discriminator="stage")]  # type: ignore[valid-type]

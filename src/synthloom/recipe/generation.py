@@ -16,11 +16,11 @@ from ..templating import TemplateError, compile_template
 from .common import DatasetSpec, Strict
 from .conditions import ConditionValues, validate_conditions
 
-TaskKind = Literal["classification", "multilabel", "pair", "qa", "instruction", "chat", "dialogue", "free"]
+TaskKind = Literal["classification", "multilabel", "pair", "qa", "instruction", "chat", "dialogue", "free", "grounded_qa"]
 FieldType = Literal["string", "integer", "number", "boolean", "list"]
 
 # The fields each kind of task writes when a recipe does not name its own.
-DEFAULT_FIELDS: dict[str, dict[str, str]] = {
+DEFAULT_FIELDS: dict[str, dict[str, Any]] = {
     "classification": {"text": "text"},
     "multilabel": {"text": "text"},
     "pair": {"premise": "a short passage", "hypothesis": "one sentence about the passage"},
@@ -32,6 +32,13 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     "instruction": {"instruction": "a request a user might make", "response": "a helpful answer"},
     "chat": {"instruction": "a request a user might make", "response": "a helpful answer"},
     "dialogue": {"dialogue": "the conversation"},
+    # Questions grounded in documents (a recipe's `documents:` section); see docs/documents.md.
+    "grounded_qa": {
+        "question": "a question the passage answers",
+        "answer": "the answer, from the passage",
+        "evidence": {"description": "sentences copied word for word from the passage that the answer rests on",
+                     "type": "list"},
+    },
 }
 
 

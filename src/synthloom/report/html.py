@@ -18,7 +18,7 @@ import jinja2
 
 from ..records import Record, atomic_write_text, read_records
 from .card import chosen, direct_rows, headline, setting_name
-from .plots import GREEN, bar_chart, heatmap, histogram, interval_chart, line_chart, scatter
+from .plots import GREEN, bar_chart, coverage_strips, heatmap, histogram, interval_chart, line_chart, scatter
 
 
 @functools.lru_cache(maxsize=None)
@@ -132,12 +132,14 @@ def build_report(
     embedding_map = plots.get("map", {})
     recipe = manifest.get("recipe", {})
     model = manifest.get("model") or {}
+    documents = _read_json(run_dir / "documents.json")  # a run over documents
     charts = {
         "labels": bar_chart(sorted(label_counts.items(), key=lambda kv: -kv[1])),
         "funnel": funnel_chart,
         "lengths": histogram({k: v for k, v in lengths.items() if v}),
         "map": scatter({k: embedding_map[k] for k in ("real", "synthetic") if embedding_map.get(k)}),
         "coverage": coverage_chart(metrics.get("diversity", {}).get("coverage")),
+        "documents": coverage_strips(documents.get("coverage", {}).get("documents", {})),
         **{f"downstream_{k}": v for k, v in downstream_charts(metrics.get("downstream")).items()},
     }
     html = _env().get_template("report.html.j2").render(
@@ -155,6 +157,7 @@ def build_report(
         charts=charts,
         map_variance=embedding_map.get("explained_variance"),
         funnel=funnel,
+        documents=documents,
         sample=_sample(curated, sample_size),
         rejected=_sample(rejected, min(sample_size, 30)),
         notes=manifest.get("notes", []),

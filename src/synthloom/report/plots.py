@@ -210,3 +210,29 @@ def interval_chart(rows: Sequence[tuple[str, float, float, float]], width: int =
 
 
 __all__ = ["bar_chart", "heatmap", "histogram", "interval_chart", "line_chart", "scatter"]
+
+
+def coverage_strips(documents: dict[str, dict], cell: int = 9, width: int = 640) -> str:
+    """A map of documents: one row per document, one square per chunk in order, filled when a kept question cites it."""
+    if not documents:
+        return ""
+    label_w = min(200, 7 * max(len(name) for name in documents) + 10)
+    per_row = max(1, (width - label_w) // (cell + 1))
+    rows = [(name, doc.get("cells", "")) for name, doc in documents.items()]
+    heights = [max(1, -(-len(cells) // per_row)) for _, cells in rows]
+    height = sum(h * (cell + 1) + 8 for h in heights) + 4
+    out = [_open(width, height, "coverage of the documents by kept questions")]
+    y = 4
+    for (name, cells), h in zip(rows, heights):
+        doc = documents[name]
+        out.append(f'<text x="0" y="{y + cell}" font-size="11">{escape(name)}</text>')
+        for i, mark in enumerate(cells):
+            x = label_w + (i % per_row) * (cell + 1)
+            cy = y + (i // per_row) * (cell + 1)
+            fill = GREEN if mark == "1" else "#E6E8EB"
+            out.append(f'<rect x="{x}" y="{cy}" width="{cell}" height="{cell}" fill="{fill}">'
+                       f'<title>{escape(name)} chunk {i}: {"covered" if mark == "1" else "no kept question"}</title></rect>')
+        out.append(f'<title>{escape(name)}: {doc.get("covered", 0)} of {doc.get("chunks", 0)} chunks</title>')
+        y += h * (cell + 1) + 8
+    out.append("</svg>")
+    return "".join(out)
