@@ -154,11 +154,13 @@ class LlamaCppBackend:
                 try:
                     from llama_cpp import llama_backend_init, llama_model_default_params
                     from llama_cpp._internals import LlamaModel
+                    from llama_cpp._logger import set_verbose
                     from llama_cpp._utils import suppress_stdout_stderr
                 except ImportError:
                     raise FatalModelError(
                         "the llamacpp backend needs llama-cpp-python: pip install 'synthloom[embedded]'"
                     ) from None
+                set_verbose(False)  # as Llama(verbose=False): llama.cpp's errors only
                 with suppress_stdout_stderr(disable=False):
                     llama_backend_init()
                     model = LlamaModel(

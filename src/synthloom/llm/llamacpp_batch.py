@@ -16,7 +16,9 @@ sequence's attention never sees another's cells and its numbers do not
 depend on which other sequences share the batch; with a fixed seed the answer
 is the same at any width and in any arrival order (tests check it). A slot
 keeps the tokens of its last sequence and reuses their common prefix with the
-next prompt, as the single-stream path and llama.cpp's server do.
+next prompt, or copies the KV stream of another slot that holds more of it
+(the instructions a recipe's prompts share), so prompts are not prefilled
+again from the start.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ import numpy as np
 
 from .llamacpp_prompt import Prepared
 from .types import Completion, ModelError, TokenLogprob, Usage
+
+
+# A shared prompt prefix this much longer in another slot is copied from it.
+COPY_AT_LEAST = 32
 
 
 @dataclass
@@ -173,6 +179,12 @@ class BatchEngine:
             job = self._waiting.popleft()
             prompt = job.prepared.prompt
             slot = max(free, key=lambda s: _common_prefix(s.cached, prompt))
+            donor = max(self._slots, key=lambda s: _common_prefix(s.cached, prompt))
+            if _common_prefix(donor.cached, prompt) > _common_prefix(slot.cached, prompt) + COPY_AT_LEAST:
+                # Another slot holds more of this prompt (the recipe's shared
+                # instructions): copy its KV stream rather than prefill again.
+                self._ll.llama_memory_seq_cp(self._mem, donor.seq, slot.seq, -1, -1)
+                slot.cached = list(donor.cached)
             keep = min(_common_prefix(slot.cached, prompt), len(prompt) - 1)
             self._ll.llama_memory_seq_rm(self._mem, slot.seq, keep, -1)
             self.stats.prompt_tokens_reused += keep
