@@ -1,86 +1,130 @@
-"""Embedded model: tokens/s through synthloom against llama-cpp-python called directly.
+"""Embedded model: the batched engine against today's single stream, end to end.
 
-The same chat requests (the first prompts of examples/sms_spam.yaml, with their
-seeds) go through two arms, alternating, each with its own loaded model:
+Two arms, alternating, each round on a fresh run directory (no cache):
 
-- direct:    `Llama.create_chat_completion` in a loop
-- synthloom: `LlamaCppBackend` under the `Scheduler` (no cache), as a run uses it
+- single:  `engine: single`, one `Llama.create_chat_completion` at a time (the previous path)
+- batched: the default, continuous batching at `batch_size` (LlamaCppConfig's default)
 
-Both decode the same tokens (same seeds), so the ratio is pure overhead.
+End to end: `synthloom run examples/sms_spam.yaml --limit N` as a subprocess
+(prompt prefill, sampling, parsing, curation and evaluation included);
+completion tokens from the manifest over the run's wall time. Latency: the
+first N planned requests through the Scheduler in this process, each timed
+from submission to answer (median, p95). `--load 2` repeats everything with
+two busy background processes (killed at the end).
 
-    python benchmarks/embedded.py [--prompts 12] [--rounds 3]
+Rule written before the run: "met" when the batched/single ratio of
+completion tokens/s end to end is >= 5 (median of the rounds).
+
+    python benchmarks/embedded.py [--limit 48] [--rounds 3] [--load 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+ARMS = {"single": "  engine: single\n", "batched": ""}
 
 
-def requests(n: int):
+def recipe_for(arm: str, folder: Path) -> Path:
+    text = (ROOT / "examples" / "sms_spam.yaml").read_text()
+    text = text.replace("\n  backend: llamacpp", "\n  backend: llamacpp\n" + ARMS[arm].rstrip("\n"), 1)
+    path = folder / f"sms_spam_{arm}.yaml"
+    path.write_text(text.replace("path: data/", f"path: {ROOT}/examples/data/"))
+    return path
+
+
+def end_to_end(arm: str, limit: int) -> tuple[int, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = recipe_for(arm, Path(tmp))
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "synthloom", "run", str(recipe), "--out", f"{tmp}/out",
+             "--limit", str(limit), "--no-progress"],
+            capture_output=True, text=True, cwd=ROOT / "examples",
+            env={"SYNTHLOOM_DATA": str(ROOT.parent.parent / "shared" / "data"), **os.environ},
+        )
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"{arm}: synthloom run failed:\n{done.stderr[-2000:]}")
+        manifest = json.loads((Path(tmp) / "out" / "manifest.json").read_text())
+    return manifest["model_calls"]["tokens"]["completion"], seconds
+
+
+def latencies(arm: str, limit: int) -> list[float]:
     import synthloom
     from synthloom.generate import Generator, load_support
+    from synthloom.llm import LlamaCppBackend, LlamaCppConfig, Scheduler
 
     recipe = synthloom.load_recipe(ROOT / "examples" / "sms_spam.yaml")
-    return [p.request for p in Generator(recipe, load_support(recipe)).plan(limit=n)]
+    reqs = [p.request for p in Generator(recipe, load_support(recipe)).plan(limit=limit)]
+    backend = LlamaCppBackend(LlamaCppConfig(engine=arm))
+    backend.warm_up()
 
-
-def direct_arm(llama, reqs) -> tuple[int, float]:
-    tokens, start = 0, time.perf_counter()
-    for r in reqs:
-        answer = llama.create_chat_completion(
-            messages=list(r.messages), temperature=r.temperature, max_tokens=r.max_tokens,
-            seed=r.seed, stop=list(r.stop) if r.stop else [],
-        )
-        tokens += answer["usage"]["completion_tokens"]
-    return tokens, time.perf_counter() - start
-
-
-def synthloom_arm(backend, reqs) -> tuple[int, float]:
-    from synthloom.llm import Scheduler
+    async def timed(scheduler, request):
+        start = time.perf_counter()
+        await scheduler.complete(request)
+        return time.perf_counter() - start
 
     async def main():
         scheduler = Scheduler(backend)
-        outcomes = await asyncio.gather(*(scheduler.complete(r) for r in reqs))
-        return sum(o.completion.usage.completion_tokens for o in outcomes)
+        try:
+            return await asyncio.gather(*(timed(scheduler, r) for r in reqs))
+        finally:
+            await backend.aclose()
 
-    start = time.perf_counter()
-    tokens = asyncio.run(main())
-    return tokens, time.perf_counter() - start
+    return list(asyncio.run(main()))
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
+
+
+def measure(limit: int, rounds: int, label: str) -> None:
+    rates: dict[str, list[float]] = {a: [] for a in ARMS}
+    waits: dict[str, list[float]] = {a: [] for a in ARMS}
+    for round_ in range(rounds):
+        for arm in (ARMS if round_ % 2 == 0 else list(ARMS)[::-1]):
+            tokens, seconds = end_to_end(arm, limit)
+            rates[arm].append(tokens / seconds)
+            print(f"  {label} round {round_ + 1} {arm:8s} run: {tokens} tokens in {seconds:.1f} s", file=sys.stderr)
+        if round_ == 0:
+            for arm in ARMS:
+                waits[arm] = latencies(arm, limit)
+    base = statistics.median(rates["single"])
+    print(f"\n{label}: sms_spam.yaml --limit {limit}, median of {rounds} alternating rounds")
+    print(f"{'arm':>8} {'tokens/s':>9} {'vs single':>10} {'latency median s':>17} {'p95 s':>7}")
+    for arm in ARMS:
+        rate = statistics.median(rates[arm])
+        print(f"{arm:>8} {rate:9.1f} {rate / base:10.2f} {statistics.median(waits[arm]):17.2f} {p95(waits[arm]):7.2f}")
+    ratio = statistics.median(rates["batched"]) / base
+    print(f"goal >= 5x: {'met' if ratio >= 5 else 'not met'} ({ratio:.2f}x)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prompts", type=int, default=12)
+    parser.add_argument("--limit", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--load", type=int, default=0, help="also measure under this many busy processes")
     args = parser.parse_args()
-
-    from llama_cpp import Llama
-
-    from synthloom.llm import LlamaCppBackend, LlamaCppConfig, bundled_model_path
-
-    reqs = requests(args.prompts)
-    backend = LlamaCppBackend(LlamaCppConfig())
-    backend.warm_up()
-    llama = Llama(model_path=str(bundled_model_path()), n_ctx=2048, n_threads=backend._model(False).n_threads, verbose=False)
-    rates: dict[str, list[float]] = {"direct": [], "synthloom": []}
-    for round_ in range(args.rounds):
-        for name, arm in (("direct", lambda: direct_arm(llama, reqs)), ("synthloom", lambda: synthloom_arm(backend, reqs))):
-            tokens, seconds = arm()
-            rates[name].append(tokens / seconds)
-            print(f"  round {round_ + 1} {name:9s} {tokens} tokens in {seconds:.2f} s = {tokens / seconds:.1f} tokens/s", file=sys.stderr)
-    base = statistics.median(rates["direct"])
-    print(f"\nEmbedded SmolLM2-135M-Instruct, {args.prompts} prompts, median of {args.rounds} alternating rounds")
-    print(f"{'arm':>10} {'tokens/s':>9} {'vs direct':>10}")
-    for name in ("direct", "synthloom"):
-        rate = statistics.median(rates[name])
-        print(f"{name:>10} {rate:9.1f} {rate / base:10.2f}")
+    measure(args.limit, args.rounds, "idle machine")
+    if args.load:
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+        try:
+            measure(args.limit, args.rounds, f"{args.load} busy processes")
+        finally:
+            for process in busy:
+                process.kill()
+                process.wait()
 
 
 if __name__ == "__main__":
