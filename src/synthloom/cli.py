@@ -168,7 +168,7 @@ def _print_estimate(recipe, limit: int | None, out: Path) -> None:
     except Exception:  # noqa: BLE001 - the run itself reports what is wrong, on one line
         return
     prompt = "?" if total.prompt_tokens is None else f"{total.prompt_tokens:,}"
-    money = "" if total.money is None else f", about {total.money:.4f} in money"
+    money = f", about {total.money:.4f} in money" if total.money else ""  # a local model costs nothing but time
     typer.echo(f"estimate: {total.calls:,} model calls, {prompt} prompt and up to {total.completion_tokens:,} "
                f"completion tokens{money} (synthloom plan shows each stage)", err=True)
 
