@@ -164,7 +164,7 @@ def _print_estimate(recipe, limit: int | None, out: Path) -> None:
     from .execute.plan import plan_run
 
     try:
-        total = plan_run(recipe, limit=limit, out=out).total
+        total = plan_run(recipe, limit=limit, out=out, sample=200).total  # 200 prompts counted, then scaled
     except Exception:  # noqa: BLE001 - the run itself reports what is wrong, on one line
         return
     prompt = "?" if total.prompt_tokens is None else f"{total.prompt_tokens:,}"

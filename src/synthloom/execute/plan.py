@@ -118,7 +118,19 @@ def _money(price: Price | None, prompt: int | None, completion: int) -> float | 
     return round(price.cost(Usage(prompt, completion)), 6)
 
 
-def _generation(recipe: Recipe, limit: int | None, counter: TokenCounter, observed: float | None, price: Price | None) -> StagePlan:
+def _first_prompts(generator: Any, total: int, counter: TokenCounter, sample: int | None) -> tuple[int, bool]:
+    """Prompt tokens of every record's first request (all of them, or `sample` evenly spaced ones,
+    scaled to `total`), and whether every one was counted."""
+    list(generator.iter_plans(0))  # conditions and demonstrations ready, no plan made
+    if sample is None or sample >= total:
+        return sum(counter.count(generator.plan_record(i).request.messages) for i in range(total)), True
+    indices = sorted({i * total // sample for i in range(sample)})
+    counted = sum(counter.count(generator.plan_record(i).request.messages) for i in indices)
+    return round(counted * total / len(indices)), False
+
+
+def _generation(recipe: Recipe, limit: int | None, counter: TokenCounter, observed: float | None, price: Price | None,
+                sample: int | None = None) -> StagePlan:
     producer = make_producer(recipe, load_support(recipe))
     generator = producer if isinstance(producer, (Generator, Annotator)) else producer.generator
     notes: list[str] = []
@@ -128,8 +140,8 @@ def _generation(recipe: Recipe, limit: int | None, counter: TokenCounter, observ
         completion = observed if observed is not None else float(generator.chain.spec.max_tokens)
         calls = inputs * samples
         try:
-            prompts = [counter.count(plan.request.messages) for plan in generator.iter_plans(limit)]
-            prompt_tokens, how = sum(prompts) * samples, "counted" if counter.exact else "estimated"
+            prompts, every = _first_prompts(generator, inputs, counter, sample)
+            prompt_tokens, how = prompts * samples, "counted" if counter.exact and every else "estimated"
         except Exception as exc:  # noqa: BLE001 - planning offline may need what only a run builds
             prompt_tokens, how = None, f"unknown: {exc}"
         return StagePlan("generation", calls, prompt_tokens, round(calls * completion), _money(price, prompt_tokens, round(calls * completion)), how, "", notes)
@@ -139,14 +151,14 @@ def _generation(recipe: Recipe, limit: int | None, counter: TokenCounter, observ
     records = generator.count(limit)
     calls = records * steps
     try:
-        first = [counter.count(plan.request.messages) for plan in generator.iter_plans(limit)]
+        first, every = _first_prompts(generator, records, counter, sample)
     except NeedsModel as exc:
-        first, how = [], f"unknown: {exc}"
+        first, how = None, f"unknown: {exc}"
     else:
-        how = "counted" if counter.exact and steps == 1 else "estimated"
-    if first:
+        how = "counted" if counter.exact and every and steps == 1 else "estimated"
+    if first is not None:
         # step k (k = 0..steps-1) sees the first prompt and the k answers before it
-        prompt_tokens: int | None = round(sum(first) * steps + records * completion * steps * (steps - 1) / 2)
+        prompt_tokens: int | None = round(first * steps + records * completion * steps * (steps - 1) / 2)
     else:
         prompt_tokens = None
     if steps > 1:
@@ -197,15 +209,19 @@ def _model_stages(recipe: Recipe, records: int, record_tokens: float) -> list[St
     return out
 
 
-def plan_run(recipe: Recipe | str | Path, limit: int | None = None, out: str | Path | None = None) -> Plan:
-    """The calls, tokens and money a run of `recipe` (into `out`, if it has answers already) will take."""
+def plan_run(recipe: Recipe | str | Path, limit: int | None = None, out: str | Path | None = None,
+             sample: int | None = None) -> Plan:
+    """The calls, tokens and money a run of `recipe` (into `out`, if it has answers already) will take.
+
+    `sample`: count the prompts of that many evenly spaced records and scale (the estimate a run
+    prints first, which must not plan a large run twice); None counts every record's."""
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     counter = counter_for(recipe.model)
     price, source = price_of(recipe.model)
     observed = _observed_completion(Path(out) if out is not None else None)
     completion_from = f"observed mean of {observed[1]} answers" if observed else "max_tokens (an upper bound)"
-    generation = _generation(recipe, limit, counter, observed[0] if observed else None, price)
+    generation = _generation(recipe, limit, counter, observed[0] if observed else None, price, sample)
     generation.completion_from = completion_from
     stages = [generation, *_model_stages(recipe, generation.calls, _record_tokens(generation))]
     return Plan(recipe.name, str(getattr(recipe.model, "model", None) or recipe.model.backend), counter.name,
