@@ -31,6 +31,18 @@ from .downstream import (
     score_predictions,
     train_and_score,
 )
+from .seeds import (
+    BEATS,
+    NO_DIFFERENCE,
+    WORSE,
+    Interval,
+    PairedDifference,
+    markdown_table,
+    mean_interval,
+    paired_difference,
+    summarize,
+    write_per_seed,
+)
 from .faithfulness import (
     human_faithfulness,
     human_reviews,
@@ -46,6 +58,16 @@ from .stages import EVALUATORS, EvaluationContext, evaluate, plot_data
 from ..train import TRAINERS, EmbeddingLogReg, FinetuneMiniLM, TfidfLinear, Trainer, TrainingError, make_trainer
 
 __all__ = [
+    "BEATS",
+    "NO_DIFFERENCE",
+    "WORSE",
+    "Interval",
+    "PairedDifference",
+    "markdown_table",
+    "mean_interval",
+    "paired_difference",
+    "summarize",
+    "write_per_seed",
     "BENCHMARKS",
     "EVALUATORS",
     "Benchmark",
