@@ -60,7 +60,12 @@ class ToolFormat(SpecStage):
     name = "tool_format"
     record_local = True
 
-    def check(self, record: Record) -> str | None:
+    def check(self, records: Sequence[Record]) -> None:
+        """Before anything runs: every record has a trajectory (else one DataError naming it)."""
+        for record in records:
+            trajectory(record)
+
+    def problem(self, record: Record) -> str | None:
         messages, tools = trajectory(record)
         calls = calls_in(messages)
         if not calls:
@@ -80,7 +85,7 @@ class ToolFormat(SpecStage):
 
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         for record in records:
-            problem = self.check(record)
+            problem = self.problem(record)
             _decide(record, self.name, problem, {"calls": len(calls_in(trajectory(record)[0]))})
         return records
 
@@ -89,6 +94,11 @@ class ToolFormat(SpecStage):
 class ToolExecution(SpecStage):
     name = "tool_execution"
     record_local = False  # the tools (an MCP server, the sandbox) start once for all records
+
+    def check(self, records: Sequence[Record]) -> None:
+        self.tools()
+        for record in records:
+            trajectory(record)
 
     def tools(self) -> ToolsSpec:
         spec = self.context.extras.get("tools")

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from .common import Strict, expand_vars, resolve_path
 
@@ -142,7 +142,18 @@ class McpToolSpec(Strict):
     tools: list[str] | None = Field(None, description="take only these tools; default: all the server lists")
 
 
-ToolSource = Union[PythonToolSpec, SchemaToolSpec, McpToolSpec]
+def _source_kind(value: Any) -> str | None:
+    """Which source a mapping is, by its key: python, mcp, or function (a JSON-schema signature)."""
+    if isinstance(value, dict):
+        return "python" if "python" in value else "mcp" if "mcp" in value else "function"
+    return "python" if isinstance(value, PythonToolSpec) else "mcp" if isinstance(value, McpToolSpec) else "function"
+
+
+ToolSource = Annotated[
+    Union[Annotated[PythonToolSpec, Tag("python")], Annotated[SchemaToolSpec, Tag("function")],
+          Annotated[McpToolSpec, Tag("mcp")]],
+    Discriminator(_source_kind),
+]
 
 
 class ToolsSpec(Strict):
