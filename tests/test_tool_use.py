@@ -276,3 +276,18 @@ def test_a_tool_module_that_does_not_import_stops_the_run_before_any_model_call(
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].endswith("RuntimeError: broken on purpose"), done.stderr
     assert "tools.sources[0]" in done.stderr
+
+
+def test_calls_are_read_from_the_forms_models_write_and_asked_for_under_each_tool_schema():
+    from synthloom.generate.tool_use import calls_schema, parse_calls
+    from synthloom.tools import Tool, Toolset
+
+    calls = parse_calls('Sure! {"tool_calls": [{"name": "area", "arguments": {"width": 2}}, {"name": "price", "arguments": "{\\"item\\": 1"}]}')
+    assert [(c.name, c.arguments) for c in calls] == [("area", {"width": 2}), ("price", None)]  # bad JSON kept for tool_format
+    assert [c.name for c in parse_calls('{"name": "area", "parameters": {"width": 1}}')] == ["area"]
+    assert parse_calls("I would call the area tool.") is None
+    toolset = Toolset({"area": Tool("area", "", {"type": "object", "properties": {"width": {"type": "number"}}}, "python", "m:area")})
+    schema = calls_schema(toolset, "schema", 2)["properties"]["tool_calls"]
+    assert schema["maxItems"] == 2 and schema["items"]["anyOf"][0]["properties"]["arguments"]["properties"] == {"width": {"type": "number"}}
+    assert calls_schema(toolset, "names", 2)["properties"]["tool_calls"]["items"]["properties"]["name"] == {"enum": ["area"]}
+    assert calls_schema(toolset, "none", 2) is None

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .._json import dumps
-from ..llm import Completion, Request, Scheduler
+from ..llm import Completion, InvalidAnswer, Request, Scheduler
 from ..recipe import Recipe
 from ..records import Record
 from ..tools import ToolCall, ToolRunner, Toolset, format_problem, load_toolset, make_call
@@ -96,6 +96,14 @@ def clean_query(text: str) -> str:
     return text.strip().strip('"').strip()
 
 
+def parse_query(completion: Completion) -> str:
+    """The user's request, cleaned; an empty one is unusable (asked again)."""
+    query = clean_query(completion.text)
+    if not query:
+        raise InvalidAnswer("no request in the answer")
+    return query
+
+
 def answer_prompt(query: str, calls: Sequence[ToolCall], results: Sequence[str]) -> str:
     shown = "\n".join(f"- {c.name}({c.raw_arguments}) returned: {r[:600]}" for c, r in zip(calls, results))
     return (f"The user asked: {query}\n\nThe tools were called:\n{shown}\n\n"
@@ -123,12 +131,12 @@ class ToolUseChain:
         spec, toolset = self.recipe.tools, self.generator.toolset
         done = Finished(label=plan.label)
         text: Callable[[Completion], str] = lambda c: c.text  # noqa: E731
-        outcome = await scheduler.complete(plan.request, text)
+        outcome = await scheduler.complete(plan.request, parse_query)
         done.add(outcome)
         if not outcome.ok:
             done.error, done.failed_step = outcome.error, "query"
             return done
-        query = clean_query(outcome.value)
+        query = outcome.value
         system = ("You are an assistant that answers by calling tools. The tools:\n" + tool_lines(toolset) +
                   '\nAnswer only with JSON: {"tool_calls": [{"name": "...", "arguments": {...}}]}.')
         schema = calls_schema(toolset, spec.constrain, spec.max_calls)  # type: ignore[union-attr]
