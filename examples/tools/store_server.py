@@ -1,6 +1,8 @@
 """A small shop's stock as an MCP server over stdio (SQLite in memory), for examples/tool_use.yaml.
 
     python examples/tools/store_server.py        # speaks MCP on stdin/stdout
+
+Built with the official SDK's `MCPServer` (called `FastMCP` before mcp 2).
 """
 
 import sqlite3
