@@ -176,6 +176,8 @@ def test_yaml_block_validates(block, tmp_path, capsys):
     shutil.copytree(ROOT / "examples" / "data", tmp_path / "data")
     if isinstance(recipe, dict) and "documents" in recipe:  # the bundled documents, where the examples find them
         (tmp_path / "documents").symlink_to(ROOT / "examples" / "documents")
+    if isinstance(recipe, dict) and "tools" in recipe:  # the example tools, where the examples find them
+        (tmp_path / "tools").symlink_to(ROOT / "examples" / "tools")
     write_named_files(recipe, tmp_path)
     path = tmp_path / "recipe.yaml"
     path.write_text(block.text if whole else yaml.safe_dump(recipe, sort_keys=False))

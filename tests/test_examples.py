@@ -24,6 +24,7 @@ def run_example(name, tmp_path, limit):
     recipe = tmp_path / f"{name}.yaml"
     recipe.write_text(text.replace("\n  backend: llamacpp\n", "\n  backend: llamacpp\n  n_threads: 1\n", 1))
     (tmp_path / "data").symlink_to(ROOT / "examples" / "data")
+    (tmp_path / "tools").symlink_to(ROOT / "examples" / "tools")
     out = tmp_path / name
     done = run_cli("run", str(recipe), "--out", str(out), "--limit", str(limit), "--no-progress")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -151,3 +152,21 @@ def test_documents_qa_over_the_bundled_documents(tmp_path):
         if not meta(row).get("unanswerable"):
             assert row["quote_match_score"] >= 0.9
     assert len((out / "ragas.jsonl").read_text().splitlines()) == len(kept)
+
+
+def test_tool_use_trajectories_with_real_tool_results(tmp_path):
+    pytest.importorskip("mcp")
+    manifest, rows, out = run_example("tool_use", tmp_path, 3)
+    funnel = {step["stage"]: step for step in manifest["curation"]["funnel"]}
+    assert list(funnel) == ["tool_format", "tool_execution", "tool_semantic"]
+    assert funnel["tool_format"]["seen"] == 3
+    assert set(manifest["generation"]["tools"].values()) == {"python", "schema", "mcp"}
+    for row in rows:
+        messages = json.loads(row["messages"])
+        assert messages[0] == {"role": "user", "content": row["query"]} and messages[-1]["role"] == "assistant"
+        calls = meta(row)["tool_calls"]
+        tool_messages = [m for m in messages if m["role"] == "tool"]
+        assert len(tool_messages) == len(calls)
+        for call, message in zip(calls, tool_messages):  # what the tool really returned is what the model read
+            if call["status"] == "ok":
+                assert message["content"] == call["content"]

@@ -269,19 +269,29 @@ def pairs(
     responses: int = typer.Option(2, "--responses", "-n", min=2, help="responses per prompt (different samples)"),
     system_prompt: Optional[list[str]] = typer.Option(None, "--system-prompt", help="one response per system prompt (give two or more)"),
     prompt_field: Optional[str] = typer.Option(None, "--prompt-field", help="the prompt column (default: the first field)"),
-    scorer: str = typer.Option("pairwise", "--scorer", help="pairwise (judge, both orders), rubric (judge, 1-10) or math_answer (verifier)"),
+    scorer: str = typer.Option("pairwise", "--scorer", help="pairwise (judge, both orders), rubric (judge, 1-10), math_answer (verifier) or reward (a reward model: --reward-url)"),
     rubric: Optional[str] = typer.Option(None, "--rubric", help="what the rubric judge grades by"),
     reference_field: str = typer.Option("reference", "--reference-field", help="math_answer: the reference answer's column"),
     min_margin: float = typer.Option(0.5, "--min-margin", min=0, help="drop pairs whose score margin is below this"),
     max_tokens: int = typer.Option(128, "--max-tokens", min=1, help="per response"),
     seed: int = typer.Option(0, "--seed"),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="an OpenAI-compatible server writing the responses (default: the embedded model)"),
+    model: Optional[str] = typer.Option(None, "--model", help="the model name at --base-url"),
+    reward_url: Optional[str] = typer.Option(None, "--reward-url", help="reward: the reward model's OpenAI-compatible server (it must give logprobs)"),
+    reward_model: Optional[str] = typer.Option(None, "--reward-model", help="reward: the model name at --reward-url"),
 ) -> None:
     """Preference pairs: several responses per prompt, scored; the best against the worst, with the margin."""
     from .execute.preference import DEFAULT_RUBRIC, PairSettings, make_pairs, write_pairs
     from .records import read_records
 
-    if scorer not in ("pairwise", "rubric", "math_answer"):
-        raise UserError(f"--scorer: unknown scorer {scorer!r}; expected pairwise, rubric or math_answer")
+    from .llm import config_for
+
+    if scorer not in ("pairwise", "rubric", "math_answer", "reward"):
+        raise UserError(f"--scorer: unknown scorer {scorer!r}; expected pairwise, rubric, math_answer or reward")
+    if (scorer == "reward") != (reward_url is not None):
+        raise UserError("--reward-url: give it with --scorer reward (and only then)")
+    if model is not None and base_url is None:
+        raise UserError("--model names a model at --base-url; give --base-url too")
     if system_prompt is not None and len(system_prompt) < 2:
         raise UserError("--system-prompt: give two or more (one response each)")
     source = data / "curated.parquet" if data.is_dir() else data
@@ -292,7 +302,12 @@ def pairs(
                             scorer=scorer, rubric=rubric or DEFAULT_RUBRIC, reference_field=reference_field,  # type: ignore[arg-type]
                             min_margin=min_margin, max_tokens=max_tokens, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
-    result = make_pairs(records, settings, cache=out / "cache.sqlite")
+    try:
+        responder = config_for("openai", base_url=base_url, model=model or "default") if base_url else None
+        reward = config_for("openai", base_url=reward_url, model=reward_model or "default") if reward_url else None
+    except ValueError as exc:
+        raise UserError(f"--base-url/--reward-url: {exc}".replace("\n", " ")) from None
+    result = make_pairs(records, settings, model=responder, judge=reward, cache=out / "cache.sqlite")
     path = write_pairs(result, out, settings, str(data))
     typer.echo(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.counts.items()))
     typer.echo(f"{len(result.pairs)} pairs: {path.resolve()}")

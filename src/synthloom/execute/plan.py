@@ -37,7 +37,7 @@ from ..recipe import Recipe, load_recipe
 from .run import make_producer
 
 # Curation stages that ask a model: calls per record.
-_CURATION_CALLS = {"self_consistency": "samples", "label_logprob": 1, "llm_judge": 1, "teacher": 1}
+_CURATION_CALLS = {"self_consistency": "samples", "label_logprob": 1, "llm_judge": 1, "teacher": 1, "tool_semantic": 1}
 
 
 @dataclass
@@ -148,6 +148,11 @@ def _generation(recipe: Recipe, limit: int | None, counter: TokenCounter, observ
     chain = generator.chain
     completion = observed if observed is not None else float(recipe.generation.max_tokens)
     steps = len(chain.steps) if isinstance(chain, StepChain) else getattr(chain.spec, "turns", 1) if hasattr(chain, "spec") else 1
+    if recipe.tools is not None:  # tool use: the query, the calls, the answer (the answer only when calls parse)
+        steps = 3
+        t = recipe.tools
+        completion = observed if observed is not None else (t.query_max_tokens + t.calls_max_tokens + t.answer_max_tokens) / 3
+        notes.append("tool use: 3 calls per record (query, calls, answer); the tools' runs cost no tokens")
     records = generator.count(limit)
     calls = records * steps
     try:

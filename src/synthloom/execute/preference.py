@@ -11,7 +11,10 @@ answers: different samples, or one per system prompt when
   as disagreements;
 - `rubric`: a judge rates each response from 1 to 10 against a rubric;
 - `math_answer`: the execution verifier of curate/verifiers.py, against
-  the record's reference answer (1 right, 0 wrong), in the sandbox.
+  the record's reference answer (1 right, 0 wrong), in the sandbox;
+- `reward`: a reward model behind an OpenAI-compatible endpoint
+  (evaluate/reward.py): each response's expected 1-9 rating from the
+  log-probabilities of the rating token.
 
 The best and the worst response of a prompt make a pair with both scores
 and the margin; a pair whose margin is below `min_margin` is dropped, a
@@ -30,12 +33,13 @@ from typing import Any, Literal, Sequence
 
 from ..curate import curate
 from ..evaluate.judge import enum_schema, parse_verdict, verdict_request
+from ..evaluate.reward import reward_request, reward_score
 from ..evaluate.pairwise import OUTCOMES, SYSTEM as PAIRWISE_SYSTEM, order_scores, pairwise_prompt
 from ..llm import Backend, BackendConfig, LlamaCppConfig, Request, Session
 from ..recipe import MathAnswerSpec
 from ..records import DataError, Record, write_records
 
-Scorer = Literal["pairwise", "rubric", "math_answer"]
+Scorer = Literal["pairwise", "rubric", "math_answer", "reward"]
 DEFAULT_RUBRIC = "helpful: answers what was asked; correct: no false statements; clear: easy to follow"
 _RUBRIC_SYSTEM = "You grade answers to instructions against a rubric. Answer only with JSON."
 _SCORES = {"score": [str(i) for i in range(1, 11)]}
@@ -81,8 +85,11 @@ def _rubric_prompt(prompt: str, answer: str, rubric: str) -> str:
 
 def make_pairs(records: Sequence[Record], settings: PairSettings, model: BackendConfig | Backend | None = None,
                judge: BackendConfig | Backend | None = None, cache: str | Path | None = None) -> PairResult:
-    """Responses, scores and pairs for every record's prompt (see the module's docstring)."""
+    """Responses, scores and pairs for every record's prompt (see the module's docstring); `judge` is
+    the judge, or with the `reward` scorer the reward model (it must be given)."""
     s = settings
+    if s.scorer == "reward" and judge is None:
+        raise ValueError("the reward scorer needs a reward model (an OpenAI-compatible endpoint)")
     if s.responses < 2 and len(s.system_prompts) < 2:
         raise ValueError("preference pairs need at least two responses per prompt")
     if s.scorer == "math_answer":
@@ -135,6 +142,17 @@ def _score(records: Sequence[Record], prompts: Sequence[str], answers: list[list
             result.verifier = {"stage": "math_answer", "seen": verdicts.seen, "kept": verdicts.kept, "dropped": verdicts.dropped}
         return [[by_id.get(f"{r.id}-{j}") for j in range(len(texts))] for r, texts in zip(records, answers)]
     session = Session(judge, cache)
+    if s.scorer == "reward":
+        jobs = [(i, j) for i, texts in enumerate(answers) for j, t in enumerate(texts) if t]
+        outcomes = session.ask_all([reward_request(prompts[i], answers[i][j], s.seed) for i, j in jobs],
+                                   reward_score, "reward scores")
+        rewards: list[list[float | None]] = [[None] * len(t) for t in answers]
+        for (i, j), o in zip(jobs, outcomes):
+            if o.ok:
+                rewards[i][j] = float(o.value)  # type: ignore[arg-type]
+            else:
+                result.counts["judge_failures"] += 1
+        return rewards
     if s.scorer == "rubric":
         schema = enum_schema(_SCORES)
         jobs = [(i, j) for i, texts in enumerate(answers) for j, t in enumerate(texts) if t]

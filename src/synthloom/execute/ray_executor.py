@@ -57,6 +57,7 @@ from ..curate import CurationContext, CurationResult, build_stage, run_stages
 from ..evaluate import EvaluationContext
 from ..generate import GenerationResult, Generator
 from ..generate.grounded import GroundedGenerator
+from ..generate.tool_use import ToolUseGenerator
 from ..generate.annotate import Annotator
 from ..generate.engine import AnswerCounts, PlannedRecord
 from ..llm import Request, RunAborted, Scheduler, Session, create_backend
@@ -298,6 +299,8 @@ class RayExecutor:
         One-pass generation is one batch; rounds are one batch per round;
         annotation is one batch of inputs. Model-built conditions (a concept
         tree, personas) are asked for here, through the run's cache, once."""
+        if isinstance(producer, ToolUseGenerator):  # its tools (sandbox, MCP servers) are started in this process
+            raise ClusterError("--executor ray cannot run a tool_use recipe yet; run it with the local executor")
         if not isinstance(producer, (Generator, Rounds, Annotator)):
             raise ClusterError(f"--executor ray cannot run a {type(producer).__name__}; run it with the local executor")
         self.connect(bar.enabled)

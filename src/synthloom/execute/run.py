@@ -26,6 +26,7 @@ from ..evaluate import EvaluationContext, evaluate
 from ..generate import Generator, load_support
 from ..generate.annotate import Annotator
 from ..generate.grounded import GroundedGenerator
+from ..generate.tool_use import ToolUseGenerator
 from ..llm import Backend, RunAborted, Session
 from ..llm.pricing import currency_of
 from ..llm.spend import BudgetExceeded, Ledger, spending
@@ -67,6 +68,8 @@ def make_producer(recipe: Recipe, support: list[Record]) -> Producer:
         return Annotator(recipe, support)
     if recipe.documents is not None:
         return GroundedGenerator(recipe, support)
+    if recipe.tools is not None:
+        return ToolUseGenerator(recipe, support)
     if recipe.rounds is None:
         return Generator(recipe, support)
     loop = loop_data(recipe, support)  # the loop's validation records are not shown as demonstrations
@@ -133,6 +136,8 @@ def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = F
     task = recipe.task
     extras: dict[str, Any] = {}
     chunks = cache_path.parent / "chunks.parquet" if cache_path is not None else None
+    if recipe.tools is not None:
+        extras["tools"] = recipe.tools  # what tool_execution runs the calls with
     if recipe.documents is not None and chunks is not None and chunks.exists():
         extras["chunks"] = read_records(chunks)  # what the grounding stages rank questions among
     return CurationContext(

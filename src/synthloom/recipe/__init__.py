@@ -37,6 +37,9 @@ from .curation import (
     LanguageFilterSpec,
     LengthFilterSpec,
     MathAnswerSpec,
+    ToolExecutionSpec,
+    ToolFormatSpec,
+    ToolSemanticSpec,
     MetaTalkFilterSpec,
     ModelStageSpec,
     NearDedupSpec,
@@ -84,6 +87,14 @@ from .generation import (
     validate_conditions,
 )
 from .loader import RecipeError, error_from_validation, load_yaml
+from .tools import (
+    FunctionSignature,
+    McpServerSpec,
+    McpToolSpec,
+    PythonToolSpec,
+    SchemaToolSpec,
+    ToolsSpec,
+)
 from .multistep import AllocationWeights, AnnotationSpec, DialogueSpec, RoundsSpec, StepSpec
 
 ModelConfig = Annotated[Union[backend_config_classes()], Field(discriminator="backend")]  # type: ignore[valid-type]
@@ -105,6 +116,7 @@ class Recipe(Strict):
     annotation: AnnotationSpec | None = Field(None, description="label unlabelled inputs instead of generating")
     _base_dir: str | None = PrivateAttr(None)
     documents: DocumentsSpec | None = Field(None, description="questions and answers grounded in these documents")
+    tools: ToolsSpec | None = Field(None, description="tool_use: the tools (Python, JSON schema, MCP) calls are made to")
 
     @field_validator("name")
     @classmethod
@@ -128,6 +140,12 @@ class Recipe(Strict):
             )
         if self.task.kind == "chat" and self.dialogue is None and len(self.task.fields) < 2:
             raise ValueError("task: a chat task without dialogue needs two fields: the user's message, then the assistant's answer")
+        if (self.task.kind == "tool_use") != (self.tools is not None):
+            raise ValueError("a tool_use task needs a tools: section, and a tools: section needs task kind tool_use")
+        if self.tools is not None:
+            other = [k for k in ("steps", "dialogue", "rounds", "annotation", "documents") if getattr(self, k) is not None]
+            if other:
+                raise ValueError(f"a tool_use task makes its own calls; it takes no {other[0]}: section")
         if self.task.kind == "grounded_qa" and self.documents is None:
             raise ValueError("a grounded_qa task needs a documents: section")
         fields = set(self.task.fields)
@@ -339,6 +357,15 @@ __all__ = [
     "LanguageFilterSpec",
     "LengthFilterSpec",
     "MathAnswerSpec",
+    "FunctionSignature",
+    "McpServerSpec",
+    "McpToolSpec",
+    "PythonToolSpec",
+    "SchemaToolSpec",
+    "ToolsSpec",
+    "ToolFormatSpec",
+    "ToolExecutionSpec",
+    "ToolSemanticSpec",
     "MetaTalkFilterSpec",
     "ModelStageSpec",
     "NearDedupSpec",

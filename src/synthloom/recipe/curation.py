@@ -495,6 +495,30 @@ class RetrievalRankSpec(StageSpec):
         return None if value is None else str(resolve_path(value, info))
 
 
+# -- tool use (APIGen's three checks; see docs/post_training.md) -----------------------------
+
+
+class ToolFormatSpec(StageSpec):
+    """The trajectory's calls parse, name tools that exist, and their arguments validate against the schema."""
+
+    stage: Literal["tool_format"] = "tool_format"
+
+
+class ToolExecutionSpec(StageSpec):
+    """Every call runs again (Python tools in the sandbox, MCP tools on their server): no error, no timeout,
+    a non-empty result."""
+
+    stage: Literal["tool_execution"] = "tool_execution"
+    timeout: float | None = Field(None, gt=0, le=3600, description="seconds per call; default: the recipe's tools.timeout")
+
+
+class ToolSemanticSpec(ModelStageSpec):
+    """A judge reads the query, the calls, their results and the answer: do they answer the query?"""
+
+    stage: Literal["tool_semantic"] = "tool_semantic"
+    max_tokens: int = Field(48, ge=1, le=4096)
+
+
 CURATION_STAGES: tuple[type[StageSpec], ...] = (
     ExactDedupSpec,
     LengthFilterSpec,
@@ -529,6 +553,9 @@ CURATION_STAGES: tuple[type[StageSpec], ...] = (
     NeedsBothSpec,
     RetrievalRankSpec,
     UnanswerableCheckSpec,
+    ToolFormatSpec,
+    ToolExecutionSpec,
+    ToolSemanticSpec,
 )
 
 CurationStage = Annotated[Union[CURATION_STAGES], Field(discriminator="stage")]  # type: ignore[valid-type]

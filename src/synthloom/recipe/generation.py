@@ -16,7 +16,7 @@ from ..templating import TemplateError, compile_template
 from .common import DatasetSpec, Strict
 from .conditions import ConditionValues, validate_conditions
 
-TaskKind = Literal["classification", "multilabel", "pair", "qa", "instruction", "chat", "dialogue", "free", "grounded_qa"]
+TaskKind = Literal["classification", "multilabel", "pair", "qa", "instruction", "chat", "dialogue", "free", "grounded_qa", "tool_use"]
 FieldType = Literal["string", "integer", "number", "boolean", "list"]
 
 # The fields each kind of task writes when a recipe does not name its own.
@@ -32,6 +32,9 @@ DEFAULT_FIELDS: dict[str, dict[str, Any]] = {
     "instruction": {"instruction": "a request a user might make", "response": "a helpful answer"},
     "chat": {"instruction": "a request a user might make", "response": "a helpful answer"},
     "dialogue": {"dialogue": "the conversation"},
+    # Tool-use trajectories (a recipe's `tools:` section): the query, then the final answer; the calls,
+    # the tools' real results and the whole conversation go into `messages` and `tools` (docs/post_training.md).
+    "tool_use": {"query": "a request that needs the tools", "answer": "the final answer, from the tools' results"},
     # Questions grounded in documents (a recipe's `documents:` section); see docs/documents.md.
     "grounded_qa": {
         "question": "a question the passage answers",

@@ -186,8 +186,8 @@ def _answering_cell(name: str, s: dict[str, Any]) -> str:
     return ("with the examples" if name == "synthetic_shots" else "zero-shot") + f" (n={s['n']}): " + ", ".join(parts or ["no scores"])
 
 
-# Curation stages that check records by running them (curate/verifiers.py) or by Evol-Instruct's elimination rules.
-VERIFIERS = ("python_exec", "sql_exec", "math_answer", "evol_elimination")
+# Curation stages that check records by running them (curate/verifiers.py, the tool checks) or by Evol-Instruct's elimination rules.
+VERIFIERS = ("python_exec", "sql_exec", "math_answer", "evol_elimination", "tool_format", "tool_execution", "tool_semantic")
 
 
 def verification_lines(manifest: dict[str, Any]) -> list[str]:
