@@ -200,6 +200,8 @@ def main() -> None:
     parser.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
                         help="divide out the model's leaning on an empty input (contextual calibration)")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1 copes best with a busy machine)")
+    parser.add_argument("--cache", type=Path, default=RESULTS / "selective-cache.sqlite",
+                        help="the cache of model answers (one per process)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if not DATA.exists():
@@ -211,7 +213,7 @@ def main() -> None:
     from synthloom.llm import CompletionCache
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    cache = CompletionCache(RESULTS / "selective-cache.sqlite")
+    cache = CompletionCache(args.cache)
     backend = Backend(args.threads)
     if args.diversity is None:
         diversity, tuned = choose_diversity(args, cache, backend)
@@ -219,7 +221,7 @@ def main() -> None:
               f"over budgets {', '.join(f'{b:.0%}' for b in BUDGETS)}):")
         print("| weight | mean accuracy |\n|---|---|")
         for w, m in tuned.items():
-            print(f"| {w:g}{' (chosen)' if w == diversity else ''} | {m:.4f} |")
+            print(f"| {w:g}{' (chosen)' if w == diversity else ''} | {m:.4f} |", flush=True)
     else:
         diversity, tuned = args.diversity, {}
     sizes = args.n if len(args.n) == len(args.datasets) else [args.n[0]] * len(args.datasets)
