@@ -181,7 +181,15 @@ def run_arm(arm: str, url: str, concurrency: int, bodies: Path, recipe: Path, ou
         cmd = [sys.executable, str(HERE / "clients.py"), "synthloom", *common, "--recipe", str(div), "--out", str(out)]
     else:
         cmd = [sys.executable, str(HERE / "clients.py"), arm, *common, "--recipe", str(recipe), "--out", str(out)]
+    t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=out.parent, timeout=1800)
+    if done.returncode != 0 and arm in PEERS:
+        # The peer itself failed (the harness did not): every record of the run is lost, and the
+        # race goes on. Its last error line is kept for the table.
+        last = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:] or ["?"]
+        print(f"  {arm} failed (exit {done.returncode}): {last[0].strip()[:200]}", file=sys.stderr)
+        return {"arm": arm, "wall": time.perf_counter() - t0, "cpu": float("nan"), "done": 0, "rss_mb": 0.0,
+                "failed": last[0].strip()[:200]}
     if done.returncode != 0:
         raise RuntimeError(f"arm {arm} failed ({done.returncode}): {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
