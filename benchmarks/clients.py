@@ -3,7 +3,10 @@
     python benchmarks/clients.py ARM --url URL --concurrency C --bodies FILE [--recipe R --out DIR]
 
 ARM is `aiohttp` (a bare aiohttp client with a semaphore), `openai` (the
-openai SDK's AsyncOpenAI with a semaphore) or `synthloom` (a whole
+openai SDK's AsyncOpenAI with a semaphore, on its default httpx transport),
+`openai-aiohttp` (the same on the aiohttp transport the SDK documents for
+high concurrency: `pip install openai[aiohttp]`, then
+`AsyncOpenAI(http_client=DefaultAioHttpClient())`) or `synthloom` (a whole
 `synthloom.run()` of the recipe: cache, records, curation, files). Prints
 one JSON line: wall seconds, CPU seconds of this process, requests done.
 """
@@ -59,20 +62,19 @@ async def bare_aiohttp(url: str, bodies: list[dict], concurrency: int) -> int:
     return done
 
 
-async def openai_sdk(url: str, bodies: list[dict], concurrency: int) -> int:
+async def openai_sdk(url: str, bodies: list[dict], concurrency: int, transport: str = "httpx") -> int:
     import openai
     from openai import AsyncOpenAI
 
-    # The SDK's own HTTP client (whatever HTTP package this SDK version uses),
-    # with keep-alive for as many connections as requests in flight; retries
-    # by the same loop as the bare client, so both follow one policy.
+    # The SDK's own HTTP client: its default httpx one, or (transport="aiohttp")
+    # the aiohttp one its README documents for high concurrency; either with
+    # keep-alive for as many connections as requests in flight; retries by the
+    # same loop as the bare client, so both follow one policy.
     limits = type(openai._constants.DEFAULT_CONNECTION_LIMITS)(
         max_connections=max(1000, concurrency), max_keepalive_connections=concurrency
     )
-    client = AsyncOpenAI(
-        base_url=url, api_key="none", max_retries=0,
-        http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=60),
-    )
+    make = openai.DefaultAioHttpClient if transport == "aiohttp" else openai.DefaultAsyncHttpxClient
+    client = AsyncOpenAI(base_url=url, api_key="none", max_retries=0, http_client=make(limits=limits, timeout=60))
     semaphore = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -99,7 +101,7 @@ async def openai_sdk(url: str, bodies: list[dict], concurrency: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("arm", choices=["aiohttp", "openai", "synthloom"])
+    parser.add_argument("arm", choices=["aiohttp", "openai", "openai-aiohttp", "synthloom"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--bodies", required=True)
@@ -116,9 +118,16 @@ def main() -> None:
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
         done = result.manifest["counts"]["generated"]
     else:
-        fn = bare_aiohttp if args.arm == "aiohttp" else openai_sdk
+        import aiohttp  # noqa: F401 - imports before timing, as for every arm
+
+        if args.arm.startswith("openai"):
+            import openai  # noqa: F401
+        if args.arm == "aiohttp":
+            work = bare_aiohttp(args.url, bodies, args.concurrency)
+        else:
+            work = openai_sdk(args.url, bodies, args.concurrency, "aiohttp" if args.arm == "openai-aiohttp" else "httpx")
         cpu0, t0 = cpu_seconds(), time.perf_counter()
-        done = asyncio.run(fn(args.url, bodies, args.concurrency))
+        done = asyncio.run(work)
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"arm": args.arm, "wall": wall, "cpu": cpu, "done": done, "rss_mb": rss_mb}))

@@ -1,15 +1,25 @@
 """Label-noise recovery on real data: cross-partition labelling vs cleanlab vs influence.
 
-Data ($SYNTHLOOM_DATA, default ../shared/data):
-- sms_spam: a fixed, stratified 20% split (seed 0) is the clean test set; of
-  the rest, 200 records (seed 0) are a small clean validation set and the
-  others are the training records that get noise.
+Data ($SYNTHLOOM_DATA, default ../shared/data), drawn again for each seed:
+- sms_spam: a stratified 20% split (by the seed) is the clean test set; of
+  the rest, 200 records (by the seed) are a small clean validation set and
+  the others are the training records that get noise.
 - banking77 (all 77 intents): test.csv is the clean test set; 5 records per
-  intent of train.csv (seed 0) are the clean validation set; the rest of
-  train.csv gets noise.
+  intent of train.csv (by the seed) are the clean validation set; the rest
+  of train.csv gets noise.
 
-Noise: 10, 20 and 30% of the training records (seed 0 for each rate) get a
-different label drawn uniformly from the other labels.
+Noise: 10, 20 and 30% of the training records (drawn by the seed and the
+rate) get a different label drawn uniformly from the other labels.
+
+One draw is not a result: every seed (default 0-4) draws the split, the
+validation set, the noise and the folds again, and every method is scored
+on every seed. Tables give each method's mean with a 95% t-interval over
+seeds; the claims (cross-partition (drop) against cleanlab on F1, residual
+noise and downstream accuracy; against k-NN Shapley on F1; against no
+cleaning on downstream accuracy) are paired differences, seed by seed, with
+their interval: "beats" only when the whole interval is on the right side
+of 0, otherwise "no difference shown" (or "worse"). The raw per-seed
+numbers go to benchmarks/results/seeds/label_noise-*.json.
 
 Every method uses the same auxiliary model, all-MiniLM-L6-v2 embeddings +
 logistic regression (C = 1), and the same held-out probabilities from 5
@@ -31,13 +41,14 @@ downstream model (synthloom's trainer: MiniLM + logistic regression, C = 10)
 trained on the kept records; "none" trains on all noisy records, "clean" on
 the same records with their true labels.
 
-    python benchmarks/label_noise.py [--datasets sms_spam banking77] [--rates 0.1 0.2 0.3]
+    python benchmarks/label_noise.py [--datasets sms_spam banking77] [--rates 0.1 0.2 0.3] [--seeds 0 1 2 3 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -51,44 +62,51 @@ from synthloom.records import read_rows, split_rows
 DATA = Path(os.environ.get("SYNTHLOOM_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 if not DATA.exists():
     DATA = Path("/work/shared/data")
+SEEDS_DIR = Path(__file__).resolve().parent / "results" / "seeds"
 
 AUX_C, FOLDS, MARGIN, RELABEL_CONFIDENCE = 1.0, 5, 0.15, 0.5
+OURS, CLEANLAB, SHAPLEY, NONE = "cross-partition (drop)", "cleanlab find_label_issues", "k-NN Shapley", "none (noisy)"
 
 
 class Arrays:
-    """Texts and label indices of one part of a dataset."""
+    """Row indices into the dataset's embedded texts, and label indices, of one part of a draw."""
 
-    def __init__(self, texts: list[str], labels: list[str], names: list[str]):
-        self.texts = texts
+    def __init__(self, rows: list[int], labels: list[str], names: list[str]):
+        self.rows = np.array(rows, dtype=int)
         index = {n: i for i, n in enumerate(names)}
         self.y = np.array([index[label] for label in labels])
 
 
-def load(name: str) -> tuple[list[str], Arrays, Arrays, Arrays]:
-    rng = np.random.default_rng(0)
+def read(name: str) -> tuple[list[dict], list[dict], str]:
+    """(rows the draws split, a fixed test set or [], the label field)."""
     if name == "sms_spam":
-        rows = read_rows(DATA / "sms_spam" / "SMSSpamCollection", "tsv", ["label", "text"])
-        rest, test = split_rows(rows, 0.2, 0, "label")
+        return read_rows(DATA / "sms_spam" / "SMSSpamCollection", "tsv", ["label", "text"]), [], "label"
+    return read_rows(DATA / "banking77" / "train.csv"), read_rows(DATA / "banking77" / "test.csv"), "category"
+
+
+def draw(name: str, rows: list[dict], fixed_test: list[dict], label: str, seed: int):
+    """(label names, train, validation, test) of one seed; rows are numbered over rows + fixed_test."""
+    rng = np.random.default_rng(seed)
+    numbered = [dict(r, _i=i) for i, r in enumerate(rows)]
+    if name == "sms_spam":
+        rest, test = split_rows(numbered, 0.2, seed, label)
         order = rng.permutation(len(rest))
         validation, train = [rest[i] for i in order[:200]], [rest[i] for i in order[200:]]
-        label = "label"
     else:
-        rows = read_rows(DATA / "banking77" / "train.csv")
-        test = read_rows(DATA / "banking77" / "test.csv")
-        label = "category"
+        test = [dict(r, _i=len(rows) + i) for i, r in enumerate(fixed_test)]
         by_label: dict[str, list[int]] = {}
-        for i, row in enumerate(rows):
+        for i, row in enumerate(numbered):
             by_label.setdefault(row[label], []).append(i)
-        chosen = {i for idx in by_label.values() for i in rng.choice(idx, 5, replace=False)}
-        validation = [rows[i] for i in sorted(chosen)]
-        train = [r for i, r in enumerate(rows) if i not in chosen]
+        chosen = {int(i) for idx in by_label.values() for i in rng.choice(idx, 5, replace=False)}
+        validation = [numbered[i] for i in sorted(chosen)]
+        train = [r for i, r in enumerate(numbered) if i not in chosen]
     names = sorted({r[label] for r in rows})
-    part = lambda rs: Arrays([r["text"] for r in rs], [r[label] for r in rs], names)  # noqa: E731
+    part = lambda rs: Arrays([r["_i"] for r in rs], [r[label] for r in rs], names)  # noqa: E731
     return names, part(train), part(validation), part(test)
 
 
-def inject(y: np.ndarray, rate: float, classes: int) -> np.ndarray:
-    rng = np.random.default_rng([0, int(round(rate * 100))])
+def inject(y: np.ndarray, rate: float, classes: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng([seed, int(round(rate * 100))])
     noisy = y.copy()
     for i in rng.choice(len(y), int(round(rate * len(y))), replace=False):
         noisy[i] = rng.choice([k for k in range(classes) if k != y[i]])
@@ -114,65 +132,109 @@ def prf(flagged: np.ndarray, wrong: np.ndarray) -> tuple[float, float, float]:
     return p, r, 2 * p * r / max(1e-12, p + r)
 
 
+def one_draw(X_all: np.ndarray, names, train: Arrays, validation: Arrays, test: Arrays, rate: float, seed: int,
+             find_label_issues) -> dict[str, dict[str, float]]:
+    """Every method on one (seed, rate): {method: {f1, precision, recall, flagged, residual, kept, accuracy}}."""
+    X, X_val, X_test = X_all[train.rows], X_all[validation.rows], X_all[test.rows]
+    noisy = inject(train.y, rate, len(names), seed)
+    wrong = noisy != train.y
+    P = held_out_probabilities(X, noisy, len(names), FOLDS, AUX_C, seed)
+    everyone = np.ones(len(noisy), dtype=bool)
+    out: dict[str, dict[str, float]] = {}
+
+    def report(method: str, flagged, labels, keep) -> None:
+        row = {"residual": float((labels[keep] != train.y[keep]).mean()), "kept": int(keep.sum()),
+               "accuracy": downstream(X, labels, keep, X_test, test.y)}
+        if flagged is not None:
+            p, r, f = prf(flagged, wrong)
+            row.update(flagged=int(flagged.sum()), precision=p, recall=r, f1=f)
+        out[method] = row
+
+    report(NONE, None, noisy, everyone)
+    report("clean labels", None, train.y, everyone)
+    flagged = disagreements(P, noisy, MARGIN)
+    report(OURS, flagged, noisy, ~flagged)
+    relabelled = noisy.copy()
+    confident = flagged & (P.max(axis=1) >= RELABEL_CONFIDENCE)
+    relabelled[confident] = P.argmax(axis=1)[confident]
+    report("cross-partition (relabel)", flagged, relabelled, ~flagged | confident)
+    flagged = find_label_issues(noisy, P)
+    report(CLEANLAB, flagged, noisy, ~flagged)
+    harmful = _most_harmful(influence_scores(X, noisy, X_val, validation.y, AUX_C))
+    report("influence", harmful, noisy, ~harmful)
+    harmful = _most_harmful(knn_shapley_values(X, noisy, X_val, validation.y, 10))
+    report(SHAPLEY, harmful, noisy, ~harmful)
+    return out
+
+
+# The claims the table makes, written before the run: (arm, baseline, metric, "higher" or "lower" is better).
+CLAIMS = [
+    (OURS, CLEANLAB, "f1", "higher"),
+    (OURS, CLEANLAB, "residual", "lower"),
+    (OURS, CLEANLAB, "accuracy", "higher"),
+    (OURS, SHAPLEY, "f1", "higher"),
+    (OURS, NONE, "accuracy", "higher"),
+]
+METRICS = {"f1": "F1 of the flagged records", "residual": "residual noise in the kept records",
+           "accuracy": "downstream accuracy on the clean test set"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["sms_spam", "banking77"])
     parser.add_argument("--rates", nargs="+", type=float, default=[0.1, 0.2, 0.3])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     args = parser.parse_args()
     from cleanlab.filter import find_label_issues
 
+    from synthloom.evaluate.seeds import mean_interval, paired_difference, write_per_seed
+
     embedder = Embedder.shared()
-    checks = []
+    verdicts = []
     for name in args.datasets:
-        names, train, validation, test = load(name)
-        X, X_val, X_test = (embedder.encode(part.texts) for part in (train, validation, test))
-        print(f"\n## {name}: {len(train.y)} training records, {len(validation.y)} validation, "
-              f"{len(test.y)} test, {len(names)} labels\n", flush=True)
-        print("| noise | method | flagged | precision | recall | F1 | residual noise in kept | kept | downstream accuracy |")
-        print("|---|---|---|---|---|---|---|---|---|", flush=True)
+        rows, fixed_test, label = read(name)
+        X_all = embedder.encode([r["text"] for r in rows + fixed_test])
         for rate in args.rates:
-            noisy = inject(train.y, rate, len(names))
-            wrong = noisy != train.y
-            t0 = time.perf_counter()
-            P = held_out_probabilities(X, noisy, len(names), FOLDS, AUX_C, 0)
-            aux_s = time.perf_counter() - t0
-            everyone = np.ones(len(noisy), dtype=bool)
-            rows: dict[str, tuple] = {}
-
-            def report(method: str, flagged, labels, keep) -> None:
-                p, r, f = prf(flagged, wrong) if flagged is not None else (None, None, None)
-                residual = float((labels[keep] != train.y[keep]).mean())
-                accuracy = downstream(X, labels, keep, X_test, test.y)
-                rows[method] = (f, residual, accuracy)
-                cells = ["-", "-", "-", "-"] if flagged is None else [str(int(flagged.sum())), f"{p:.3f}", f"{r:.3f}", f"{f:.3f}"]
-                print(f"| {rate:.0%} | {method} | {' | '.join(cells)} | {residual:.3f} | {int(keep.sum())} | {accuracy:.3f} |", flush=True)
-
-            report("none (noisy)", None, noisy, everyone)
-            report("clean labels", None, train.y, everyone)
-            flagged = disagreements(P, noisy, MARGIN)
-            report("cross-partition (drop)", flagged, noisy, ~flagged)
-            relabelled = noisy.copy()
-            confident = flagged & (P.max(axis=1) >= RELABEL_CONFIDENCE)
-            relabelled[confident] = P.argmax(axis=1)[confident]
-            report("cross-partition (relabel)", flagged, relabelled, ~flagged | confident)
-            flagged = find_label_issues(noisy, P)
-            report("cleanlab find_label_issues", flagged, noisy, ~flagged)
-            t0 = time.perf_counter()
-            scores = influence_scores(X, noisy, X_val, validation.y, AUX_C)
-            influence_s = time.perf_counter() - t0
-            report("influence", _most_harmful(scores), noisy, ~_most_harmful(scores))
-            shapley = knn_shapley_values(X, noisy, X_val, validation.y, 10)
-            report("k-NN Shapley", _most_harmful(shapley), noisy, ~_most_harmful(shapley))
-            print(f"|  | (held-out probabilities {aux_s:.0f} s, influence {influence_s:.0f} s) |  |  |  |  |  |  |  |", flush=True)
-            ours, cl = rows["cross-partition (drop)"], rows["cleanlab find_label_issues"]
-            checks.append((name, rate, ours, cl))
-    print("\n## Goal: cross-partition (drop) against cleanlab\n")
-    print("| dataset | noise | F1 ours / cleanlab | residual noise ours / cleanlab | downstream ours / cleanlab | met |")
-    print("|---|---|---|---|---|---|")
-    for name, rate, ours, cl in checks:
-        met = ours[0] >= cl[0] and ours[1] <= cl[1] and ours[2] >= cl[2]
-        print(f"| {name} | {rate:.0%} | {ours[0]:.3f} / {cl[0]:.3f} | {ours[1]:.3f} / {cl[1]:.3f} | "
-              f"{ours[2]:.3f} / {cl[2]:.3f} | {'yes' if met else 'NO'} |")
+            results: dict[int, dict[str, dict[str, float]]] = {}
+            for seed in args.seeds:
+                names, train, validation, test = draw(name, rows, fixed_test, label, seed)
+                t0 = time.perf_counter()
+                results[seed] = one_draw(X_all, names, train, validation, test, rate, seed, find_label_issues)
+                print(f"{name} {rate:.0%} seed {seed}: {time.perf_counter() - t0:.0f} s "
+                      f"({len(train.y)} training, {len(validation.y)} validation, {len(test.y)} test)",
+                      file=sys.stderr, flush=True)
+            methods = list(results[args.seeds[0]])
+            print(f"\n## {name}, {rate:.0%} noise: {len(args.seeds)} seeds, mean [95% CI]\n")
+            print("| method | flagged | precision | recall | F1 | residual noise in kept | kept | downstream accuracy |")
+            print("|---|---|---|---|---|---|---|---|")
+            for m in methods:
+                cell = lambda k, d=3: (mean_interval([results[s][m][k] for s in args.seeds]).format(d)  # noqa: E731
+                                       if k in results[args.seeds[0]][m] else "-")
+                flagged = (f"{statistics.mean(results[s][m]['flagged'] for s in args.seeds):.0f}"
+                           if "flagged" in results[args.seeds[0]][m] else "-")
+                kept = f"{statistics.mean(results[s][m]['kept'] for s in args.seeds):.0f}"
+                print(f"| {m} | {flagged} | {cell('precision')} | {cell('recall')} | {cell('f1')} | "
+                      f"{cell('residual')} | {kept} | {cell('accuracy')} |")
+            for metric, title in METRICS.items():
+                per_seed = {s: {m: v[metric] for m, v in results[s].items() if metric in v} for s in args.seeds}
+                write_per_seed(SEEDS_DIR / f"label_noise-{name}-{int(round(rate * 100))}pct-{metric}.json", per_seed,
+                               metric=title + (" (lower is better)" if metric == "residual" else ""),
+                               baseline=CLEANLAB,
+                               settings={"dataset": name, "noise": rate, "seeds": args.seeds, "aux_C": AUX_C,
+                                         "folds": FOLDS, "margin": MARGIN, "relabel_confidence": RELABEL_CONFIDENCE})
+            for arm, base, metric, better in CLAIMS:
+                per_seed = {s: {m: v[metric] for m, v in results[s].items() if metric in v} for s in args.seeds}
+                d = paired_difference(per_seed, arm, base)
+                verdict = d.verdict
+                if better == "lower":  # a lower residual noise is the win
+                    verdict = {"beats": "worse", "worse": "beats"}.get(verdict, verdict)
+                verdicts.append((name, rate, arm, base, metric, better, d.difference, verdict))
+    print("\n## Claims: paired differences (arm - baseline, seed by seed), 95% CI\n")
+    print("| dataset | noise | claim | difference [95% CI] | verdict |")
+    print("|---|---|---|---|---|")
+    for name, rate, arm, base, metric, better, diff, verdict in verdicts:
+        print(f"| {name} | {rate:.0%} | {arm} vs {base}: {metric} ({better} is better) | "
+              f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}] | {verdict} |")
     sys.stdout.flush()
 
 

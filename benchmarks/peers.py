@@ -3,8 +3,8 @@
     .peers/distilabel/bin/python benchmarks/peers.py distilabel --url URL --concurrency C --bodies FILE
     .peers/curator/bin/python benchmarks/peers.py curator --url URL --concurrency C --bodies FILE
 
-Each peer gets the same chat requests as the other arms, with the settings
-that make it fastest here, and nothing it could send anywhere but the
+Each peer gets the same chat requests as the other arms, run the way its
+documentation shows, with the settings that make it fastest here, and nothing it could send anywhere but the
 loopback server: telemetry, hub look-ups and tokenizer downloads are off
 (the race also runs in a network namespace with loopback only, so a miss
 would fail rather than leak). Prints one JSON line like benchmarks/clients.py:
@@ -48,23 +48,46 @@ def cpu_seconds() -> float:
 
 
 def distilabel_arm(url: str, bodies: list[dict], concurrency: int) -> int:
-    """distilabel's OpenAILLM: its async `generate` sends one batch concurrently; batch size = concurrency."""
-    from distilabel.models.llms import OpenAILLM
+    """distilabel the way its documentation shows: a `Pipeline` with `LoadDataFromDicts >> TextGeneration`.
 
-    llm = OpenAILLM(model=bodies[0]["model"], base_url=url, api_key="none", max_retries=6, timeout=60)
-    llm.load()
-    done = 0
-    for start in range(0, len(bodies), concurrency):
-        batch = bodies[start : start + concurrency]
-        try:
-            outputs = llm.generate_outputs(
-                inputs=[b["messages"] for b in batch], num_generations=1,
-                max_new_tokens=batch[0]["max_tokens"], temperature=batch[0]["temperature"],
-            )
-        except Exception:  # noqa: BLE001 - one failure fails distilabel's whole batch
-            continue
-        done += sum(1 for out in outputs if out["generations"] and out["generations"][0])
-    return done
+    The LLM is `OpenAILLM` with its own retries on (`max_retries=6`, the
+    openai SDK's retry of 429/5xx/connection errors); `input_batch_size` is
+    the concurrency, so a batch puts as many requests in flight as the other
+    arms allow (distilabel sends one batch of a step at a time, every request
+    of it concurrently). Each row's system and user message become the
+    `system_prompt` and `instruction` columns TextGeneration reads.
+
+    Where distilabel 1.5.3 loses rows under faults (read from its source):
+    `AsyncLLM._agenerate` (distilabel/models/llms/base.py) awaits
+    `asyncio.gather(*tasks)` without `return_exceptions`, so one request that
+    still fails after the SDK's retries (or one the SDK does not retry, such as
+    a truncated body with status 200) raises out of the whole batch; the step
+    wrapper (`_StepWrapper._non_generator_process_loop`,
+    distilabel/pipeline/step_wrapper.py) catches it, logs "Processing batch ...
+    failed. Sending empty batch filled with `None`s..." and imputes
+    `generation = None` for every row of the batch, answered or not.
+    """
+    from distilabel.models.llms import OpenAILLM
+    from distilabel.pipeline import Pipeline
+    from distilabel.steps import LoadDataFromDicts
+    from distilabel.steps.tasks import TextGeneration
+
+    rows = []
+    for b in bodies:
+        system = [m["content"] for m in b["messages"] if m["role"] == "system"]
+        user = [m["content"] for m in b["messages"] if m["role"] == "user"]
+        rows.append({"instruction": user[-1], "system_prompt": system[0] if system else None})
+    with Pipeline(name="race", cache_dir=tempfile.mkdtemp(prefix="distilabel-")) as pipeline:
+        load = LoadDataFromDicts(data=rows, batch_size=concurrency)
+        generate = TextGeneration(
+            llm=OpenAILLM(model=bodies[0]["model"], base_url=url, api_key="none", max_retries=6, timeout=60,
+                          generation_kwargs={"max_new_tokens": bodies[0]["max_tokens"],
+                                             "temperature": bodies[0]["temperature"]}),
+            input_batch_size=concurrency,
+        )
+        load >> generate
+    distiset = pipeline.run(use_cache=False)
+    return sum(1 for text in distiset["default"]["train"]["generation"] if text)
 
 
 def curator_arm(url: str, bodies: list[dict], concurrency: int) -> int:
@@ -116,6 +139,8 @@ def main() -> None:
     # Import before timing, as for every arm.
     if args.arm == "distilabel":
         import distilabel.models.llms  # noqa: F401
+        import distilabel.pipeline  # noqa: F401
+        import distilabel.steps.tasks  # noqa: F401
     else:
         import bespokelabs.curator  # noqa: F401
     fn = distilabel_arm if args.arm == "distilabel" else curator_arm

@@ -9,8 +9,12 @@ round, against one scripted server on 127.0.0.1 that answers after 0.2 s:
 - synthloom+div: the same run with the diversity evaluation of the 2,000
                records (lexical measures, self-BLEU, per label) on top
 - aiohttp:    a bare aiohttp client with a semaphore (the reference)
-- openai:     the openai SDK's AsyncOpenAI with a semaphore, on its own HTTP client
-- distilabel: distilabel's OpenAILLM, batches as large as the concurrency
+- openai:     the openai SDK's AsyncOpenAI with a semaphore, on its default httpx transport
+- openai-aiohttp: the same on the aiohttp transport the SDK documents for
+               high concurrency (`openai[aiohttp]`, `http_client=DefaultAioHttpClient()`)
+- distilabel: distilabel the documented way: a Pipeline, LoadDataFromDicts >>
+               TextGeneration, OpenAILLM with its own retries (max_retries=6),
+               input_batch_size = the concurrency (see benchmarks/peers.py)
 - curator:    bespokelabs curator's online OpenAI processor, concurrency capped, rate limits off
 
 The peers run from their own virtualenvs (.peers/NAME, made here from PyPI
@@ -27,6 +31,10 @@ send elsewhere (telemetry, hub look-ups) cannot leave the machine.
 
     python benchmarks/throughput.py [--requests 2000] [--concurrency 64 256] [--rounds 3]
         [--mixes clean faults truncated] [--arms aiohttp openai synthloom synthloom+div distilabel curator]
+
+The verdicts follow RULES below, written before the run and printed at its
+start: the arms, the order (rotated each round, so no arm always runs first
+or last), the rounds, and what "met" and "ahead" mean.
 
 synthloom's modules are compiled to bytecode first, as an installed package
 has them: where PYTHONDONTWRITEBYTECODE is set, every run would otherwise
@@ -90,6 +98,28 @@ DIVERSITY = """
 """
 
 
+RULES = """\
+Rules, fixed before the run:
+- arms: every --arms entry, each in its own process; rounds: --rounds (3 unless told);
+  in round r the arms run in --arms order rotated by r (round 0 from the first arm,
+  round 1 from the second, ...), so no arm always runs first or last.
+- a figure is the median over rounds; ratios are to the bare aiohttp client of the same mix
+  and concurrency.
+- clean mix, "met": synthloom's median rate >= 0.90 x the bare client's, and its median CPU
+  per request <= 2.0 x the bare client's.
+- fault mixes, "met": synthloom's median wall time <= 1.20 x the bare client's, and no record
+  lost in any round.
+- synthloom "ahead of" a peer: synthloom's rate is above the peer's in every round (round by
+  round, the same round's runs); "behind" when below in every round; otherwise "mixed".
+"""
+
+
+def run_order(arms: list[str], round_: int) -> list[str]:
+    """The arms of one round: --arms rotated by the round number."""
+    k = round_ % len(arms)
+    return arms[k:] + arms[:k]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,7 +181,15 @@ def run_arm(arm: str, url: str, concurrency: int, bodies: Path, recipe: Path, ou
         cmd = [sys.executable, str(HERE / "clients.py"), "synthloom", *common, "--recipe", str(div), "--out", str(out)]
     else:
         cmd = [sys.executable, str(HERE / "clients.py"), arm, *common, "--recipe", str(recipe), "--out", str(out)]
+    t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=out.parent, timeout=1800)
+    if done.returncode != 0 and arm in PEERS:
+        # The peer itself failed (the harness did not): every record of the run is lost, and the
+        # race goes on. Its last error line is kept for the table.
+        last = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:] or ["?"]
+        print(f"  {arm} failed (exit {done.returncode}): {last[0].strip()[:200]}", file=sys.stderr)
+        return {"arm": arm, "wall": time.perf_counter() - t0, "cpu": float("nan"), "done": 0, "rss_mb": 0.0,
+                "failed": last[0].strip()[:200]}
     if done.returncode != 0:
         raise RuntimeError(f"arm {arm} failed ({done.returncode}): {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -176,7 +214,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mixes", nargs="+", default=list(MIXES), choices=list(MIXES))
-    parser.add_argument("--arms", nargs="+", default=["aiohttp", "openai", "synthloom", "synthloom+div", *PEERS])
+    parser.add_argument("--arms", nargs="+",
+                        default=["aiohttp", "openai", "openai-aiohttp", "synthloom", "synthloom+div", *PEERS])
     args = parser.parse_args()
     compileall.compile_dir(str(HERE.parent / "src" / "synthloom"), quiet=1)
 
@@ -196,6 +235,8 @@ def main() -> None:
 
         loopback_up()
 
+    print(RULES, flush=True)
+    print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     results: dict[tuple[str, str, int], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -205,7 +246,7 @@ def main() -> None:
                 for concurrency in args.concurrency:
                     recipe, bodies = write_inputs(work, url, args.requests, concurrency)
                     for round_ in range(args.rounds):
-                        for arm in args.arms:
+                        for arm in run_order(args.arms, round_):
                             out = work / f"run-{mix}-{arm}-{concurrency}-{round_}"
                             r = run_arm(arm, url, concurrency, bodies, recipe, out)
                             results.setdefault((mix, arm, concurrency), []).append(r)
@@ -218,10 +259,11 @@ def main() -> None:
                 server.wait()
 
     print(f"\nThe race: {args.requests} distinct requests, {args.latency * 1000:.0f} ms latency, "
-          f"median of {args.rounds} alternating rounds, ratios to the bare aiohttp client")
+          f"median of {args.rounds} alternating rounds, ratios to the bare aiohttp client; load average at the end "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for mix in args.mixes:
         print(f"\n{MIX_TITLES[mix]}")
-        print(f"{'concurrency':>11} {'client':>13} {'req/s':>8} {'ceiling':>8} {'CPU ms/req':>11} "
+        print(f"{'concurrency':>11} {'client':>14} {'req/s':>8} {'ceiling':>8} {'CPU ms/req':>11} "
               f"{'req/s vs aiohttp':>17} {'CPU vs aiohttp':>15} {'peak RSS MB':>12} {'lost':>6}")
         for concurrency in args.concurrency:
             base = results[(mix, "aiohttp", concurrency)]
@@ -233,8 +275,42 @@ def main() -> None:
                 cpu = statistics.median(r["cpu"] / max(1, r["done"]) for r in rows)
                 rss = max(r["rss_mb"] for r in rows)
                 lost = max(args.requests - r["done"] for r in rows)
-                print(f"{concurrency:>11} {arm:>13} {rate:8.0f} {concurrency / args.latency:8.0f} {1000 * cpu:11.2f} "
+                print(f"{concurrency:>11} {arm:>14} {rate:8.0f} {concurrency / args.latency:8.0f} {1000 * cpu:11.2f} "
                       f"{rate / base_rate:17.2f} {cpu / base_cpu:15.2f} {rss:12.0f} {lost:6d}")
+    print("\nVerdicts (RULES above)")
+    for mix in args.mixes:
+        for concurrency in args.concurrency:
+            for line in verdicts(results, mix, concurrency, args.arms, args.requests):
+                print(f"{mix} c={concurrency}: {line}")
+
+
+def verdicts(results, mix: str, concurrency: int, arms: list[str], requests: int) -> list[str]:
+    """The goal and the head-to-head lines for one mix and concurrency, by RULES."""
+    if "synthloom" not in arms or "aiohttp" not in arms:
+        return []
+    ours, base = results[(mix, "synthloom", concurrency)], results[(mix, "aiohttp", concurrency)]
+    lines = []
+    if mix == "clean":
+        rate = statistics.median(r["done"] / r["wall"] for r in ours) / statistics.median(r["done"] / r["wall"] for r in base)
+        cpu = (statistics.median(r["cpu"] / max(1, r["done"]) for r in ours)
+               / statistics.median(r["cpu"] / max(1, r["done"]) for r in base))
+        met = rate >= 0.90 and cpu <= 2.0
+        lines.append(f"goal (rate >= 0.90x, CPU <= 2.0x the bare client): rate {rate:.2f}x, CPU {cpu:.2f}x: "
+                     f"{'met' if met else 'NOT met'}")
+    else:
+        wall = statistics.median(r["wall"] for r in ours) / statistics.median(r["wall"] for r in base)
+        lost = max(requests - r["done"] for r in ours)
+        met = wall <= 1.20 and lost == 0
+        lines.append(f"goal (wall time <= 1.20x the bare client, nothing lost): {wall:.2f}x, {lost} lost at most: "
+                     f"{'met' if met else 'NOT met'}")
+    for arm in arms:
+        if arm in ("synthloom", "synthloom+div", "aiohttp"):
+            continue
+        peer = results[(mix, arm, concurrency)]
+        above = [a["done"] / a["wall"] > b["done"] / b["wall"] for a, b in zip(ours, peer)]
+        word = "ahead of" if all(above) else "behind" if not any(above) else "mixed against"
+        lines.append(f"synthloom {word} {arm} ({sum(above)} of {len(above)} rounds faster)")
+    return lines
 
 
 if __name__ == "__main__":
