@@ -137,6 +137,8 @@ def run(
         typer.echo(f"stopped: {exc}", err=True)
         raise typer.Exit(3)
     except RunAborted as exc:
+        if exc.fixable:  # a setting the provider refuses: one line naming it, nothing was lost
+            raise UserError(str(exc)) from None
         typer.echo(f"error: {exc}", err=True)
         typer.echo(f"finished answers are saved in {out / 'cache.sqlite'}; rerun the same command to resume", err=True)
         raise typer.Exit(1)

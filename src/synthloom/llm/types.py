@@ -76,9 +76,10 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     logprobs: list[TokenLogprob] | None = None
     cached: bool = False
+    batch: bool = False  # answered through a provider's batch API (priced at its discount)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "text": self.text,
             "finish_reason": self.finish_reason,
             "usage": [self.usage.prompt_tokens, self.usage.completion_tokens],
@@ -86,6 +87,9 @@ class Completion:
             if self.logprobs is None
             else [[t.token, t.logprob, [list(p) for p in t.top]] for t in self.logprobs],
         }
+        if self.batch:  # written only when true, so an online answer's stored bytes are as before
+            data["batch"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], cached: bool = False) -> Completion:
@@ -98,6 +102,7 @@ class Completion:
             if logprobs is None
             else [TokenLogprob(t, lp, [(a, b) for a, b in top]) for t, lp, top in logprobs],
             cached=cached,
+            batch=bool(data.get("batch", False)),
         )
 
 
