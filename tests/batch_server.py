@@ -70,7 +70,12 @@ class BatchServer(FakeOpenAIServer):
         app.router.add_get("/v1/batches", self._list)
         app.router.add_get("/v1/batches/{id}", self._retrieve)
         app.router.add_get("/_batch_stats", self._batch_stats)
+        app.on_cleanup.append(self._close_client)
         return app
+
+    async def _close_client(self, app: web.Application) -> None:
+        if self._client is not None:
+            await self._client.close()
 
     def _refuse(self) -> web.Response:
         return web.json_response({"error": {"message": "Not Found", "type": "invalid_request_error"}}, status=404)

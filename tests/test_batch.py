@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import synthloom
+from synthloom.llm.scheduler import SettingRefused
 from synthloom.recipe import RecipeError, load_recipe
 
 from batch_server import BatchServer
@@ -166,11 +167,27 @@ def test_an_upload_over_the_size_limit_names_the_file_or_the_setting(tmp_path, b
     assert server.batch_stats()["lines_submitted"] == 0
 
     long = " ".join(["a long description"] * 80)
-    done = run_cli("run", str(write(tmp_path, server.url, records=2, batch=", max_bytes: 1024", description=long)),
-                   "--out", str(tmp_path / "run2"), "--no-progress")
-    assert done.returncode == 2, done.stderr
-    line = errors(done)
-    assert len(line) == 1 and "model.batch.max_bytes: one request is" in line[0], done.stderr
+    recipe = write(tmp_path, server.url, records=2, batch=", max_bytes: 1024", description=long)
+    with pytest.raises(SettingRefused, match=r"^model.batch.max_bytes: one request is [\d,]+ bytes, over the limit of 1,024"):
+        synthloom.run(recipe, tmp_path / "run2", progress=False)
+    assert server.batch_stats()["lines_submitted"] == 0
+
+
+@pytest.mark.slow
+def test_batch_lines_answered_by_a_real_model_give_the_online_records(tmp_path, batch_server, llama_server):
+    """The stand-in forwards each batch line to llama.cpp's server: batch and online agree record for record."""
+    server = batch_server(forward=llama_server)
+    extra = "\n  max_tokens: 12\n  temperature: 0.0"
+    online = write(tmp_path, llama_server, mode="online", records=3, name="online.yaml")
+    online.write_text(online.read_text().replace("  max_tokens: 20", extra.lstrip("\n")))
+    batch = write(tmp_path, server.url, records=3)
+    batch.write_text(batch.read_text().replace("  max_tokens: 20", extra.lstrip("\n")))
+    synthloom.run(online, tmp_path / "online", progress=False)
+    result = synthloom.run(batch, tmp_path / "batch", progress=False)
+    stats = server.batch_stats()  # unusable answers are asked again (attempt + 1), in the next batch
+    assert stats["lines_answered"] == stats["lines_submitted"] >= 3 and server.stats()["answered"] == 0
+    assert result.manifest["counts"]["generated"] == len(texts(tmp_path / "online")) > 0
+    assert texts(tmp_path / "batch") == texts(tmp_path / "online")
 
 
 def test_a_killed_run_resumes_its_batches_and_sends_no_line_twice(tmp_path, batch_server):
