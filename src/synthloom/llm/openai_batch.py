@@ -45,7 +45,10 @@ class OpenAIBatches:
 
     def _open(self) -> Any:
         if self._client is None:
-            import openai
+            try:
+                import openai
+            except ImportError:
+                raise ImportError("model.mode: batch needs the openai package: pip install 'synthloom[batch]'") from None
 
             key = None
             if self.config.api_key_env:

@@ -117,6 +117,7 @@ class SchedulerStats:
             "failed_requests_by_kind": dict(sorted(self.requests_failed.items())),
             "tokens": {
                 "prompt": self.usage.prompt_tokens,
+                "prompt_cached_by_provider": self.usage.cached_tokens,
                 "completion": self.usage.completion_tokens,
                 "prompt_from_cache": self.cached_usage.prompt_tokens,
                 "completion_from_cache": self.cached_usage.completion_tokens,

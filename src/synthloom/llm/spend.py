@@ -159,6 +159,10 @@ class Ledger:
                 "prompt_tokens": spend.usage.prompt_tokens + spend.cached_usage.prompt_tokens,
                 "completion_tokens": spend.usage.completion_tokens + spend.cached_usage.completion_tokens,
             }
+            prompt = out["prompt_tokens"]
+            cached = spend.usage.cached_tokens + spend.cached_usage.cached_tokens
+            out["cached_prompt_tokens"] = cached  # read from the provider's prompt cache, as it reported
+            out["cached_prompt_share"] = round(cached / prompt, 4) if prompt else 0.0
             if spend.batch_calls:
                 out["batch_calls"] = spend.batch_calls
             out["money"] = None if spend.money is None else round(spend.money, 6)

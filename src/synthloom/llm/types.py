@@ -52,12 +52,18 @@ class Request:
 
 @dataclass
 class Usage:
+    """Tokens of one answer (or a sum); `cached_tokens`: the prompt tokens the provider read from
+    its prompt cache (OpenAI's `prompt_tokens_details.cached_tokens`, Anthropic's
+    `cache_read_input_tokens`), a part of `prompt_tokens`."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
 
     def add(self, other: Usage) -> None:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.cached_tokens += other.cached_tokens
 
 
 @dataclass
@@ -82,7 +88,9 @@ class Completion:
         data = {
             "text": self.text,
             "finish_reason": self.finish_reason,
-            "usage": [self.usage.prompt_tokens, self.usage.completion_tokens],
+            # [prompt, completion], and the cached prompt tokens third when there are some
+            "usage": [self.usage.prompt_tokens, self.usage.completion_tokens]
+            + ([self.usage.cached_tokens] if self.usage.cached_tokens else []),
             "logprobs": None
             if self.logprobs is None
             else [[t.token, t.logprob, [list(p) for p in t.top]] for t in self.logprobs],
