@@ -236,6 +236,12 @@ class BatchingBackend:
         except ModelError as exc:  # polling or downloading failed: the waiting calls ask again and wait anew
             self._fail_part(part, exc, drop=False)
             return
+        except ImportError as exc:  # the provider's SDK is not installed
+            self._fail_part(part, BatchRefused(str(exc)))
+            return
+        except Exception as exc:  # a fault of ours: the waiting calls raise it rather than wait forever
+            self._fail_part(part, exc, drop=False)  # type: ignore[arg-type]
+            raise
         self._note("")
         for cid, _ in self.ledger.part_lines(part):
             future = self._waiting.pop(cid, None)
@@ -452,6 +458,12 @@ class BatchingBackend:
         except ModelError as exc:  # polling or downloading failed: the waiting calls ask again and wait anew
             self._fail_part(part, exc, drop=False)
             return
+        except ImportError as exc:  # the provider's SDK is not installed
+            self._fail_part(part, BatchRefused(str(exc)))
+            return
+        except Exception as exc:  # a fault of ours: the waiting calls raise it rather than wait forever
+            self._fail_part(part, exc, drop=False)  # type: ignore[arg-type]
+            raise
         self._note("")
         for cid, _ in self.ledger.part_lines(part):
             future = self._waiting.pop(cid, None)
