@@ -92,7 +92,7 @@ def test_online_errors_in_anthropic_shape_are_retried_or_not(tmp_path, anthropic
     # Each request after a limit ran out came after the reset the server announced.
     for reset in server.resets:
         later = [t for t in server.arrivals if t > reset - 0.15]
-        assert later and min(later) >= reset
+        assert later and min(later) >= reset - 0.01  # (sleeps run on the monotonic clock)
     spend = result.manifest["spend"]["total"]
     assert spend["cached_prompt_tokens"] == 6 * 4  # cache_read_input_tokens, kept in the ledger
 
