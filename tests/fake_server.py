@@ -58,8 +58,13 @@ class FakeOpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         refuse_json_schema: bool = False,
+        prefix_cache: bool = False,
     ):
         self.latency = latency
+        # Like a provider's automatic prompt caching: report as cached the longest prompt prefix
+        # (in words of the messages' contents, in order) that an earlier request began with.
+        self.prefix_cache = prefix_cache
+        self._prompts: list[list[str]] = []
         self.refuse_json_schema = refuse_json_schema
         self.in_flight = 0
         self.max_in_flight = 0
@@ -125,7 +130,25 @@ class FakeOpenAIServer:
             return web.json_response({"error": {"message": "unsupported response_format"}}, status=500)
         text = self._answer(body)
         self.answered[hashlib.sha256(raw).hexdigest()] += 1
-        return web.Response(body=_completion_bytes(body, text), content_type="application/json")
+        answer = _completion_bytes(body, text)
+        if self.prefix_cache:
+            data = json.loads(answer)
+            data["usage"]["prompt_tokens_details"] = {"cached_tokens": self._cached_prefix(body)}
+            answer = json.dumps(data).encode()
+        return web.Response(body=answer, content_type="application/json")
+
+    def _cached_prefix(self, body: dict[str, Any]) -> int:
+        words = [w for m in body.get("messages", []) for w in str(m.get("content", "")).split()]
+        best = 0
+        for earlier in self._prompts:
+            n = 0
+            for a, b in zip(words, earlier):
+                if a != b:
+                    break
+                n += 1
+            best = max(best, n)
+        self._prompts.append(words)
+        return best
 
     async def _fault(self, request: web.Request, fault: str) -> web.StreamResponse:
         if fault == "429":
@@ -275,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retry-after", type=float, default=0.05)
     parser.add_argument("--hang-seconds", type=float, default=30.0)
+    parser.add_argument("--prefix-cache", action="store_true", help="report cached_tokens like a provider's prompt cache")
     for fault in FAULTS:
         parser.add_argument(f"--rate-{fault}", type=float, default=0.0)
     args = parser.parse_args(argv)
@@ -283,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         latency=args.latency,
         faults=FaultPlan(rates, seed=args.seed, retry_after=args.retry_after, hang_seconds=args.hang_seconds),
         port=args.port,
+        prefix_cache=args.prefix_cache,
     )
 
     async def run() -> None:

@@ -130,6 +130,9 @@ def run(
     chosen = _executor(executor, address, workers, progress)
     if loaded.model.budget is not None and chosen is not None:
         raise UserError("model.budget: budgets are kept by the local executor; run without --executor ray")
+    if getattr(loaded.model, "mode", "online") == "batch" and chosen is not None:
+        raise UserError("model.mode: batch runs on the local executor (its ledger of batches is the run directory's); "
+                        "run without --executor ray")
     _print_estimate(loaded, limit, out)
     try:
         result = run_recipe(loaded, out, limit=limit, progress=progress, executor=chosen)
@@ -137,6 +140,8 @@ def run(
         typer.echo(f"stopped: {exc}", err=True)
         raise typer.Exit(3)
     except RunAborted as exc:
+        if exc.fixable:  # a setting the provider refuses: one line naming it, nothing was lost
+            raise UserError(str(exc)) from None
         typer.echo(f"error: {exc}", err=True)
         typer.echo(f"finished answers are saved in {out / 'cache.sqlite'}; rerun the same command to resume", err=True)
         raise typer.Exit(1)

@@ -34,13 +34,14 @@ class RecordProgress:
             TimeElapsedColumn(),
             TextColumn("[red]{task.fields[failed]} failed[/] · {task.fields[retries]} retries · {task.fields[cached]} cached"),
             TextColumn("{task.fields[spend]}"),
+            TextColumn("{task.fields[note]}"),
             console=Console(stderr=True),
             disable=not enabled,
             refresh_per_second=4,
         )
         self._spend: Any = None
         self._done = 0
-        self._task = self._progress.add_task(description, total=total, rate="-", failed=0, retries=0, cached=0, spend="")
+        self._task = self._progress.add_task(description, total=total, rate="-", failed=0, retries=0, cached=0, spend="", note="")
 
     def watch(self, stats: Any) -> None:
         """Read retry and cache counts from a scheduler's stats as the bar advances."""
@@ -49,6 +50,11 @@ class RecordProgress:
     def show_spend(self, describe: Any) -> None:
         """Show `describe(records done)` (e.g. money so far and at the end) beside the counts."""
         self._spend = describe
+
+    def note(self, text: str) -> None:
+        """Show a line of state beside the counts (e.g. a provider batch's status while it is polled)."""
+        if self.enabled:
+            self._progress.update(self._task, note=f"· {text}" if text else "")
 
     def advance(self, record: Any) -> None:
         if not self.enabled:

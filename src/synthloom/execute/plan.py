@@ -61,6 +61,7 @@ class Plan:
     price_from: str
     currency: str
     stages: list[StagePlan]
+    batch: bool = False  # model.mode: batch: the money is at the batch discount
 
     @property
     def total(self) -> StagePlan:
@@ -98,7 +99,10 @@ class Plan:
     def _price_text(self) -> str:
         if self.price is None:
             return "unknown (give model.price to see money)"
-        return f"{self.price['input_per_mtok']:g} / {self.price['output_per_mtok']:g} per million tokens in / out ({self.price_from})"
+        text = f"{self.price['input_per_mtok']:g} / {self.price['output_per_mtok']:g} per million tokens in / out ({self.price_from})"
+        if self.batch and self.price.get("batch_discount"):
+            text += f", {self.price['batch_discount']:.0%} off in batch mode"
+        return text
 
 
 def _observed_completion(out: Path | None) -> tuple[float, int] | None:
@@ -110,6 +114,15 @@ def _observed_completion(out: Path | None) -> tuple[float, int] | None:
         rows = db.execute("SELECT completion FROM completions").fetchall()
     tokens = [Completion.from_json(loads(row[0])).usage.completion_tokens for row in rows]
     return (sum(tokens) / len(tokens), len(tokens)) if tokens else None
+
+
+def _batch_priced(price: Price | None, config: Any) -> Price | None:
+    """The price a model's answers are paid at: less its batch discount in `mode: batch`."""
+    if price is None or getattr(config, "mode", "online") != "batch" or not price.batch_discount:
+        return price
+    keep = 1 - price.batch_discount
+    return price.model_copy(update={"input_per_mtok": price.input_per_mtok * keep,
+                                    "output_per_mtok": price.output_per_mtok * keep, "batch_discount": 0.0})
 
 
 def _money(price: Price | None, prompt: int | None, completion: int) -> float | None:
@@ -192,7 +205,7 @@ def _model_stages(recipe: Recipe, records: int, record_tokens: float) -> list[St
         shots = getattr(spec, "shots", 0) * min(8, max(1, len(recipe.task.label_names)))
         prompt = round(calls * (60 + (shots + 1) * (record_tokens + 8)))
         completion = calls * spec.max_tokens
-        price, _ = price_of(spec.model)
+        price = _batch_priced(price_of(spec.model)[0], spec.model)
         out.append(StagePlan(f"curation.{spec.stage}", calls, prompt, completion, _money(price, prompt, completion),
                              "estimated", "max_tokens", ["every generated record; fewer if earlier stages drop some"]))
     for spec in recipe.evaluation:
@@ -206,7 +219,7 @@ def _model_stages(recipe: Recipe, records: int, record_tokens: float) -> list[St
         if not calls:
             continue
         model = getattr(spec, "judge", None) or getattr(spec, "model", None) or recipe.model
-        price, _ = price_of(model)
+        price = _batch_priced(price_of(model)[0], model)
         prompt = round(calls * (150 + 2 * record_tokens))
         completion = calls * getattr(spec, "max_tokens", 96)
         out.append(StagePlan(f"evaluation.{spec.stage}", calls, prompt, completion, _money(price, prompt, completion),
@@ -226,12 +239,14 @@ def plan_run(recipe: Recipe | str | Path, limit: int | None = None, out: str | P
     price, source = price_of(recipe.model)
     observed = _observed_completion(Path(out) if out is not None else None)
     completion_from = f"observed mean of {observed[1]} answers" if observed else "max_tokens (an upper bound)"
-    generation = _generation(recipe, limit, counter, observed[0] if observed else None, price, sample)
+    generation = _generation(recipe, limit, counter, observed[0] if observed else None,
+                             _batch_priced(price, recipe.model), sample)
     generation.completion_from = completion_from
     stages = [generation, *_model_stages(recipe, generation.calls, _record_tokens(generation))]
     return Plan(recipe.name, str(getattr(recipe.model, "model", None) or recipe.model.backend), counter.name,
                 price.model_dump(mode="json") if price is not None else None, source,
-                price.currency if price is not None else "USD", stages)
+                price.currency if price is not None else "USD", stages,
+                getattr(recipe.model, "mode", "online") == "batch")
 
 
 __all__ = ["Plan", "StagePlan", "plan_run"]

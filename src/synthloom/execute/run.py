@@ -28,6 +28,7 @@ from ..generate.annotate import Annotator
 from ..generate.grounded import GroundedGenerator
 from ..generate.tool_use import ToolUseGenerator
 from ..llm import Backend, RunAborted, Session
+from ..llm.batch_ledger import BatchLedger
 from ..llm.pricing import currency_of
 from ..llm.spend import BudgetExceeded, Ledger, spending
 from ..progress import RecordProgress
@@ -245,6 +246,12 @@ def run(
             "records": result.failures[:50],
         }
         manifest["spend"] = spend_summary(ledger, manifest["counts"])
+        if (out / "batches.sqlite").exists():  # model.mode: batch: the provider batches and their lines
+            batches = BatchLedger(out / "batches.sqlite")
+            try:
+                manifest["batches"] = batches.counts()
+            finally:
+                batches.close()
         manifest["timings"]["total_s"] = round(time.time() - started, 3)
         manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         write_json(out / "manifest.json", manifest, base)

@@ -3,7 +3,12 @@
 The task specification becomes the system message; each demonstration
 becomes a pair of turns (the instruction for its label, then its fields as
 the assistant's answer, in the step's output format), and the record's own
-instruction, with its label and conditions, comes last. Small instruct
+instruction, with its label and conditions, comes last. So what many
+prompts share comes first, where providers' automatic prompt caching (and
+the embedded model's prefix copying) reuse it. One exception, kept for the
+cache keys of earlier runs: with demonstrations, the record's conditions
+are said in the system message, unless `generation.prompt_order:
+shared_first` moves them to the last turn. Small instruct
 models follow a pattern shown as earlier turns far better than one
 described in words.
 
@@ -38,8 +43,10 @@ class PromptBuilder:
         context_fields: Sequence[str] = (),
         instruction: str | None = None,
         step_name: str = "record",
+        shared_first: bool = False,
     ):
         self.task = task
+        self.shared_first = shared_first
         templates = templates or TemplatesSpec()
         self.system = templates.system or DEFAULT_SYSTEM
         self.instruction = instruction or templates.instruction or DEFAULT_INSTRUCTION
@@ -85,6 +92,7 @@ class PromptBuilder:
             conditions=dict(conditions),
             fields=dict(fields),
             shots=shots,
+            conditions_last=self.shared_first,
         )
 
     def instruction_text(self, label: str | None, conditions: Mapping[str, Any],
@@ -144,7 +152,9 @@ class PromptBuilder:
     ) -> Messages:
         shots = len(demonstrations)
         key = tuple(conditions.items())
-        out = [{"role": "system", "content": self.system_text(conditions, shots, key)}]
+        # shared_first: the system message is the same for every record; its conditions come last.
+        system = self.system_text(None, shots) if self.shared_first else self.system_text(conditions, shots, key)
+        out = [{"role": "system", "content": system}]
         shown_label = None if self.step_vars["writes_label"] else label
         for demo in demonstrations:
             context = {name: demo.fields.get(name) for name in self.context_fields}

@@ -120,6 +120,7 @@ def build_steps(recipe: Recipe) -> list[Step]:
             task, gen.templates, output=output, step_fields=spec.fields,
             context_fields=[f for f in context if f != task.label_field],
             instruction=spec.instruction, step_name=spec.name,
+            shared_first=gen.prompt_order == "shared_first",
         )
         steps.append(Step(
             name=spec.name,

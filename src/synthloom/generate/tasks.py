@@ -36,7 +36,7 @@ Write one example that is all of: {% for l in labels %}{{ l }}{% if label_descri
 {% else %}
 Write one example{% if label %} that is {{ label }}{% if label_description %} ({{ label_description }}){% endif %}{% endif %}.
 {% endif %}
-{% if not shots %}
+{% if not shots or conditions_last %}
 {% for key, value in conditions.items() %}
 {{ key | humanize | capitalize }}: {{ value }}
 {% endfor %}

@@ -1,11 +1,12 @@
 """The model layer: one async Backend contract, its registry, the scheduler and the cache.
 
 Importing this package registers the built-in backends (`openai`,
-`llamacpp`, `fake`); none of them loads a model or opens a connection
+`anthropic`, `llamacpp`, `fake`); none of them loads a model or opens a connection
 until its first request.
 """
 
-from . import fake, llamacpp, openai  # noqa: F401  (registration)
+from . import anthropic, fake, llamacpp, openai  # noqa: F401  (registration)
+from .anthropic import AnthropicBackend, AnthropicConfig
 from .cache import CompletionCache, cache_key
 from .fake import FakeBackend, FakeConfig
 from .llamacpp import LlamaCppBackend, LlamaCppConfig, bundled_model_path
@@ -38,6 +39,8 @@ from .types import (
 )
 
 __all__ = [
+    "AnthropicBackend",
+    "AnthropicConfig",
     "Backend",
     "BackendConfig",
     "BadResponse",

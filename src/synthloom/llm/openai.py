@@ -25,6 +25,7 @@ import aiohttp
 from pydantic import Field, field_validator
 
 from .._json import dumps, loads
+from .batch import BatchSettings
 from .registry import BackendConfig, register_backend
 from .types import (
     BadResponse,
@@ -52,6 +53,10 @@ class OpenAIConfig(BackendConfig):
     )
     json_mode: Literal["auto", "json_schema", "json_object", "none"] = "auto"
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    mode: Literal["online", "batch"] = Field(
+        "online", description="online: one call per request; batch: the server's Files + Batches API, at its discount"
+    )
+    batch: BatchSettings = Field(default_factory=BatchSettings, description="limits and polling of mode: batch")
 
     @field_validator("base_url")
     @classmethod
@@ -131,6 +136,12 @@ class OpenAIBackend:
                 self._json_mode = mode
                 return completion
             raise last  # pragma: no cover - "none" either returns or raises above
+
+    def batch_provider(self):
+        """The server's Batch API, for `mode: batch` (see batch.py)."""
+        from .openai_batch import OpenAIBatches
+
+        return OpenAIBatches(self.config)
 
     @property
     def json_mode(self) -> str | None:

@@ -42,13 +42,21 @@ T = TypeVar("T")
 class Spend(Protocol):
     """Where a scheduler charges the answers it gets and asks before paying for one (see spend.py)."""
 
-    def charge(self, usage: Usage, cached: bool) -> None: ...
+    def charge(self, usage: Usage, cached: bool, batch: bool = False) -> None: ...
 
     def check(self) -> None: ...
 
 
 class RunAborted(RuntimeError):
     """Raised by every pending request once the scheduler has stopped the run."""
+
+    fixable = False  # True: a setting the user can change is at fault (the command exits with 2)
+
+
+class SettingRefused(RunAborted):
+    """The provider refused what a setting of the recipe asks (e.g. `mode: batch` where there is no Batch API)."""
+
+    fixable = True
 
 
 @dataclass
@@ -109,6 +117,7 @@ class SchedulerStats:
             "failed_requests_by_kind": dict(sorted(self.requests_failed.items())),
             "tokens": {
                 "prompt": self.usage.prompt_tokens,
+                "prompt_cached_by_provider": self.usage.cached_tokens,
                 "completion": self.usage.completion_tokens,
                 "prompt_from_cache": self.cached_usage.prompt_tokens,
                 "completion_from_cache": self.cached_usage.completion_tokens,
@@ -262,7 +271,7 @@ class Scheduler:
                 stats.cache_hits += 1
                 stats.cached_usage.add(completion.usage)
                 if self.spend is not None:
-                    self.spend.charge(completion.usage, cached=True)
+                    self.spend.charge(completion.usage, cached=True, batch=completion.batch)
             else:
                 try:
                     completion = await self._call(current)
@@ -278,7 +287,7 @@ class Scheduler:
                     stats.tries_failed[exc.kind] += 1
                     self._remember(exc)
                     if isinstance(exc, FatalModelError):
-                        self.abort(f"stopping: {exc}")
+                        self.abort(SettingRefused(str(exc)) if getattr(exc, "fixable", False) else f"stopping: {exc}")
                     tries += 1
                     if not exc.retryable or tries >= self.max_attempts:
                         return self._finish(Outcome(current, error=exc, tries=tries))
@@ -287,7 +296,7 @@ class Scheduler:
                 stats.calls += 1
                 stats.usage.add(completion.usage)
                 if self.spend is not None:
-                    self.spend.charge(completion.usage, cached=False)
+                    self.spend.charge(completion.usage, cached=False, batch=completion.batch)
                 if key is not None:
                     self.cache.put(key, completion)
             if parse is None:

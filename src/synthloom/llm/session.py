@@ -16,7 +16,9 @@ progress bar watch it, runs the work on an event loop, and then closes the
 backend on that loop (its connections belong to it) and the cache it opened,
 however the work ended. This is the one place where what every request
 costs passes by, so spend control, batch APIs and batched local decoding
-each have one place to go. A session opened inside `spend.spending(ledger,
+each have one place to go: a backend whose config says `mode: batch` is
+wrapped here in a `BatchingBackend` (batch.py), its ledger of batches
+beside the cache. A session opened inside `spend.spending(ledger,
 stage)` charges every answer to that stage of the run's ledger and stops
 at its budget.
 """
@@ -29,6 +31,7 @@ from typing import Awaitable, Callable, Protocol, Sequence, TypeVar, Union
 
 from ..aio import run_async
 from ..progress import RecordProgress
+from .batch import BatchingBackend, batching
 from .cache import CompletionCache
 from .registry import Backend, BackendConfig, create_backend
 from .scheduler import Outcome, Parser, Scheduler, SchedulerStats
@@ -36,6 +39,7 @@ from .spend import account_for
 from .types import Completion, Request
 
 T = TypeVar("T")
+BATCH_WIDTH = 1_000_000  # requests that may wait for a provider batch at once
 
 
 class AnswerCache(Protocol):
@@ -95,7 +99,11 @@ class Session:
         """`run` for callers already on an event loop."""
         backend = self._backend()
         cache, opened = self._cache()
-        self.scheduler = Scheduler(backend, cache, spend=account_for(backend.config))  # type: ignore[arg-type]
+        path = getattr(cache, "path", None)
+        backend = batching(backend, Path(path) if path is not None else None, self.bar)
+        # In batch mode every request waits in a collection, not in the concurrency limit.
+        width = BATCH_WIDTH if isinstance(backend, BatchingBackend) else None
+        self.scheduler = Scheduler(backend, cache, concurrency=width, spend=account_for(backend.config))  # type: ignore[arg-type]
         if self.bar is not None:
             self.bar.watch(self.scheduler.stats)
         try:

@@ -56,6 +56,7 @@ class StageSpend:
     cached_usage: Usage = field(default_factory=Usage)
     money_now: float | None = 0.0
     money_replayed: float | None = 0.0
+    batch_calls: int = 0  # answers (paid now or replayed) that came through a batch API
 
     @property
     def money(self) -> float | None:
@@ -84,15 +85,18 @@ class Ledger:
         for spend in self.stages.values():
             total.calls += spend.calls
             total.cached_calls += spend.cached_calls
+            total.batch_calls += spend.batch_calls
             total.usage.add(spend.usage)
             total.cached_usage.add(spend.cached_usage)
             total.money_now = _plus(total.money_now, spend.money_now)
             total.money_replayed = _plus(total.money_replayed, spend.money_replayed)
         return total
 
-    def charge(self, stage: str, usage: Usage, cached: bool, price: Price | None) -> None:
-        """Count one answer of `stage` (paid now, or replayed from the cache) at `price` (None: unknown)."""
-        money = price.cost(usage) if price is not None else None
+    def charge(self, stage: str, usage: Usage, cached: bool, price: Price | None, batch: bool = False) -> None:
+        """Count one answer of `stage` (paid now, or replayed from the cache) at `price` (None: unknown).
+
+        `batch`: answered through a provider's batch API, at the price's `batch_discount`."""
+        money = price.cost(usage, batch) if price is not None else None
         with self._lock:
             spend = self.stages.setdefault(stage, StageSpend())
             if cached:
@@ -103,6 +107,8 @@ class Ledger:
                 spend.calls += 1
                 spend.usage.add(usage)
                 spend.money_now = _plus(spend.money_now, money)
+            if batch:
+                spend.batch_calls += 1
 
     def check(self, stage: str) -> None:
         """Raise BudgetExceeded when the run's or the stage's cap is reached."""
@@ -153,6 +159,12 @@ class Ledger:
                 "prompt_tokens": spend.usage.prompt_tokens + spend.cached_usage.prompt_tokens,
                 "completion_tokens": spend.usage.completion_tokens + spend.cached_usage.completion_tokens,
             }
+            prompt = out["prompt_tokens"]
+            cached = spend.usage.cached_tokens + spend.cached_usage.cached_tokens
+            out["cached_prompt_tokens"] = cached  # read from the provider's prompt cache, as it reported
+            out["cached_prompt_share"] = round(cached / prompt, 4) if prompt else 0.0
+            if spend.batch_calls:
+                out["batch_calls"] = spend.batch_calls
             out["money"] = None if spend.money is None else round(spend.money, 6)
             out["money_paid_now"] = None if spend.money_now is None else round(spend.money_now, 6)
             return out
@@ -175,8 +187,8 @@ class Account:
     stage: str
     price: Price | None
 
-    def charge(self, usage: Usage, cached: bool) -> None:
-        self.ledger.charge(self.stage, usage, cached, self.price)
+    def charge(self, usage: Usage, cached: bool, batch: bool = False) -> None:
+        self.ledger.charge(self.stage, usage, cached, self.price, batch)
 
     def check(self) -> None:
         self.ledger.check(self.stage)

@@ -52,12 +52,18 @@ class Request:
 
 @dataclass
 class Usage:
+    """Tokens of one answer (or a sum); `cached_tokens`: the prompt tokens the provider read from
+    its prompt cache (OpenAI's `prompt_tokens_details.cached_tokens`, Anthropic's
+    `cache_read_input_tokens`), a part of `prompt_tokens`."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
 
     def add(self, other: Usage) -> None:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.cached_tokens += other.cached_tokens
 
 
 @dataclass
@@ -76,16 +82,22 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     logprobs: list[TokenLogprob] | None = None
     cached: bool = False
+    batch: bool = False  # answered through a provider's batch API (priced at its discount)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "text": self.text,
             "finish_reason": self.finish_reason,
-            "usage": [self.usage.prompt_tokens, self.usage.completion_tokens],
+            # [prompt, completion], and the cached prompt tokens third when there are some
+            "usage": [self.usage.prompt_tokens, self.usage.completion_tokens]
+            + ([self.usage.cached_tokens] if self.usage.cached_tokens else []),
             "logprobs": None
             if self.logprobs is None
             else [[t.token, t.logprob, [list(p) for p in t.top]] for t in self.logprobs],
         }
+        if self.batch:  # written only when true, so an online answer's stored bytes are as before
+            data["batch"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], cached: bool = False) -> Completion:
@@ -98,6 +110,7 @@ class Completion:
             if logprobs is None
             else [TokenLogprob(t, lp, [(a, b) for a, b in top]) for t, lp, top in logprobs],
             cached=cached,
+            batch=bool(data.get("batch", False)),
         )
 
 

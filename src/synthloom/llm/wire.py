@@ -62,7 +62,8 @@ def parse_chat_answer(data: Any) -> Completion:
     return Completion(
         text=text,
         finish_reason=choice.get("finish_reason"),
-        usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
+        usage=Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+                    int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)),
         logprobs=_parse_logprobs(choice.get("logprobs")),
     )
 

@@ -234,6 +234,12 @@ class GenerationSpec(Strict):
         description="coverage: balance every combination of label and condition values "
         "instead of drawing each condition on its own",
     )
+    prompt_order: Literal["conditions_in_system", "shared_first"] = Field(
+        "conditions_in_system",
+        description="shared_first: with demonstrations, a record's conditions go in its last turn, not the "
+        "system message, so every prompt starts with the same system message and shared demonstrations "
+        "(providers' prompt caching applies); conditions_in_system: as before (the cache keys of earlier runs)",
+    )
 
 
 __all__ = [

@@ -231,6 +231,12 @@ def cost_lines(spend: dict[str, Any]) -> list[str]:
     if spend.get("money_dropped_by_curation") is not None:
         out.append(f"Spent on records curation dropped: {money(spend['money_dropped_by_curation'])}"
                    " (the generation's cost in the share of records dropped).")
+    total = spend.get("total") or {}
+    if total.get("cached_prompt_tokens"):
+        out.append(f"Prompt tokens the provider read from its prompt cache: {total['cached_prompt_tokens']:,} "
+                   f"({total['cached_prompt_share']:.1%} of the prompt tokens).")
+    if total.get("batch_calls"):
+        out.append(f"Answers through the provider's batch API: {total['batch_calls']:,} (priced at its batch discount).")
     if spend.get("stopped"):
         stop = spend["stopped"]
         out.append(f"\nThe run stopped at its budget in {stop['stage']}: {stop['reason']} ({stop['cap']}).")
