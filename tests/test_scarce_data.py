@@ -76,7 +76,7 @@ def test_choice_never_trains_on_a_rewrite_of_the_held_out_example():
         seen.append({i for i in range(12) if any(np.array_equal(syn.X[i], x) for x in Xt)})
         return LogisticRegression().fit(Xt, yt, sample_weight=wt)
 
-    result = choose(support, syn, ["augment"], [1.0], folds=3, fit=fit)
+    result = choose(support, syn, ["augment"], [1.0], folds=3, repeats=1, fit=fit)
     assert result["chosen"] == "augment" and len(seen) == 3
     # each fold trained on 8 support rows + the 8 rewrites of those rows, never the 4 held out
     assert all(len(rows) == 8 for rows in seen)

@@ -17,7 +17,9 @@ K-fold cross-validation over the support set only:
   part), as support_mix does: the trainers' own C search inside every fold
   and candidate cost minutes per choice on a busy 2-core machine;
 
-and the candidate with the best held-out macro-F1 over all folds wins (ties:
+(with a small support the folds are redrawn, `repeats`, until at least 100
+held-out predictions are averaged) and the candidate with the best held-out
+macro-F1 (the mean over the redraws) wins (ties:
 the earlier in the list, `none` first). The winner is then built once more
 from the support model fitted on the whole support and handed on; every
 other record is dropped with the reason. What was tried and scored is the
@@ -43,6 +45,11 @@ from .support import SupportModel, _folds, load_support, support_model_from_matr
 from .weights import confidence_weights
 
 __all__ = ["Candidate", "SupportChoice", "choose", "origin_of"]
+
+# A few held-out predictions make a noisy score: with a small support the K folds are redrawn
+# until at least this many predictions are averaged (20 real records: 5 repeats).
+HELD_OUT_PREDICTIONS = 100
+MAX_REPEATS = 5
 
 
 def origin_of(record: Record) -> str:
@@ -106,25 +113,29 @@ def _classifier(X: np.ndarray, y: np.ndarray, w: np.ndarray, c: float, seed: int
 
 
 def choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factors: Sequence[float], *,
-           folds: int = 5, c: float | None = None, precision: float = 0.9, floor: float = 0.1, seed: int = 0,
+           folds: int = 5, repeats: int | None = None, c: float | None = None, precision: float = 0.9,
+           floor: float = 0.1, seed: int = 0,
            fit: Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], Any] = _classifier) -> dict[str, Any]:
     """Held-out support macro-F1 of every (candidate, factor); the winner and the table."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _choose(support, syn, names, factors, folds, c, precision, floor, seed, fit)
+        return _choose(support, syn, names, factors, folds, repeats, c, precision, floor, seed, fit)
 
 
 def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factors: Sequence[float], folds: int,
-            c: float | None, precision: float, floor: float, seed: int, fit: Callable[..., Any]) -> dict[str, Any]:
+            repeats: int | None, c: float | None, precision: float, floor: float, seed: int, fit: Callable[..., Any]) -> dict[str, Any]:
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
 
     X, y = support.X, support.y
     k = _folds(y, folds)
+    repeats = repeats or min(MAX_REPEATS, -(-HELD_OUT_PREDICTIONS // len(y)))
     predicted: dict[tuple[str, float], np.ndarray] = {}
     sizes: dict[str, list[int]] = {}
-    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
+    splits = [(r, train, test) for r in range(repeats)
+              for train, test in StratifiedKFold(k, shuffle=True, random_state=seed + r).split(X, y)]
+    for r, train, test in splits:
         part = LabelledMatrix([], X[train], y[train], support.labels)
         model = support_model_from_matrix(part, folds, c, seed)
         P = model.probabilities(syn.X) if len(syn.X) else np.zeros((0, len(support.labels)))
@@ -139,13 +150,14 @@ def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], facto
                 Xt = np.vstack([X[train], syn.X[candidate.rows]])
                 yt = np.concatenate([y[train], candidate.y])
                 wt = np.concatenate([np.ones(len(train)), candidate.w * factor])
-                out = predicted.setdefault(key, np.full(len(y), -1))
-                out[test] = fit(Xt, yt, wt, model.c, seed).predict(X[test])
-    scores = {key: float(f1_score(y, p, average="macro", zero_division=0)) for key, p in predicted.items()}
+                out = predicted.setdefault(key, np.full((repeats, len(y)), -1))
+                out[r, test] = fit(Xt, yt, wt, model.c, seed).predict(X[test])
+    scores = {key: float(np.mean([f1_score(y, row, average="macro", zero_division=0) for row in p]))
+              for key, p in predicted.items()}
     order = {name: i for i, name in enumerate(names)}
     best = max(scores, key=lambda key: (round(scores[key], 6), -order[key[0]], key[1]))
     return {
-        "chosen": best[0], "factor": best[1], "folds": k, "cv_macro_f1": round(scores[best], 4),
+        "chosen": best[0], "factor": best[1], "folds": k, "repeats": repeats, "cv_macro_f1": round(scores[best], 4),
         "scores": {f"{name} x{factor:g}": round(s, 4) for (name, factor), s in scores.items()},
         "candidate_sizes": {name: int(np.mean(v)) for name, v in sizes.items()},
     }
@@ -177,14 +189,15 @@ class SupportChoice(SpecStage):
             origin=np.array([origin_of(r) for r in judged]),
             source=np.array([support_texts.get(str(r.meta.get("source_text", "")), -1) for r in judged], dtype=int),
         )
-        result = choose(support, syn, s.candidates, s.factors, folds=s.folds, c=s.c, precision=s.precision,
+        result = choose(support, syn, s.candidates, s.factors, folds=s.folds, repeats=s.repeats, c=s.c, precision=s.precision,
                         floor=s.floor, seed=s.seed)
         model = support_model_from_matrix(support, s.folds, s.c, s.seed)
         P = model.probabilities(X) if len(X) else np.zeros((0, len(support.labels)))
         chosen = build(result["chosen"], model, syn, P, set(range(len(support.y))), s.precision, s.floor)
         assert chosen is not None
         table = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result["scores"].items(), key=lambda kv: -kv[1]))
-        why = (f"chosen: {result['chosen']} x{result['factor']:g} by {result['folds']}-fold CV on the "
+        why = (f"chosen: {result['chosen']} x{result['factor']:g} by {result['folds']}-fold CV "
+               f"({result['repeats']} draw(s)) on the "
                f"{len(support.y)} support records (held-out macro-F1 {table})")
         result["kept"] = int(len(chosen.rows))
         self.summary = result

@@ -408,6 +408,9 @@ class SupportChoiceSpec(_SupportSpec):
     factors: list[float] = Field(
         default_factory=lambda: [0.3, 1.0], min_length=1, description="synthetic weights relative to real, tried for each candidate"
     )
+    repeats: int | None = Field(
+        None, ge=1, le=20, description="redraws of the folds; default: enough for 100 held-out predictions, at most 5"
+    )
     precision: float = Field(0.9, gt=0, le=1, description="of the `filter` candidate (see support_filter)")
     floor: float = Field(0.1, ge=0, le=1, description="of the `weight` candidate (see support_weight)")
 
