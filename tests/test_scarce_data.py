@@ -146,6 +146,8 @@ def test_augmentation_recipe_rewrites_each_example_and_keeps_its_label(tmp_path)
     assert funnel["augment_check"]["dropped"] == 0
     assert funnel["support_choice"]["notes"]["chosen"] in ("none", "augment")
     assert set(funnel["support_choice"]["notes"]["scores"]) == {"none x1", "augment x0.3", "augment x1"}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f"support_choice chose **{funnel['support_choice']['notes']['chosen']}**" in card
 
 
 def test_bad_augmentation_settings_are_named(tmp_path):
