@@ -1,8 +1,8 @@
 """Few real examples: the automatic choice, augmentation of real examples, and a model-labelled real pool.
 
 The embeddings are the real MiniLM; the data are small sets made here; the
-generating model is the scripted `fake` backend (logic), and one slow test
-runs the embedded model end to end.
+generating model is the scripted `fake` backend (logic). The embedded model
+runs augmentation end to end in tests/test_examples.py (examples/sms_augment.yaml).
 """
 
 from __future__ import annotations
@@ -157,24 +157,3 @@ def test_bad_augmentation_settings_are_named(tmp_path):
     with pytest.raises(Exception, match="factors must be above 0"):
         recipe_from_dict({"name": "a", "task": task(), "demonstrations": {"path": str(path)},
                           "curation": [{"stage": "support_choice", "factors": [0]}]}, base_dir=tmp_path)
-
-
-@pytest.mark.slow
-def test_embedded_model_rewrites_real_examples(tmp_path):
-    """The embedded model, end to end: rewrites of real examples, checked, and the choice recorded."""
-    path, rows, _, _ = make_data(tmp_path, per_class=4, planted=0)
-    recipe = recipe_from_dict({
-        "name": "aug-real", "model": {"backend": "llamacpp", "n_threads": 1}, "task": task(),
-        "demonstrations": {"path": str(path), "k": 0},
-        "generation": {"seed": 3, "max_tokens": 32},
-        "augmentation": {"per_example": 1, "per_label": 2},
-        "curation": [{"stage": "augment_check"}, {"stage": "support_choice", "candidates": ["none", "augment"]}],
-        "evaluation": [],
-    }, base_dir=tmp_path)
-    result = run(recipe, tmp_path / "out", progress=False)
-    generated = read_records(tmp_path / "out" / "generated.parquet")
-    assert len(generated) >= 3 and all(r.meta["origin"] == "augment" for r in generated)
-    assert all(r.text() != r.meta["source_text"] for r in generated)
-    funnel = {step["stage"]: step for step in result.manifest["curation"]["funnel"]}
-    assert funnel["augment_check"]["seen"] == len(generated)
-    assert "chosen" in funnel["support_choice"]["notes"]
