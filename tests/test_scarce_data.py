@@ -157,3 +157,16 @@ def test_bad_augmentation_settings_are_named(tmp_path):
     with pytest.raises(Exception, match="factors must be above 0"):
         recipe_from_dict({"name": "a", "task": task(), "demonstrations": {"path": str(path)},
                           "curation": [{"stage": "support_choice", "factors": [0]}]}, base_dir=tmp_path)
+
+
+def test_an_unusable_rewrite_is_a_failure_not_an_empty_record(tmp_path):
+    from synthloom.llm.fake import FakeBackend, FakeConfig
+
+    path, rows, _, _ = make_data(tmp_path, per_class=2, planted=0)
+    recipe = recipe_from_dict({
+        "name": "aug-bad", "model": {"backend": "fake", "max_attempts": 1}, "task": task(),
+        "demonstrations": {"path": str(path), "k": 0}, "augmentation": {"per_example": 1},
+        "curation": [{"stage": "augment_check"}], "evaluation": [],
+    }, base_dir=tmp_path)
+    result = run(recipe, tmp_path / "out", backend=FakeBackend(FakeConfig(), lambda request: ""), progress=False)
+    assert result.manifest["counts"]["generated"] == 0 and result.manifest["counts"]["failed"] == 4

@@ -67,6 +67,8 @@ class AugmentChain:
         if outcome.ok:
             done.fields = {self.field: outcome.value[self.field]}
             done.label = plan.label
+        else:  # an unusable answer after every try: a failure of this record, not an empty one
+            done.error = outcome.error
         return done
 
 
