@@ -24,8 +24,9 @@ scored once on the real test split:
 
 Data, intents and recipe are the generation ladder's (`generation_ladder.py`,
 the +nearest arm: coverage-sampled conditions, the 4 nearest support
-demonstrations, one pass; 40 records per seed and dataset, what a busy
-2-core machine makes for 5 seeds x 2 datasets in about an hour). Every model call goes through
+demonstrations, one pass; 40 records planned per seed and dataset, of which
+the README's run made the first 20 with `--limit 20`: what a 2-core machine
+under a load of 10-30 made for 5 seeds x 2 datasets in about 40 minutes). Every model call goes through
 `synthloom.run` with the embedded model into
 benchmarks/results/headline/<dataset>/seed<N>/; their caches make a rerun
 cost nothing. Test data is read only to score each arm's final classifier.
