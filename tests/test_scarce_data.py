@@ -170,3 +170,20 @@ def test_an_unusable_rewrite_is_a_failure_not_an_empty_record(tmp_path):
     }, base_dir=tmp_path)
     result = run(recipe, tmp_path / "out", backend=FakeBackend(FakeConfig(), lambda request: ""), progress=False)
     assert result.manifest["counts"]["generated"] == 0 and result.manifest["counts"]["failed"] == 4
+
+
+def test_plan_counts_one_call_per_rewrite(tmp_path):
+    import yaml
+
+    from conftest import run_cli
+
+    path, *_ = make_data(tmp_path, per_class=8, planted=0)
+    recipe = tmp_path / "aug.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "aug-plan", "model": {"backend": "fake"}, "task": task(), "demonstrations": {"path": str(path), "k": 0},
+        "augmentation": {"per_example": 3, "per_label": 2}, "evaluation": [],
+    }))
+    done = run_cli("plan", str(recipe))
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("generation"))
+    assert line.split()[1] == str(2 * 2 * 3)
