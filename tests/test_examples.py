@@ -100,6 +100,20 @@ def test_sms_annotation_with_confidences(tmp_path):
         assert 0 < row["label_logprob_score"] <= 1
     assert manifest["generation"]["annotated"] == 3
     assert manifest["model_calls"]["requests_succeeded"] + manifest["model_calls"]["requests_failed"] == 15
+    rejected = pq.read_table(out / "rejected.parquet").to_pylist()
+    assert all(row["support_agree_flag"] == "keep" for row in curated)
+    assert all(row["support_agree_flag"] == "drop" for row in rejected)
+    assert len(curated) + len(rejected) == len(rows)
+
+
+def test_sms_augmentation_keeps_labels_and_checks_rewrites(tmp_path):
+    manifest, rows, out = run_example("sms_augment", tmp_path, 4)
+    assert all(meta(r)["origin"] == "augment" and r["text"] != meta(r)["source_text"] for r in rows)
+    seeds = {json.loads(line)["text"]: json.loads(line)["label"] for line in (ROOT / "examples/data/sms_seeds.jsonl").open()}
+    assert all(r["label"] == seeds[meta(r)["source_text"]] for r in rows)
+    funnel = {step["stage"]: step for step in manifest["curation"]["funnel"]}
+    assert funnel["augment_check"]["seen"] >= 1
+    assert funnel["support_choice"]["notes"]["chosen"] in ("none", "augment")
 
 
 def test_chat_evol_messages_exported_as_a_dataset_dict(tmp_path):

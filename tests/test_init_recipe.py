@@ -145,3 +145,22 @@ def test_the_written_recipe_runs_on_the_embedded_model(tmp_path):
     out = run(result.recipe, tmp_path / "run", limit=6)
     assert out.manifest["counts"]["generated"] == 6
     assert "downstream" in out.metrics or any("downstream" in n for n in out.manifest.get("notes", []))
+
+
+def test_the_commented_choices_validate_when_turned_on(tmp_path):
+    """The recipe's commented alternatives (automatic choice, augmentation) are valid as written."""
+    data = write_csv(tmp_path / "train.csv", labelled_rows())
+    out = tmp_path / "recipe.yaml"
+    init_recipe(data, out, per_class=4)
+    text = out.read_text()
+    lines = text.splitlines()
+    support = [i for i, line in enumerate(lines) if line.strip().startswith("- stage: support_")]
+    on = [line for i, line in enumerate(lines) if i not in support]
+    on = [line.replace("# ", "", 1) if line.lstrip().startswith(("# - stage: support_choice", "#   factors:",
+                                                                  "# - stage: augment_check", "# augmentation:",
+                                                                  "#   per_example:")) else line for line in on]
+    out.write_text("\n".join(on) + "\n")
+    recipe = load_recipe(out)
+    stages = [s.stage for s in recipe.curation]
+    assert stages[-2:] == ["augment_check", "support_choice"] and recipe.augmentation.per_example == 2
+    assert recipe.curation[-1].factors == [0.3, 1.0]

@@ -23,7 +23,7 @@ from typing import Sequence
 
 from ..recipe import StageSpec
 from ..records import Record
-from . import confidence, dedup, evolution, grounding, heuristics, influence, novelty, relabel, support, task_filters, tool_checks, verifiers, weights  # noqa: F401
+from . import choice, confidence, dedup, evolution, grounding, heuristics, influence, novelty, real_data, relabel, support, task_filters, tool_checks, verifiers, weights  # noqa: F401
 from .auxiliary import held_out_probabilities
 from .base import (
     DROP,

@@ -113,9 +113,13 @@ class FunnelStep:
     relabelled: int
     reweighted: int
     examples: list[dict[str, str]]
+    notes: dict[str, Any] | None = None  # what a stage decided for the whole set (e.g. support_choice's pick)
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        out = self.__dict__.copy()
+        if out["notes"] is None:
+            del out["notes"]
+        return out
 
 
 @dataclass
@@ -171,6 +175,7 @@ def run_stages(records: Sequence[Record], stages: Sequence[Stage], examples: int
                 relabelled=flags.count(RELABEL),
                 reweighted=flags.count(REWEIGHT),
                 examples=_examples(out, stage.name, examples),
+                notes=getattr(stage, "summary", None),
             )
         )
         dropped.extend(lost)

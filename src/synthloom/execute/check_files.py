@@ -71,6 +71,7 @@ def validate_file(path: str | Path) -> FileCheck:
         task = recipe.task
         checker = _Checker(recipe, str(path), lines, task.label_names, task.split_labels, list(task.fields), bool(recipe.steps))
         making = ("labels the rows of annotation.input" if recipe.annotation is not None
+                  else f"rewrites real examples ({recipe.augmentation.per_example} each)" if recipe.augmentation is not None
                   else f"{recipe.generation.records} records")
         summary = (f"{recipe.name}: {making}, model {recipe.model.backend}, "
                    f"{len(recipe.curation)} curation and {len(recipe.evaluation)} evaluation stages")

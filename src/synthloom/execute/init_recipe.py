@@ -250,6 +250,16 @@ demonstrations:
   k: 3
   selection: nearest         # the support examples closest to each record's label (MiniLM)
 
+# Rewrite each support example (style, persona, length drawn per rewrite) instead of generating
+# from the label descriptions; each rewrite keeps its example's label (turn augment_check on below):
+# augmentation:
+#   per_example: 2
+# Or label an unlabelled real pool (a file with a {name} column) and keep what the support model
+# agrees with (curation: support_agree; `synthloom review RUN --rejected` shows the rest):
+# annotation:
+#   input: {{path: unlabelled.csv, label_field: null}}
+#   samples: 1
+
 generation:
   records: {v['records']}               # how many synthetic records to make
   temperature: 0.9
@@ -271,6 +281,13 @@ curation:
   - stage: support_filter    # relabel what a support-trained model confidently labels otherwise
   - stage: support_weight    # weight each record by that model's probability of its label
   - stage: support_mix       # scale synthetic weights by the factor held-out support folds prefer
+  # A run with `augmentation:` rewrites the support examples: drop near-copies and changes of meaning.
+  # - stage: augment_check
+  # Or, in place of the three support_* stages above, let cross-validation on the support set alone
+  # choose what to add to it: the records as they are, relabelled or weighted by the support model,
+  # rewrites of the support (augmentation), a model-labelled real pool, or nothing.
+  # - stage: support_choice
+  #   factors: [0.3, 1.0]      # synthetic weight relative to a real record's, tried for each
 
 evaluation:
   - stage: diversity

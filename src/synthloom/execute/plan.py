@@ -28,6 +28,7 @@ from typing import Any
 from .._json import loads
 from ..generate import Generator, load_support
 from ..generate.annotate import Annotator
+from ..generate.augment import Augmenter
 from ..generate.sources import NeedsModel
 from ..generate.steps import StepChain
 from ..llm.pricing import Price, price_of
@@ -145,11 +146,11 @@ def _first_prompts(generator: Any, total: int, counter: TokenCounter, sample: in
 def _generation(recipe: Recipe, limit: int | None, counter: TokenCounter, observed: float | None, price: Price | None,
                 sample: int | None = None) -> StagePlan:
     producer = make_producer(recipe, load_support(recipe))
-    generator = producer if isinstance(producer, (Generator, Annotator)) else producer.generator
+    generator = producer if isinstance(producer, (Generator, Annotator, Augmenter)) else producer.generator
     notes: list[str] = []
-    if isinstance(generator, Annotator):
+    if isinstance(generator, (Annotator, Augmenter)):  # one request per input (per sample, per rewrite)
         inputs = generator.count(limit)
-        samples = generator.chain.spec.samples
+        samples = getattr(generator.chain.spec, "samples", 1)
         completion = observed if observed is not None else float(generator.chain.spec.max_tokens)
         calls = inputs * samples
         try:

@@ -25,6 +25,7 @@ from ..curate import CurationContext, CurationResult, curate
 from ..evaluate import EvaluationContext, evaluate
 from ..generate import Generator, load_support
 from ..generate.annotate import Annotator
+from ..generate.augment import Augmenter
 from ..generate.grounded import GroundedGenerator
 from ..generate.tool_use import ToolUseGenerator
 from ..llm import Backend, RunAborted, Session
@@ -60,13 +61,15 @@ class Generated:
                    generation=producer.summary())
 
 
-Producer = Union[Generator, Rounds, Annotator]
+Producer = Union[Generator, Rounds, Annotator, Augmenter]
 
 
 def make_producer(recipe: Recipe, support: list[Record]) -> Producer:
-    """What makes the records: annotation of inputs, rounds of generation, or one pass."""
+    """What makes the records: annotation of inputs, rewrites of real examples, rounds of generation, or one pass."""
     if recipe.annotation is not None:
         return Annotator(recipe, support)
+    if recipe.augmentation is not None:
+        return Augmenter(recipe, support)
     if recipe.documents is not None:
         return GroundedGenerator(recipe, support)
     if recipe.tools is not None:

@@ -234,7 +234,7 @@ class Annotator:
             label=done.label,
             demonstrations=[d.id for d in plan.demonstrations],
             prompt=dumps(list(plan.request.messages)).decode("utf-8"),
-            meta={"input_id": plan.meta["input_id"], "tries": done.tries, "votes": extra.pop("votes")},
+            meta={"input_id": plan.meta["input_id"], "tries": done.tries, "votes": extra.pop("votes"), "origin": "pool"},
         )
         record.decide("self_consistency", "keep", extra.pop("self_consistency"))
         if "label_logprob" in extra:

@@ -58,6 +58,9 @@ from .curation import (
     StageSpec,
     SupportFilterSpec,
     SupportMixSpec,
+    SupportAgreeSpec,
+    AugmentCheckSpec,
+    SupportChoiceSpec,
     SupportWeightSpec,
     SUPPORT_STAGES,
     TeacherSpec,
@@ -95,7 +98,7 @@ from .tools import (
     SchemaToolSpec,
     ToolsSpec,
 )
-from .multistep import AllocationWeights, AnnotationSpec, DialogueSpec, RoundsSpec, StepSpec
+from .multistep import AllocationWeights, AnnotationSpec, AugmentationSpec, DialogueSpec, RoundsSpec, StepSpec
 
 ModelConfig = Annotated[Union[backend_config_classes()], Field(discriminator="backend")]  # type: ignore[valid-type]
 
@@ -114,6 +117,7 @@ class Recipe(Strict):
     dialogue: DialogueSpec | None = Field(None, description="role-play settings of a dialogue task")
     rounds: RoundsSpec | None = Field(None, description="dataset-wise rounds")
     annotation: AnnotationSpec | None = Field(None, description="label unlabelled inputs instead of generating")
+    augmentation: AugmentationSpec | None = Field(None, description="rewrite real labelled examples instead of generating")
     _base_dir: str | None = PrivateAttr(None)
     documents: DocumentsSpec | None = Field(None, description="questions and answers grounded in these documents")
     tools: ToolsSpec | None = Field(None, description="tool_use: the tools (Python, JSON schema, MCP) calls are made to")
@@ -243,6 +247,20 @@ class Recipe(Strict):
                 raise ValueError("cannot be combined with steps, dialogue or rounds")
         return annotation
 
+    @field_validator("augmentation")
+    @classmethod
+    def _augmentation(cls, augmentation: AugmentationSpec | None, info: ValidationInfo) -> AugmentationSpec | None:
+        task = info.data.get("task")
+        if augmentation is not None and task is not None:
+            if not task.labels or task.kind == "multilabel":
+                raise ValueError("needs a single-label task with labels")
+            for key in ("steps", "rounds", "dialogue", "annotation"):
+                if info.data.get(key):
+                    raise ValueError(f"cannot be combined with {key}")
+            if augmentation.input is None and info.data.get("demonstrations") is None:
+                raise ValueError("needs `input:` or the recipe's `demonstrations:` (the real examples to rewrite)")
+        return augmentation
+
     @field_validator("documents")
     @classmethod
     def _documents(cls, documents: DocumentsSpec | None, info: ValidationInfo) -> DocumentsSpec | None:
@@ -318,6 +336,7 @@ __all__ = [
     "AnsweringSpec",
     "AllocationWeights",
     "AnnotationSpec",
+    "AugmentationSpec",
     "AuxConfidenceSpec",
     "BackendConfig",
     "BenchmarkRef",
@@ -388,6 +407,9 @@ __all__ = [
     "SUPPORT_STAGES",
     "SupportFilterSpec",
     "SupportMixSpec",
+    "SupportAgreeSpec",
+    "AugmentCheckSpec",
+    "SupportChoiceSpec",
     "SupportWeightSpec",
     "TaskSpec",
     "TeacherSpec",

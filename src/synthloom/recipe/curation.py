@@ -360,7 +360,69 @@ class SupportMixSpec(_SupportSpec):
         return sorted(set(value))
 
 
-SUPPORT_STAGES = ("support_filter", "support_weight", "support_mix")
+class SupportAgreeSpec(_SupportSpec):
+    """Check model-given labels (an annotated real pool) against the support-trained model.
+
+    Records whose label the support model also predicts (its top label) are kept;
+    the others are dropped, with the support model's probability of the given
+    label as their score: `synthloom review RUN --rejected` shows them least
+    confident first."""
+
+    stage: Literal["support_agree"] = "support_agree"
+
+
+class AugmentCheckSpec(_SupportSpec):
+    """Drop rewrites of real examples that are near-copies of their source or that changed its meaning."""
+
+    stage: Literal["augment_check"] = "augment_check"
+    max_ratio: float = Field(
+        90.0, ge=0, le=100, description="rapidfuzz ratio to the source at or above which a rewrite is a near-copy"
+    )
+    max_cosine: float = Field(0.97, ge=-1, le=1, description="embedding cosine to the source at or above which it is a near-copy")
+    min_cosine: float = Field(0.35, ge=-1, le=1, description="embedding cosine to the source below which the meaning changed")
+    precision: float = Field(
+        0.9, gt=0, le=1,
+        description="a support model's other label at a confidence where its held-out support predictions are "
+        "right this often also counts as a change of meaning",
+    )
+
+
+CHOICE_CANDIDATES = ("none", "plain", "filter", "weight", "augment", "pool")
+
+
+class SupportChoiceSpec(_SupportSpec):
+    """Choose, by cross-validation on the support set only, which synthetic data to add to it, and how heavily.
+
+    Candidates: `none` (the support alone), `plain` (the generated records as they
+    are), `filter` (relabelled by the support model as support_filter does),
+    `weight` (weighted by it as support_weight does), `augment` (rewrites of the
+    support, from the `augment` mode), `pool` (a model-labelled real pool, the
+    records the support model agrees with). Each is tried at every factor
+    (synthetic weight relative to a real record's 1)."""
+
+    stage: Literal["support_choice"] = "support_choice"
+    candidates: list[Literal["none", "plain", "filter", "weight", "augment", "pool"]] = Field(
+        default_factory=lambda: list(CHOICE_CANDIDATES), min_length=1,
+        description="what may be chosen; candidates with no records (no augmentations, no pool) are skipped",
+    )
+    factors: list[float] = Field(
+        default_factory=lambda: [0.3, 1.0], min_length=1, description="synthetic weights relative to real, tried for each candidate"
+    )
+    repeats: int | None = Field(
+        None, ge=1, le=20, description="redraws of the folds; default: enough for 100 held-out predictions, at most 5"
+    )
+    precision: float = Field(0.9, gt=0, le=1, description="of the `filter` candidate (see support_filter)")
+    floor: float = Field(0.1, ge=0, le=1, description="of the `weight` candidate (see support_weight)")
+
+    @field_validator("factors")
+    @classmethod
+    def _factors(cls, value: list[float]) -> list[float]:
+        if any(w <= 0 for w in value):
+            raise ValueError("factors must be above 0 (the `none` candidate is the support alone)")
+        return sorted(set(value))
+
+
+SUPPORT_STAGES = ("support_filter", "support_weight", "support_mix", "support_agree", "augment_check", "support_choice")
 
 
 # -- verifiers: model-written code, SQL and math answers checked by running them ---------------
@@ -545,6 +607,9 @@ CURATION_STAGES: tuple[type[StageSpec], ...] = (
     SupportFilterSpec,
     SupportWeightSpec,
     SupportMixSpec,
+    SupportAgreeSpec,
+    AugmentCheckSpec,
+    SupportChoiceSpec,
     PythonExecSpec,
     SqlExecSpec,
     MathAnswerSpec,

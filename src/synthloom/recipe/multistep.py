@@ -144,4 +144,41 @@ class AnnotationSpec(Strict):
         return template_source(value)
 
 
-__all__ = ["AllocationWeights", "AnnotationSpec", "DialogueSpec", "RoundsSpec", "StepSpec"]
+DEFAULT_AUGMENT_CONDITIONS: dict[str, list[str]] = {
+    "style": ["plainer words", "more casual", "more formal", "with a typo or two"],
+    "persona": ["someone in a hurry", "someone older", "a younger person", "someone annoyed"],
+    "length": ["shorter", "about the same length", "a little longer"],
+}
+
+
+class AugmentationSpec(Strict):
+    """Rewrite each real labelled example under conditions (style, persona, length); a rewrite keeps its label."""
+
+    input: DatasetSpec | None = Field(
+        None, description="the real labelled examples to rewrite; default: the recipe's demonstrations"
+    )
+    per_example: int = Field(1, ge=1, le=20, description="rewrites of each example")
+    per_label: int | None = Field(None, ge=1, description="rewrite at most this many examples of each label (in file order)")
+    conditions: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_AUGMENT_CONDITIONS.items()},
+        description="each rewrite draws one value of each",
+    )
+    temperature: float = Field(0.9, ge=0, le=2)
+    max_tokens: int = Field(80, ge=1, le=4096)
+    instruction: str | None = Field(None, description="template of the rewriting instruction (text, conditions, label)")
+
+    @field_validator("instruction")
+    @classmethod
+    def _compiles_instruction(cls, value: str | None) -> str | None:
+        return template_source(value)
+
+    @field_validator("conditions")
+    @classmethod
+    def _non_empty(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        empty = [k for k, v in value.items() if not v]
+        if empty:
+            raise ValueError(f"conditions {empty} have no values")
+        return value
+
+
+__all__ = ["AllocationWeights", "AnnotationSpec", "AugmentationSpec", "DialogueSpec", "RoundsSpec", "StepSpec"]

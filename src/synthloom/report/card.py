@@ -284,6 +284,12 @@ def render_card(manifest: dict[str, Any], metrics: dict[str, Any], curated: Sequ
     if funnel:
         out.append("\nCuration, in order:\n\n| stage | seen | kept | dropped |\n|---|---|---|---|")
         out += [f"| {f['stage']} | {f['seen']:,} | {f['kept']:,} | {f['dropped']:,} |" for f in funnel]
+        for f in funnel:
+            notes = f.get("notes") or {}
+            if "chosen" in notes:  # support_choice: what cross-validation on the support set picked, and why
+                scores = ", ".join(f"{k} {v:.3f}" for k, v in sorted(notes.get("scores", {}).items(), key=lambda kv: -kv[1]))
+                out.append(f"\n{f['stage']} chose **{notes['chosen']}** x{notes.get('factor', 1):g} by {notes.get('folds')}-fold "
+                           f"cross-validation on the support set ({notes.get('repeats', 1)} draw(s)); held-out macro-F1: {scores}")
     out += _evolution_lines(manifest)
     verified = verification_lines(manifest)
     if verified:

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..records import DataError, Record, read_records
 from .store import STORE_NAME
 
-CONFIDENCE_STAGES = ("self_consistency", "label_logprob", "llm_judge", "aux_confidence")
+CONFIDENCE_STAGES = ("self_consistency", "label_logprob", "llm_judge", "aux_confidence", "support_agree")
 CONFIDENCE_SUFFIXES = ("_confidence", "_consistency", "_logprob")
 
 

@@ -1,0 +1,221 @@
+"""The automatic choice: which synthetic data to add to a small real support set, chosen on that set alone.
+
+Plain generated records, the same records relabelled or weighted by a
+support-trained model, rewrites of the support (augmentation), a real pool
+labelled by the model: which helps depends on the task, the model and the
+support set, and the test data may not decide. `support_choice` decides by
+K-fold cross-validation over the support set only:
+
+  for each fold: the support model is fitted on the other folds (its C and
+  its trust threshold chosen inside them); each candidate set is built from
+  that model (an augmentation whose source is in the held-out fold is left
+  out, so no rewrite of a held-out example is trained on); a classifier is
+  trained on the other folds + the candidate at each
+  factor (synthetic weight relative to a real record's 1) and predicts the
+  held-out fold; the classifier is logistic regression on the embeddings with
+  the support model's C (chosen by held-out log-loss on the fold's training
+  part), as support_mix does: the trainers' own C search inside every fold
+  and candidate cost minutes per choice on a busy 2-core machine;
+
+(with a small support the folds are redrawn, `repeats`, until at least 100
+held-out predictions are averaged) and the candidate with the best held-out
+macro-F1 (the mean over the redraws) wins (ties:
+the earlier in the list, `none` first). The winner is then built once more
+from the support model fitted on the whole support and handed on; every
+other record is dropped with the reason. What was tried and scored is the
+stage's `summary` (the run manifest's curation funnel, and the report).
+
+Records say where they came from in `meta["origin"]`: `augment` (the
+`augmentation:` mode, with `meta["source_text"]`), `pool` (annotation of
+unlabelled real inputs), otherwise generated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..recipe import SupportChoiceSpec
+from ..records import Record
+from .auxiliary import LabelledMatrix
+from .base import DROP, KEEP, RELABEL, REWEIGHT, SpecStage, mark_unlabelled, stage_for
+from .support import SupportModel, _folds, load_support, support_model_from_matrix
+from .weights import confidence_weights
+
+__all__ = ["Candidate", "SupportChoice", "choose", "origin_of"]
+
+# A few held-out predictions make a noisy score: with a small support the K folds are redrawn
+# until at least this many predictions are averaged (20 real records: 5 repeats).
+HELD_OUT_PREDICTIONS = 100
+MAX_REPEATS = 5
+
+
+def origin_of(record: Record) -> str:
+    origin = record.meta.get("origin")
+    return origin if origin in ("augment", "pool") else "generated"
+
+
+@dataclass
+class Candidate:
+    """One candidate's rows for one support model: which synthetic rows, their labels and weights."""
+
+    rows: np.ndarray  # indices into the synthetic records
+    y: np.ndarray
+    w: np.ndarray
+
+
+@dataclass
+class Synthetic:
+    """The synthetic records as arrays: embeddings, label indices, weights, origins, source rows."""
+
+    X: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    origin: np.ndarray
+    source: np.ndarray  # for augmentations: the support row it rewrites (-1: none found)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build(name: str, model: SupportModel, syn: Synthetic, P: np.ndarray, support_rows: set[int],
+          precision: float, floor: float) -> Candidate | None:
+    """The candidate `name` under `model` (P: its probabilities on the synthetic rows)."""
+    empty = Candidate(np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0))
+    if name == "none":
+        return empty
+    if name in ("plain", "filter", "weight"):
+        rows = np.flatnonzero(syn.origin == "generated")
+    elif name == "augment":
+        rows = np.array([i for i in np.flatnonzero(syn.origin == "augment") if syn.source[i] < 0 or syn.source[i] in support_rows],
+                        dtype=int)
+    else:  # pool: the records whose model-given label the support model also predicts
+        rows = np.flatnonzero(syn.origin == "pool")
+        rows = rows[P[rows].argmax(1) == syn.y[rows]] if len(rows) else rows
+    if not len(rows):
+        return None
+    y, w = syn.y[rows].copy(), syn.w[rows].copy()
+    if name == "filter":
+        threshold = model.threshold(precision)
+        if threshold is not None:
+            best = P[rows].argmax(1)
+            change = (best != y) & (P[rows].max(1) >= threshold)
+            y[change] = best[change]
+    elif name == "weight":
+        w = w * confidence_weights(P[rows, y], floor, 1.0, True)
+    return Candidate(rows, y, w)
+
+
+def _classifier(X: np.ndarray, y: np.ndarray, w: np.ndarray, c: float, seed: int) -> Any:
+    from .auxiliary import fit_logreg
+
+    return fit_logreg(X, y, c, seed, w)
+
+
+def choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factors: Sequence[float], *,
+           folds: int = 5, repeats: int | None = None, c: float | None = None, precision: float = 0.9,
+           floor: float = 0.1, seed: int = 0,
+           fit: Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], Any] = _classifier) -> dict[str, Any]:
+    """Held-out support macro-F1 of every (candidate, factor); the winner and the table."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _choose(support, syn, names, factors, folds, repeats, c, precision, floor, seed, fit)
+
+
+def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factors: Sequence[float], folds: int,
+            repeats: int | None, c: float | None, precision: float, floor: float, seed: int, fit: Callable[..., Any]) -> dict[str, Any]:
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = support.X, support.y
+    k = _folds(y, folds)
+    repeats = repeats or min(MAX_REPEATS, -(-HELD_OUT_PREDICTIONS // len(y)))
+    predicted: dict[tuple[str, float], np.ndarray] = {}
+    sizes: dict[str, list[int]] = {}
+    splits = [(r, train, test) for r in range(repeats)
+              for train, test in StratifiedKFold(k, shuffle=True, random_state=seed + r).split(X, y)]
+    for r, train, test in splits:
+        part = LabelledMatrix([], X[train], y[train], support.labels)
+        model = support_model_from_matrix(part, folds, c, seed)
+        P = model.probabilities(syn.X) if len(syn.X) else np.zeros((0, len(support.labels)))
+        rows_in = set(train.tolist())
+        for name in names:
+            candidate = build(name, model, syn, P, rows_in, precision, floor)
+            if candidate is None:
+                continue
+            sizes.setdefault(name, []).append(len(candidate.rows))
+            for factor in ([1.0] if name == "none" else factors):
+                key = (name, float(factor))
+                Xt = np.vstack([X[train], syn.X[candidate.rows]])
+                yt = np.concatenate([y[train], candidate.y])
+                wt = np.concatenate([np.ones(len(train)), candidate.w * factor])
+                out = predicted.setdefault(key, np.full((repeats, len(y)), -1))
+                out[r, test] = fit(Xt, yt, wt, model.c, seed).predict(X[test])
+    scores = {key: float(np.mean([f1_score(y, row, average="macro", zero_division=0) for row in p]))
+              for key, p in predicted.items()}
+    order = {name: i for i, name in enumerate(names)}
+    best = max(scores, key=lambda key: (round(scores[key], 6), -order[key[0]], key[1]))
+    return {
+        "chosen": best[0], "factor": best[1], "folds": k, "repeats": repeats, "cv_macro_f1": round(scores[best], 4),
+        "scores": {f"{name} x{factor:g}": round(s, 4) for (name, factor), s in scores.items()},
+        "candidate_sizes": {name: int(np.mean(v)) for name, v in sizes.items()},
+    }
+
+
+@stage_for(SupportChoiceSpec)
+class SupportChoice(SpecStage):
+    """Keeps the candidate that cross-validation on the support set scores best; drops the rest."""
+
+    name = "support_choice"
+
+    def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
+        from .auxiliary import labelled_matrix
+
+        s = self.spec
+        support = labelled_matrix(load_support(s, self.context), self.context, None)
+        index = {label: i for i, label in enumerate(support.labels)}
+        mark_unlabelled(records, self.name)
+        judged = [r for r in records if r.label is not None and r.label in index]
+        for r in records:
+            if r.label is not None and r.label not in index:
+                r.decide(self.name, DROP, None, f"label {r.label!r} is not in the support set")
+        embed = self.context.get_embedder().encode
+        X = np.asarray(embed([r.text(self.field) for r in judged], progress=self.context.progress)) if judged else \
+            np.zeros((0, support.X.shape[1]))
+        support_texts = {r.text(): i for i, r in enumerate(support.records)}
+        syn = Synthetic(
+            X=X, y=np.array([index[r.label] for r in judged], dtype=int), w=np.array([r.weight for r in judged], dtype=float),
+            origin=np.array([origin_of(r) for r in judged]),
+            source=np.array([support_texts.get(str(r.meta.get("source_text", "")), -1) for r in judged], dtype=int),
+        )
+        result = choose(support, syn, s.candidates, s.factors, folds=s.folds, repeats=s.repeats, c=s.c, precision=s.precision,
+                        floor=s.floor, seed=s.seed)
+        model = support_model_from_matrix(support, s.folds, s.c, s.seed)
+        P = model.probabilities(X) if len(X) else np.zeros((0, len(support.labels)))
+        chosen = build(result["chosen"], model, syn, P, set(range(len(support.y))), s.precision, s.floor)
+        assert chosen is not None
+        table = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result["scores"].items(), key=lambda kv: -kv[1]))
+        why = (f"chosen: {result['chosen']} x{result['factor']:g} by {result['folds']}-fold CV "
+               f"({result['repeats']} draw(s)) on the "
+               f"{len(support.y)} support records (held-out macro-F1 {table})")
+        result["kept"] = int(len(chosen.rows))
+        self.summary = result
+        keep = {int(row): i for i, row in enumerate(chosen.rows)}
+        for row, record in enumerate(judged):
+            if row not in keep:
+                record.decide(self.name, DROP, None, f"not in the chosen candidate; {why}")
+                continue
+            i = keep[row]
+            label = support.labels[int(chosen.y[i])]
+            weight = float(chosen.w[i] * result["factor"])
+            if label != record.label:
+                record.meta.setdefault("original_label", record.label)
+                record.label = label
+                record.decide(self.name, RELABEL, float(P[row, int(chosen.y[i])]), why)
+            elif weight != record.weight:
+                record.decide(self.name, REWEIGHT, weight, why)
+            else:
+                record.decide(self.name, KEEP, None, why)
+            record.weight = weight
+        return records

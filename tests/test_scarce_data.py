@@ -1,0 +1,189 @@
+"""Few real examples: the automatic choice, augmentation of real examples, and a model-labelled real pool.
+
+The embeddings are the real MiniLM; the data are small sets made here; the
+generating model is the scripted `fake` backend (logic). The embedded model
+runs augmentation end to end in tests/test_examples.py (examples/sms_augment.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from synthloom.curate import DROP, KEEP, CurationContext, curate
+from synthloom.curate.auxiliary import LabelledMatrix
+from synthloom.curate.choice import Synthetic, choose
+from synthloom.embed import Embedder
+from synthloom.execute import run
+from synthloom.recipe import AugmentCheckSpec, DatasetSpec, SupportAgreeSpec, SupportChoiceSpec, recipe_from_dict
+from synthloom.records import Record, read_records
+
+from test_support_curation import TOPICS, make_data, texts
+
+
+def context_for(path) -> CurationContext:
+    return CurationContext(labels=list(TOPICS), support=DatasetSpec(path=str(path)))
+
+
+def task() -> dict:
+    return {"kind": "classification", "description": "short texts about the weather or cooking",
+            "fields": {"text": "a sentence"}, "labels": list(TOPICS)}
+
+
+# -- support_choice -------------------------------------------------------------------------------
+
+
+def test_choice_prefers_correct_synthetic_data_to_mislabelled_data(tmp_path):
+    """Generated records with every label swapped hurt held-out support folds; right ones do not."""
+    path, rows, synthetic, _ = make_data(tmp_path, per_class=6, planted=0)
+    swapped = [Record(f"bad-{r.id}", dict(r.fields), "cooking" if r.label == "weather" else "weather") for r in synthetic]
+    context = context_for(path)
+    result = curate(swapped, [SupportChoiceSpec(candidates=["none", "plain"], factors=[1.0])], context, check=False)
+    notes = result.funnel[0].notes
+    assert notes["chosen"] == "none" and notes["scores"]["none x1"] > notes["scores"]["plain x1"]
+    assert result.kept == [] and all(r.flags["support_choice"] == DROP for r in swapped)
+
+    result = curate(synthetic, [SupportChoiceSpec(candidates=["none", "plain"], factors=[1.0])], context, check=False)
+    scores = result.funnel[0].notes["scores"]
+    assert scores["plain x1"] >= scores["none x1"] > notes["scores"]["plain x1"]
+    # ties go to the earlier candidate: `none` (the support alone) unless the synthetic data scores higher
+    assert result.funnel[0].notes["chosen"] == ("plain" if scores["plain x1"] > scores["none x1"] else "none")
+
+
+def test_choice_filter_candidate_relabels_with_the_support_model(tmp_path):
+    path, _, synthetic, wrong = make_data(tmp_path, per_class=8, planted=6)
+    result = curate(synthetic, [SupportChoiceSpec(candidates=["filter"], factors=[1.0])], context_for(path), check=False)
+    assert result.funnel[0].notes["chosen"] == "filter"
+    fixed = [r for r in result.kept if r.id in wrong]
+    assert fixed and all(r.meta.get("original_label") for r in fixed)
+    assert sum(r.label != r.meta.get("original_label", r.label) for r in result.kept) >= len(wrong) // 2
+
+
+def test_choice_never_trains_on_a_rewrite_of_the_held_out_example():
+    """The augment candidate of a fold holds only rewrites whose source is in that fold's training part."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 4))
+    y = np.array([0, 1] * 6)
+    support = LabelledMatrix([], X, y, ["a", "b"])
+    syn = Synthetic(X=X + 0.01, y=y.copy(), w=np.ones(12), origin=np.array(["augment"] * 12), source=np.arange(12))
+    seen: list[set[int]] = []
+
+    def fit(Xt, yt, wt, c, seed):
+        from sklearn.linear_model import LogisticRegression
+
+        seen.append({i for i in range(12) if any(np.array_equal(syn.X[i], x) for x in Xt)})
+        return LogisticRegression().fit(Xt, yt, sample_weight=wt)
+
+    result = choose(support, syn, ["augment"], [1.0], folds=3, repeats=1, fit=fit)
+    assert result["chosen"] == "augment" and len(seen) == 3
+    # each fold trained on 8 support rows + the 8 rewrites of those rows, never the 4 held out
+    assert all(len(rows) == 8 for rows in seen)
+    assert set().union(*seen) == set(range(12))
+
+
+# -- augment_check, support_agree --------------------------------------------------------------------
+
+
+def test_augment_check_counts_near_copies_and_changes_of_meaning(tmp_path):
+    path, rows, _, _ = make_data(tmp_path, per_class=8, planted=0)
+    source = rows[0]["text"]  # a weather sentence
+    other = texts("cooking")[0]
+    made = [
+        Record("copy", {"text": source.replace(".", "!")}, "weather", meta={"source_text": source}),
+        Record("changed", {"text": other}, "weather", meta={"source_text": source}),
+        Record("fine", {"text": "Tonight the hills can expect lots of heavy rain."}, "weather", meta={"source_text": source}),
+        Record("generated", {"text": "Simmer the beans slowly."}, "cooking"),
+    ]
+    result = curate(made, [AugmentCheckSpec()], context_for(path), check=False)
+    reasons = {r.id: r.reasons["augment_check"] for r in made}
+    assert reasons["copy"].startswith("near-copy") and reasons["changed"].startswith("meaning changed")
+    assert {r.id for r in result.kept} == {"fine", "generated"}
+
+
+def test_support_agree_keeps_agreement_and_queues_the_rest_least_confident_first(tmp_path):
+    from synthloom.review.queue import View
+
+    path, _, synthetic, wrong = make_data(tmp_path, per_class=8, planted=5)
+    for r in synthetic:
+        r.meta["origin"] = "pool"
+    result = curate(synthetic, [SupportAgreeSpec()], context_for(path), check=False)
+    dropped = {r.id for r in result.dropped}
+    assert dropped and len(dropped & wrong) >= 4 and len(dropped - wrong) <= 1
+    order = View(order="confidence", decisions=(("support_agree", DROP),)).apply(result.dropped)
+    scores = [next(r for r in result.dropped if r.id == i).scores["support_agree"] for i in order]
+    assert scores == sorted(scores) and set(order) == dropped
+
+
+# -- from a recipe: augmentation mode and the choice in one run (scripted model) ------------------------
+
+
+def test_augmentation_recipe_rewrites_each_example_and_keeps_its_label(tmp_path):
+    path, rows, _, _ = make_data(tmp_path, per_class=4, planted=0)
+    answers = {r["text"]: f"Apparently, {r['text'][0].lower()}{r['text'][1:]} Just so you know." for r in rows}
+
+    def responder(request):
+        prompt = request.messages[-1]["content"]
+        return next(answers[t] for t in answers if t in prompt)
+
+    from synthloom.llm.fake import FakeBackend, FakeConfig
+
+    recipe = recipe_from_dict({
+        "name": "aug", "model": {"backend": "fake"}, "task": task(), "demonstrations": {"path": str(path), "k": 0},
+        "augmentation": {"per_example": 2, "per_label": 3},
+        "curation": [{"stage": "augment_check"}, {"stage": "support_choice", "candidates": ["none", "augment"]}],
+        "evaluation": [],
+    }, base_dir=tmp_path)
+    result = run(recipe, tmp_path / "out", backend=FakeBackend(FakeConfig(), responder), progress=False)
+    generated = read_records(tmp_path / "out" / "generated.parquet")
+    assert len(generated) == 2 * 3 * 2
+    by_source = {r["text"]: r["label"] for r in rows}
+    assert all(r.label == by_source[r.meta["source_text"]] and r.meta["origin"] == "augment" for r in generated)
+    prompts = [json.loads(r.prompt)[-1]["content"] for r in generated]
+    assert all(any(v in p for v in ("plainer", "casual", "formal", "typo")) for p in prompts)
+    funnel = {step["stage"]: step for step in result.manifest["curation"]["funnel"]}
+    assert funnel["augment_check"]["dropped"] == 0
+    assert funnel["support_choice"]["notes"]["chosen"] in ("none", "augment")
+    assert set(funnel["support_choice"]["notes"]["scores"]) == {"none x1", "augment x0.3", "augment x1"}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f"support_choice chose **{funnel['support_choice']['notes']['chosen']}**" in card
+
+
+def test_bad_augmentation_settings_are_named(tmp_path):
+    with pytest.raises(Exception, match="augmentation.*demonstrations"):
+        recipe_from_dict({"name": "a", "task": task(), "augmentation": {}}, base_dir=tmp_path)
+    path, *_ = make_data(tmp_path)
+    with pytest.raises(Exception, match="factors must be above 0"):
+        recipe_from_dict({"name": "a", "task": task(), "demonstrations": {"path": str(path)},
+                          "curation": [{"stage": "support_choice", "factors": [0]}]}, base_dir=tmp_path)
+
+
+def test_an_unusable_rewrite_is_a_failure_not_an_empty_record(tmp_path):
+    from synthloom.llm.fake import FakeBackend, FakeConfig
+
+    path, rows, _, _ = make_data(tmp_path, per_class=2, planted=0)
+    recipe = recipe_from_dict({
+        "name": "aug-bad", "model": {"backend": "fake", "max_attempts": 1}, "task": task(),
+        "demonstrations": {"path": str(path), "k": 0}, "augmentation": {"per_example": 1},
+        "curation": [{"stage": "augment_check"}], "evaluation": [],
+    }, base_dir=tmp_path)
+    result = run(recipe, tmp_path / "out", backend=FakeBackend(FakeConfig(), lambda request: ""), progress=False)
+    assert result.manifest["counts"]["generated"] == 0 and result.manifest["counts"]["failed"] == 4
+
+
+def test_plan_counts_one_call_per_rewrite(tmp_path):
+    import yaml
+
+    from conftest import run_cli
+
+    path, *_ = make_data(tmp_path, per_class=8, planted=0)
+    recipe = tmp_path / "aug.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "aug-plan", "model": {"backend": "fake"}, "task": task(), "demonstrations": {"path": str(path), "k": 0},
+        "augmentation": {"per_example": 3, "per_label": 2}, "evaluation": [],
+    }))
+    done = run_cli("plan", str(recipe))
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("generation"))
+    assert line.split()[1] == str(2 * 2 * 3)
