@@ -63,6 +63,7 @@ from .curation import (
 )
 from .evaluation import (
     AnsweringSpec,
+    FinetuneSpec,
     BenchmarkRef,
     DiversitySpec,
     DownstreamSpec,
@@ -298,6 +299,7 @@ def recipe_from_dict(
 
 __all__ = [
     "AnsweringSpec",
+    "FinetuneSpec",
     "AllocationWeights",
     "AnnotationSpec",
     "AuxConfidenceSpec",
