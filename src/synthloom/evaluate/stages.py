@@ -296,7 +296,7 @@ def _finetune(spec: FinetuneSpec, records: Sequence[Record], ctx: EvaluationCont
                                            progress=ctx.progress, log=log)
             result["test_data"] = spec.prompts.path
             return result
-        real_train: list[Record] | None = load_dataset(spec.train) if spec.train is not None else None
+        real_train: list[Record] | None = load_dataset(spec.train) if spec.train is not None and spec.train.exists else None
         if spec.benchmark is not None:
             ref = spec.benchmark
             test = load_benchmark(ref.name, ref.split, ref.path, ref.config, seed=spec.seed)

@@ -26,6 +26,7 @@ import hashlib
 import json
 import shutil
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -311,6 +312,12 @@ def build_trainer(rows: Sequence[dict[str, Any]], out: Path, settings: LMSetting
 
         args = SFTConfig(**common, max_length=settings.max_length, packing=False)
         trainer = _weighted(SFTTrainer)(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)
+    kept = len(trainer.train_dataset)
+    if kept == 0:
+        raise LMError(f"{where}: every row is longer than max_length={settings.max_length} tokens before its answer; raise max_length")
+    if kept < len(rows):
+        print(f"note: {len(rows) - kept} of {len(rows)} rows dropped: their answer lies beyond max_length={settings.max_length} tokens",
+              file=sys.stderr)
     trainer.data_collator = _WeightCollator(trainer.data_collator)
     trainer.add_callback(interrupt)
     trainer.add_callback(bar)

@@ -131,6 +131,9 @@ def load_model(name: str | None, trainable: bool = False) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    threads = os.environ.get("SYNTHLOOM_THREADS")
+    if threads and threads.isdigit() and int(threads) > 0:
+        torch.set_num_threads(int(threads))
     folder = resolve_model(name)
     adapter = Path(folder, "adapter_config.json")
     try:

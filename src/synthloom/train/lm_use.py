@@ -81,6 +81,10 @@ def choose_labels(model: Any, tokenizer: Any, prompts: Sequence[list[Message]], 
     import torch
 
     label_ids = [tokenizer(label, add_special_tokens=False)["input_ids"] for label in labels]
+    if all(ids for ids in label_ids) and len({ids[0] for ids in label_ids}) == len(labels):
+        # Labels with distinct first tokens: greedy decoding constrained to the label set is decided by the
+        # first token, so one forward pass of the prompt chooses (the rest of the label is then forced).
+        return _choose_one_token(model, tokenizer, prompts, labels, [ids[0] for ids in label_ids], batch_size)
     pairs = [(_prompt_ids(tokenizer, p), j) for p in prompts for j in range(len(labels))]
     scores: list[float] = []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -104,6 +108,30 @@ def choose_labels(model: Any, tokenizer: Any, prompts: Sequence[list[Message]], 
                 progress(len(chunk) // max(len(labels), 1))
     k = len(labels)
     return [labels[max(range(k), key=lambda j: scores[i * k + j])] for i in range(len(prompts))]
+
+
+def _choose_one_token(model: Any, tokenizer: Any, prompts: Sequence[list[Message]], labels: Sequence[str],
+                      first: Sequence[int], batch_size: int) -> list[str]:
+    import torch
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    dev = next(model.parameters()).device
+    out: list[str] = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(prompts), batch_size):
+            seqs = [_prompt_ids(tokenizer, p) for p in prompts[start : start + batch_size]]
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for i, s in enumerate(seqs):
+                ids[i, : len(s)] = torch.tensor(s)
+                mask[i, : len(s)] = 1
+            logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits
+            for i, s in enumerate(seqs):
+                scores = logits[i, len(s) - 1, list(first)]
+                out.append(labels[int(scores.argmax())])
+    return out
 
 
 def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[list[Message]], max_new_tokens: int = 128,
