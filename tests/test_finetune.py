@@ -206,3 +206,18 @@ def test_finetune_stage_scores_base_and_finetuned_on_the_same_prompts(tmp_path):
     assert diff["macro_f1"] == pytest.approx(arms["finetuned"]["macro_f1"] - arms["base"]["macro_f1"], abs=1e-3)
     assert [p["records"] for p in result["learning_curve"]] == [3, 6]
     assert (Path(result["model_dir"]) / "adapter_config.json").exists()
+
+
+@pytest.mark.slow
+def test_dpo_trains_on_pairs_and_saves_an_adapter(tmp_path):
+    from synthloom.train.lm import train_lm
+
+    pair = lambda q, good, bad, w: {"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": good}],  # noqa: E731
+                                    "rejected": [{"role": "assistant", "content": bad}], "weight": w}
+    rows = [pair("Say hello politely.", "Hello! How can I help you today?", "No.", 1.0),
+            pair("Name a colour.", "Blue.", "I refuse to answer.", 0.5)] * 2
+    result = train_lm(rows, tmp_path / "dpo", LMSettings(method="dpo", max_steps=2, batch_size=2, max_length=64))
+    assert result.steps == 2 and result.method == "dpo"
+    assert result.first_loss == pytest.approx(0.6931, abs=1e-3)  # DPO starts at log 2: the policy is the reference
+    assert result.last_loss < result.first_loss
+    assert (result.model_dir / "adapter_config.json").exists() and "(DPO)" in (result.model_dir / "README.md").read_text()

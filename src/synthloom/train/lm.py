@@ -288,6 +288,10 @@ def build_trainer(rows: Sequence[dict[str, Any]], out: Path, settings: LMSetting
     from .lm_models import device
 
     model, tokenizer = load_model(settings.model)
+    if not progress:
+        import datasets
+
+        datasets.disable_progress_bars()
     keep = ("messages",) if form == "messages" else ("prompt", "completion") if form == "prompt-completion" else ("prompt", "chosen", "rejected")
     data = Dataset.from_list([{**{k: row[k] for k in keep}, "weight": w} for row, w in zip(rows, weights)])
     peft_config = (
@@ -319,6 +323,9 @@ def build_trainer(rows: Sequence[dict[str, Any]], out: Path, settings: LMSetting
         print(f"note: {len(rows) - kept} of {len(rows)} rows dropped: their answer lies beyond max_length={settings.max_length} tokens",
               file=sys.stderr)
     trainer.data_collator = _WeightCollator(trainer.data_collator)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the bar and train_log.jsonl say it; no dict printed per step
     trainer.add_callback(interrupt)
     trainer.add_callback(bar)
     trainer._synthloom = {"interrupt": interrupt, "bar": bar, "base_model": folder, "form": form}
