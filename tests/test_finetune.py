@@ -221,3 +221,37 @@ def test_dpo_trains_on_pairs_and_saves_an_adapter(tmp_path):
     assert result.first_loss == pytest.approx(0.6931, abs=1e-3)  # DPO starts at log 2: the policy is the reference
     assert result.last_loss < result.first_loss
     assert (result.model_dir / "adapter_config.json").exists() and "(DPO)" in (result.model_dir / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_finetune_stage_judges_finetuned_against_base_answers_to_the_same_prompts(tmp_path):
+    from synthloom.evaluate.finetune import finetune_instructions
+    from synthloom.evaluate.judge import Judge
+    from synthloom.llm import FakeBackend, FakeConfig
+    from synthloom.recipe import FinetuneSpec
+
+    seen: list[str] = []
+
+    def judge_by_length(request):  # a scripted judge: the longer answer wins, in either order
+        text = request.messages[-1]["content"]
+        seen.append(text)
+        first = text.split("Answer 1:\n", 1)[1].split("\n\nAnswer 2:\n", 1)[0]
+        second = text.split("\n\nAnswer 2:\n", 1)[1].split("\n\nWhich answer", 1)[0]
+        return json.dumps({"winner": "1" if len(first) > len(second) else "2" if len(second) > len(first) else "tie"})
+
+    records = [Record(id=f"i{i}", fields={"instruction": q, "response": a}) for i, (q, a) in enumerate(
+        [("Name a fruit.", "Apple."), ("Name a colour.", "Blue."), ("Name an animal.", "Cat."), ("Name a city.", "Paris.")])]
+    spec = FinetuneSpec(prompts={"path": str(tmp_path / "unused.jsonl"), "if_missing": "skip"}, max_steps=2, batch_size=2,
+                        max_length=64, learning_curve=None, max_new_tokens=12, bootstrap=50, learning_rate=1e-3)
+    judge = Judge(FakeConfig(), backend=FakeBackend(FakeConfig(), responder=judge_by_length))
+    held = ["Name a vegetable.", "Name a river."]
+    result = finetune_instructions(records, held, spec, tmp_path / "finetune", judge)
+    pairwise = result["pairwise"]
+    assert result["n_test"] == 2 and pairwise["prompts"] == 2 and len(seen) == 4  # both orders of both prompts
+    assert [e["prompt"] for e in pairwise["examples"]] == held
+    for e in pairwise["examples"]:  # each verdict compares that prompt's fine-tuned and base answers
+        assert any(e["finetuned"] in s and e["base"] in s and e["prompt"] in s for s in seen)
+    expected = [1.0 if len(e["finetuned"]) > len(e["base"]) else 0.0 if len(e["finetuned"]) < len(e["base"]) else 0.5
+                for e in pairwise["examples"]]
+    assert pairwise["win_rate"] == pytest.approx(sum(expected) / 2)
+    assert [p["records"] for p in result["learning_curve"]] == [4]
