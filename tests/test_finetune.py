@@ -255,3 +255,11 @@ def test_finetune_stage_judges_finetuned_against_base_answers_to_the_same_prompt
                 for e in pairwise["examples"]]
     assert pairwise["win_rate"] == pytest.approx(sum(expected) / 2)
     assert [p["records"] for p in result["learning_curve"]] == [4]
+
+
+def test_gguf_export_without_the_converter_says_so(tmp_path, monkeypatch):
+    from synthloom.execute.finetune import export_gguf
+
+    monkeypatch.setenv("SYNTHLOOM_GGUF_CONVERTER", str(tmp_path / "missing" / "convert_hf_to_gguf.py"))
+    path, note = export_gguf(tmp_path / "model", tmp_path)
+    assert path is None and "convert_hf_to_gguf.py was not found" in note and str(tmp_path / "model") in note
