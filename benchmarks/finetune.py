@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--chars", type=int, default=120, help="messages clipped to this many characters")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the trainer's, 2e-4 with LoRA)")
+    ap.add_argument("--name", default="finetune_sms", help="the per-seed results file's name")
     ap.add_argument("--out", type=Path, default=Path("/tmp/synthloom-finetune-bench"))
     args = ap.parse_args()
     os.environ.setdefault("SYNTHLOOM_THREADS", "1")
@@ -106,7 +108,8 @@ def main() -> None:
     detail: dict[str, dict] = {"base": score_predictions(truth, base_pred) | bootstrap_intervals(truth, base_pred, 1000)}
     costs = []
     for seed in args.seeds:
-        settings = LMSettings(epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, seed=seed)
+        settings = LMSettings(epochs=args.epochs, batch_size=args.batch_size, max_length=args.max_length, seed=seed,
+                              learning_rate=args.lr)
         real = few_per_class(real_train, args.real_per_class, seed=seed)
         arms = [("ft_synthetic", synthetic), ("ft_real", real)]
         if seed % 2:
@@ -129,12 +132,12 @@ def main() -> None:
                                  "ft_synthetic_vs_ft_real": paired_difference(truth, predictions["ft_synthetic"], predictions["ft_real"], seed=seed)}
         print(json.dumps({"seed": seed, **scores}), file=sys.stderr)
 
-    path = write_per_seed(ROOT / "benchmarks" / "results" / "seeds" / "finetune_sms.json", per_seed, metric="macro_f1",
+    path = write_per_seed(ROOT / "benchmarks" / "results" / "seeds" / f"{args.name}.json", per_seed, metric="macro_f1",
                           baseline="base", settings={**{k: str(v) for k, v in vars(args).items()}, "synthetic_records": len(synthetic),
                                                      "test_rows": len(test), "costs": costs, "detail": detail})
     rows_ = summarize(per_seed, baseline="base")
     print(f"\nSMS spam, SmolLM2-135M-Instruct as a generative classifier: {len(test)} real test rows, "
-          f"{len(synthetic)} synthetic / {2 * args.real_per_class} real training records, LoRA SFT {args.epochs:g} epoch")
+          f"{len(synthetic)} synthetic / {2 * args.real_per_class} real training records, LoRA SFT {args.epochs:g} epoch, learning rate {settings.lr():g}")
     print(markdown_table(rows_, "macro-F1"))
     ft = next(r for r in rows_ if r["arm"] == "ft_synthetic")["vs_baseline"]
     met = ft.difference.mean >= 0.20 and ft.difference.low > 0
