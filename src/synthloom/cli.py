@@ -268,6 +268,44 @@ def export(
 
 
 @app.command()
+def finetune(
+    run_dir: Path = typer.Argument(..., help="a run directory (or a records file: Parquet, JSONL)"),
+    out: Path = typer.Option(..., "--out", "-o", help="a folder: checkpoints while training, the model in <out>/model"),
+    method: str = typer.Option("sft", "--method", help="sft (instruction/response, messages) or dpo (prompt/chosen/rejected)"),
+    model: Optional[str] = typer.Option(None, "--model", help="a local Hugging Face folder, a .gguf file or a cached hub id (default: the embedded SmolLM2-135M-Instruct)"),
+    full: bool = typer.Option(False, "--full", help="train every weight instead of a LoRA adapter"),
+    epochs: float = typer.Option(1.0, "--epochs", min=0.01),
+    max_steps: int = typer.Option(-1, "--max-steps", help="stop after this many steps (-1: the epochs decide)"),
+    batch_size: int = typer.Option(4, "--batch-size", min=1),
+    learning_rate: Optional[float] = typer.Option(None, "--lr", help="default: 2e-4 with LoRA, 2e-5 full"),
+    max_length: int = typer.Option(256, "--max-length", min=16, help="tokens per example"),
+    gguf: bool = typer.Option(False, "--gguf", help="also write model.gguf for llama.cpp (needs llama.cpp's convert_hf_to_gguf.py)"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Fine-tune a language model on a run's records (TRL SFT or DPO, LoRA by default); Ctrl-C saves, a rerun resumes."""
+    from .execute.finetune import finetune_run
+    from .train.lm import LMSettings, TrainingInterrupted
+
+    if method not in ("sft", "dpo"):
+        raise UserError(f"--method: unknown method {method!r}; expected sft or dpo")
+    settings = LMSettings(method=method, model=model, lora=not full, epochs=epochs, max_steps=max_steps,  # type: ignore[arg-type]
+                          batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, seed=seed)
+    try:
+        done = finetune_run(run_dir, out, settings, gguf=gguf)
+    except TrainingInterrupted as exc:
+        typer.echo(f"interrupted at step {exc.step}: checkpoint saved in {exc.checkpoint}; run the same command to resume", err=True)
+        raise typer.Exit(130)
+    r = done.result
+    resumed = f", resumed from step {r.resumed_from}" if r.resumed_from else ""
+    typer.echo(f"{r.rows} rows, {r.steps} steps{resumed}, loss {r.first_loss:.3f} -> {r.last_loss:.3f}, {r.seconds:.0f} s")
+    typer.echo(f"model: {r.model_dir.resolve()}")
+    if done.gguf:
+        typer.echo(f"gguf: {done.gguf.resolve()}")
+    elif done.gguf_note:
+        typer.echo(done.gguf_note, err=True)
+
+
+@app.command()
 def pairs(
     data: Path = typer.Argument(..., help="prompts: a run directory's curated records or a data file (JSONL, Parquet, ...)"),
     out: Path = typer.Option(..., "--out", "-o", help="a folder for curated.parquet (the pairs) and manifest.json"),

@@ -9,6 +9,7 @@ data.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,13 @@ import numpy as np
 
 from ..embed import Embedder, EmbeddingUnavailable
 from ..llm import BackendConfig, LlamaCppConfig, spend
-from ..recipe import AnsweringSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec, PairwiseSpec, TaskSpec
+from ..recipe import AnsweringSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec, FinetuneSpec, PairwiseSpec, TaskSpec
 from ..records import Record, load_dataset, read_rows
 from .answering import answer_benchmark
 from .benchmarks import load_benchmark, restrict_labels
 from .diversity import condition_coverage, lexical_measures_of_tokens, semantic_measures, tokenize
 from .downstream import TrainingError, downstream_evaluation
+from .finetune import finetune_classification, finetune_instructions, work_dir
 from .faithfulness import human_faithfulness, human_reviews, judge_agreement, judge_faithfulness
 from .fidelity import fidelity_measures
 from .judge import Judge
@@ -279,6 +281,50 @@ def _answering(spec: AnsweringSpec, records: Sequence[Record], ctx: EvaluationCo
     return out
 
 
+def _finetune(spec: FinetuneSpec, records: Sequence[Record], ctx: EvaluationContext) -> dict[str, Any]:
+    from ..train.lm_models import LMError
+
+    # A model that cannot load, rows no trainer can use, too little data: LMError, a user's error (exit 2).
+    out = work_dir(ctx.run_dir)
+    log = (lambda message: print(message, file=sys.stderr)) if ctx.progress else (lambda _: None)
+    try:
+        if spec.prompts is not None:
+            rows = read_rows(spec.prompts.path, spec.prompts.format, spec.prompts.columns)
+            if rows and spec.prompt_field not in rows[0]:
+                raise LMError(f"{spec.prompts.path}: no column {spec.prompt_field!r} (columns: {', '.join(rows[0])})")
+            result = finetune_instructions(records, [str(r[spec.prompt_field]) for r in rows], spec, out, ctx.judge(spec.judge),
+                                           progress=ctx.progress, log=log)
+            result["test_data"] = spec.prompts.path
+            return result
+        real_train: list[Record] | None = load_dataset(spec.train) if spec.train is not None and spec.train.exists else None
+        if spec.benchmark is not None:
+            ref = spec.benchmark
+            test = load_benchmark(ref.name, ref.split, ref.path, ref.config, seed=spec.seed)
+            source = f"{ref.name} ({ref.path or 'hub'}, {ref.split})"
+            if ref.labels:
+                bench_train = load_benchmark(ref.name, "train", ref.path, ref.config, seed=spec.seed)
+                bench_train, kept = restrict_labels(bench_train, ref.labels)
+                test = [r for r in test if r.label in set(kept)]
+                real_train = real_train or bench_train
+        else:
+            assert spec.test is not None
+            loaded = _load_or_skip(spec.test, "finetune evaluation", ctx)
+            if loaded is None:
+                return {"skipped": ctx.notes[-1]}
+            test, source = loaded, spec.test.path
+        fields = list(ctx.task.fields) if ctx.task else None
+        result = finetune_classification(
+            records, test, spec, out, labels=ctx.labels(records), task=ctx.task.description if ctx.task else None,
+            fields=fields, real_train=real_train, embedder=ctx.embedder if spec.minilm else None, progress=ctx.progress, log=log,
+        )
+    except FileNotFoundError as exc:
+        note = f"finetune evaluation skipped: {exc}"
+        ctx.notes.append(note)
+        return {"skipped": note}
+    result["test_data"] = source
+    return result
+
+
 EVALUATORS: dict[type, Callable[[Any, Sequence[Record], EvaluationContext], dict[str, Any]]] = {
     DiversitySpec: _diversity,
     FidelitySpec: _fidelity,
@@ -286,6 +332,7 @@ EVALUATORS: dict[type, Callable[[Any, Sequence[Record], EvaluationContext], dict
     FaithfulnessSpec: _faithfulness,
     PairwiseSpec: _pairwise,
     AnsweringSpec: _answering,
+    FinetuneSpec: _finetune,
 }
 
 

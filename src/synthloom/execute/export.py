@@ -35,10 +35,9 @@ from typing import Any, Sequence
 from .._json import dumps
 from ..records import DataError, Record, atomic_write_bytes, read_records
 from ..report.card import render_export_card
+from ..train.lm_use import Message, _clean, conversation
 
 FORMATS = ("messages", "prompt-completion", "preference")
-_PAIRS = (("instruction", "response"), ("prompt", "completion"), ("question", "answer"), ("input", "output"))
-Message = dict[str, Any]
 
 
 class ExportError(ValueError):
@@ -51,33 +50,6 @@ class ExportResult:
     written: list[Path] = field(default_factory=list)
     uploaded: list[str] = field(default_factory=list)
     card: str = ""
-
-
-def _clean(message: Any, where: str) -> Message:
-    if not isinstance(message, dict) or "role" not in message:
-        raise DataError(f"{where}: a message without a role: {str(message)[:60]!r}")
-    return {k: v for k, v in message.items() if v is not None}
-
-
-def conversation(record: Record) -> list[Message]:
-    """The record as a list of chat messages, or a DataError naming the record."""
-    fields, where = record.fields, f"record {record.id}"
-    for name in ("messages", "turns"):
-        value = fields.get(name)
-        if isinstance(value, str) and value.startswith("["):
-            value = json.loads(value)
-        if isinstance(value, list) and value:
-            return [_clean(m, where) for m in value]
-    for user, assistant in _PAIRS:
-        if fields.get(user) and fields.get(assistant) is not None:
-            text = str(fields[user])
-            if user == "question" and fields.get("context"):
-                text = f"{fields['context']}\n\n{text}"
-            return [{"role": "user", "content": text}, {"role": "assistant", "content": str(fields[assistant])}]
-    raise DataError(
-        f"{where}: no conversation to export (fields: {', '.join(fields)}); needs `messages`, dialogue `turns`, "
-        "or a pair such as instruction/response"
-    )
 
 
 def _as_messages(value: Any, role: str) -> list[Message]:

@@ -69,6 +69,7 @@ from .curation import (
 )
 from .evaluation import (
     AnsweringSpec,
+    FinetuneSpec,
     BenchmarkRef,
     DiversitySpec,
     DownstreamSpec,
@@ -334,6 +335,7 @@ def recipe_from_dict(
 
 __all__ = [
     "AnsweringSpec",
+    "FinetuneSpec",
     "AllocationWeights",
     "AnnotationSpec",
     "AugmentationSpec",

@@ -163,8 +163,56 @@ class AnsweringSpec(Strict):
         return ref
 
 
+class FinetuneSpec(Strict):
+    """Fine-tune a causal language model on the records (TRL SFT or DPO, LoRA by default) and score the base
+    and fine-tuned models on the same held-out real prompts: label choice for classification (`test` or a
+    classification `benchmark`), a judge's position-swapped win rate over the base model for open instructions
+    (`prompts`)."""
+
+    stage: Literal["finetune"] = "finetune"
+    model: str | None = Field(None, description="a local Hugging Face folder, a .gguf file or a cached hub id; default: the embedded SmolLM2-135M-Instruct")
+    method: Literal["sft", "dpo"] = "sft"
+    lora: bool = True
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    batch_size: int = Field(4, ge=1)
+    learning_rate: float | None = Field(None, gt=0, description="default: 2e-4 with LoRA, 2e-5 full")
+    max_length: int = Field(256, ge=16)
+    test: DatasetSpec | None = Field(None, description="real labelled test data (classification)")
+    benchmark: BenchmarkRef | None = None
+    train: DatasetSpec | None = Field(None, description="real training data: the same model fine-tuned on as many real examples")
+    prompts: DatasetSpec | None = Field(None, description="held-out real prompts (open instructions), judged pairwise")
+    prompt_field: str = "prompt"
+    judge: JudgeModel | None = Field(None, description="the pairwise judge; default: the recipe's model")  # type: ignore[valid-type]
+    n_test: int = Field(200, ge=2, description="test rows or prompts scored (a seeded sample)")
+    learning_curve: list[float] | None = Field(
+        default_factory=lambda: [0.25, 0.5, 1.0], description="shares of the records fine-tuned on; 1.0 is the headline model"
+    )
+    minilm: bool = Field(True, description="beside it, the MiniLM + logistic-regression classifier on the same data (classification)")
+    max_new_tokens: int = Field(128, ge=1)
+    bootstrap: int = Field(1000, ge=10)
+    seed: int = 0
+
+    @field_validator("learning_curve")
+    @classmethod
+    def _shares(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and any(not 0 < v <= 1 for v in value):
+            raise ValueError("learning_curve shares must be in (0, 1]")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> FinetuneSpec:
+        if sum(x is not None for x in (self.test, self.benchmark, self.prompts)) != 1:
+            raise ValueError("give exactly one of `test` (labelled file), `benchmark` (classification) and `prompts` (open instructions)")
+        if self.benchmark is not None and self.benchmark.name in ANSWERED_BENCHMARKS:
+            raise ValueError(f"{self.benchmark.name} is answered, not classified; the finetune stage takes a classification benchmark or `prompts`")
+        if self.method == "dpo" and self.prompts is None:
+            raise ValueError("method dpo needs `prompts` (preference pairs are judged on open prompts)")
+        return self
+
+
 EvaluationStage = Annotated[
-    Union[DiversitySpec, FidelitySpec, DownstreamSpec, FaithfulnessSpec, PairwiseSpec, AnsweringSpec],
+    Union[DiversitySpec, FidelitySpec, DownstreamSpec, FaithfulnessSpec, PairwiseSpec, AnsweringSpec, FinetuneSpec],
     Field(discriminator="stage"),
 ]
 

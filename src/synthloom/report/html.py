@@ -106,6 +106,30 @@ def downstream_charts(downstream: dict[str, Any] | None) -> dict[str, str]:
     return out
 
 
+FINETUNE_ARMS = {"base": "base model, zero-shot", "finetuned": "fine-tuned on the synthetic records",
+                 "finetuned_real": "fine-tuned on as many real records", "minilm_logreg": "MiniLM + logistic regression (synthetic)"}
+
+
+def finetune_charts(result: dict[str, Any] | None) -> dict[str, str]:
+    """The finetune stage's arms (macro-F1 or win rate with intervals) and its learning curve."""
+    if not result or "learning_curve" not in result:
+        return {}
+    out: dict[str, str] = {}
+    if result.get("task") == "classification":
+        out["arms"] = interval_chart([
+            (FINETUNE_ARMS.get(name, name), a["macro_f1"], *(a.get("macro_f1_ci") or [a["macro_f1"], a["macro_f1"]]))
+            for name, a in result["arms"].items() if "macro_f1" in a
+        ])
+        metric, label = "macro_f1", "macro-F1"
+    else:
+        metric, label = "win_rate", "win rate over base"
+    points = [(p["records"], p[metric], *(p.get(f"{metric}_ci") or [p[metric], p[metric]]))
+              for p in result["learning_curve"] if p.get(metric) is not None]
+    if points:
+        out["curve"] = line_chart({label: points}, xlabel="records fine-tuned on", ylabel=label)
+    return out
+
+
 def build_report(
     run_dir: str | Path,
     sample_size: int = 60,
@@ -141,6 +165,7 @@ def build_report(
         "coverage": coverage_chart(metrics.get("diversity", {}).get("coverage")),
         "documents": coverage_strips(documents.get("coverage", {}).get("documents", {})),
         **{f"downstream_{k}": v for k, v in downstream_charts(metrics.get("downstream")).items()},
+        **{f"finetune_{k}": v for k, v in finetune_charts(metrics.get("finetune")).items()},
     }
     html = _env().get_template("report.html.j2").render(
         title=recipe.get("name") or manifest.get("source", run_dir.name),
@@ -163,6 +188,7 @@ def build_report(
         notes=manifest.get("notes", []),
         headline=headline(metrics.get("downstream") or {}),
         direct=direct_rows(metrics.get("diversity") or {}),
+        finetune_arms=FINETUNE_ARMS,
     )
     path = run_dir / "report.html"
     atomic_write_text(path, html)
