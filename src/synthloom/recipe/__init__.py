@@ -6,6 +6,13 @@
 A recipe says which model to use, what a record is, how conditions and
 demonstrations are drawn, how many records to make, and which curation and
 evaluation stages to run.
+
+This module is long on purpose: it is the package's public face, so a
+quarter of it re-exports every spec by name (`__all__`), and the checks that
+span sections (a task kind and the section it needs, test data that must
+not steer the loop) sit on `Recipe` itself, where pydantic's errors name
+the recipe line they come from. Each section's own rules live beside its
+spec in the sibling modules.
 """
 
 from __future__ import annotations
