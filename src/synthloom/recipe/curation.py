@@ -516,6 +516,19 @@ class ClaimSupportSpec(ModelStageSpec):
     field: str | None = "answer"
     min_score: float | None = Field(0.75, ge=0, le=1, description="drop records scoring below this")
     max_tokens: int = Field(96, ge=8, le=4096)
+    nli_model: str | None = Field(
+        None, description="a local NLI cross-encoder folder (relative to the recipe): the quotes must entail "
+                          "the answer; its entailment probability is the score, and no judge is asked")
+
+    @field_validator("nli_model")
+    @classmethod
+    def _nli_model(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = resolve_path(value, info)
+        if not (path / "config.json").is_file():
+            raise ValueError(f"not a model folder (no config.json): {path}")
+        return str(path)
 
 
 class NeedsBothSpec(ModelStageSpec):
