@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 from .._json import dumps
 from ..records import DataError, Record, atomic_write_bytes, read_records
-from ..report.card import render_export_card
+from ..report.export_card import render_export_card
 from ..train.lm_use import Message, _clean, conversation
 
 FORMATS = ("messages", "prompt-completion", "preference")
