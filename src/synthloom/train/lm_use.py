@@ -110,6 +110,20 @@ def choose_labels(model: Any, tokenizer: Any, prompts: Sequence[list[Message]], 
     return [labels[max(range(k), key=lambda j: scores[i * k + j])] for i in range(len(prompts))]
 
 
+def _padded(seqs: Sequence[list[int]], pad: int, left: bool) -> tuple[Any, Any]:
+    """Token ids and attention mask of a batch, padded on the left (for generating) or the right (for scoring)."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        span = slice(width - len(s), width) if left else slice(0, len(s))
+        ids[i, span] = torch.tensor(s)
+        mask[i, span] = 1
+    return ids, mask
+
+
 def _choose_one_token(model: Any, tokenizer: Any, prompts: Sequence[list[Message]], labels: Sequence[str],
                       first: Sequence[int], batch_size: int) -> list[str]:
     import torch
@@ -121,12 +135,7 @@ def _choose_one_token(model: Any, tokenizer: Any, prompts: Sequence[list[Message
     with torch.no_grad():
         for start in range(0, len(prompts), batch_size):
             seqs = [_prompt_ids(tokenizer, p) for p in prompts[start : start + batch_size]]
-            width = max(len(s) for s in seqs)
-            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for i, s in enumerate(seqs):
-                ids[i, : len(s)] = torch.tensor(s)
-                mask[i, : len(s)] = 1
+            ids, mask = _padded(seqs, pad, left=False)
             logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits
             for i, s in enumerate(seqs):
                 scores = logits[i, len(s) - 1, list(first)]
@@ -146,12 +155,8 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[list[Message]
     with torch.no_grad():
         for start in range(0, len(prompts), batch_size):
             seqs = [_prompt_ids(tokenizer, p) for p in prompts[start : start + batch_size]]
-            width = max(len(s) for s in seqs)
-            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for i, s in enumerate(seqs):
-                ids[i, width - len(s) :] = torch.tensor(s)
-                mask[i, width - len(s) :] = 1
+            ids, mask = _padded(seqs, pad, left=True)
+            width = ids.shape[1]
             generated = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_new_tokens,
                                        do_sample=False, pad_token_id=pad)
             out.extend(tokenizer.decode(g[width:], skip_special_tokens=True).strip() for g in generated)
