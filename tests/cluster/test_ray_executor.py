@@ -234,6 +234,58 @@ def shard_workers() -> list[int]:
     return pids
 
 
+def test_documents_same_records_as_local(tmp_path, fake_server, ray_address):
+    """A recipe over documents: plans made on the driver with their chunks, the same records as a local run."""
+    servers = [fake_server(latency=0.01, responder=grounded_answer) for _ in range(2)]
+    docs = tmp_path / "docs"
+    docs.mkdir(parents=True)
+    topics = ["kettles", "bicycles", "lanterns", "ferries"]
+    for n, topic in enumerate(topics):
+        sections = "".join(
+            f"## {topic.title()} part {s}\n\n" + " ".join(
+                f"The {topic} of kind {s}.{k} work by rule {n * 31 + s * 7 + k}." for k in range(12)) + "\n\n"
+            for s in range(3))
+        (docs / f"{topic}.md").write_text(f"# {topic.title()}\n\n{sections}")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"""\
+name: docs
+model: {{backend: openai, base_url: {json.dumps([s.url for s in servers])}, model: fake, concurrency: 8}}
+task: {{kind: grounded_qa, description: Questions about household things}}
+documents:
+  paths: [docs]
+  max_tokens: 64
+  overlap: 8
+  kinds: {{single_hop_specific: 3, single_hop_abstract: 1, multi_hop: 1, unanswerable: 1}}
+conditions:
+  query_style: [keyword, casual]
+generation: {{records: 30, seed: 5}}
+curation:
+  - stage: exact_dedup
+    field: question
+  - stage: quote_match
+    threshold: 90
+  - stage: retrieval_rank
+    k: 3
+evaluation: []
+""")
+    from synthloom.execute.ray_executor import RayExecutor
+
+    # Two shards whatever the cluster has left: an earlier test in this file kills a worker node.
+    synthloom.run(recipe, tmp_path / "ray", progress=False, executor=RayExecutor(address=ray_address, shards=2))
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["executor"]["name"] == "ray" and manifest["executor"]["shards"] == 2
+    assert manifest["counts"]["generated"] == 30 and answered_once(servers) == 30
+    funnel = {step["stage"]: step for step in manifest["curation"]["funnel"]}
+    assert funnel["quote_match"]["kept"] > 0 and funnel["retrieval_rank"]["seen"] > 0
+
+    local = synthloom.run(recipe, tmp_path / "local", progress=False)
+    assert local.manifest["model_calls"]["served_from_cache"] == 0
+    same_run(tmp_path / "ray", local)
+    assert table(tmp_path / "ray" / "chunks.parquet") == table(tmp_path / "local" / "chunks.parquet")
+    for name in ("documents.json", "ragas.jsonl"):
+        assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text(), name
+
+
 def test_killed_worker_shard_reruns_without_paying_again(tmp_path, fake_server, ray_address):
     servers, proc = start_a_run_of_240(tmp_path, fake_server, ray_address)
     try:
@@ -403,52 +455,3 @@ def grounded_answer(body: dict) -> str:
     if "does NOT answer" in prompt:
         return json.dumps({"question": question})
     return json.dumps({"question": question, "answer": first, "evidence": [first]})
-
-
-def test_documents_same_records_as_local(tmp_path, fake_server, ray_address):
-    """A recipe over documents: plans made on the driver with their chunks, the same records as a local run."""
-    servers = [fake_server(latency=0.01, responder=grounded_answer) for _ in range(2)]
-    docs = tmp_path / "docs"
-    docs.mkdir(parents=True)
-    topics = ["kettles", "bicycles", "lanterns", "ferries"]
-    for n, topic in enumerate(topics):
-        sections = "".join(
-            f"## {topic.title()} part {s}\n\n" + " ".join(
-                f"The {topic} of kind {s}.{k} work by rule {n * 31 + s * 7 + k}." for k in range(12)) + "\n\n"
-            for s in range(3))
-        (docs / f"{topic}.md").write_text(f"# {topic.title()}\n\n{sections}")
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"""\
-name: docs
-model: {{backend: openai, base_url: {json.dumps([s.url for s in servers])}, model: fake, concurrency: 8}}
-task: {{kind: grounded_qa, description: Questions about household things}}
-documents:
-  paths: [docs]
-  max_tokens: 64
-  overlap: 8
-  kinds: {{single_hop_specific: 3, single_hop_abstract: 1, multi_hop: 1, unanswerable: 1}}
-conditions:
-  query_style: [keyword, casual]
-generation: {{records: 30, seed: 5}}
-curation:
-  - stage: exact_dedup
-    field: question
-  - stage: quote_match
-    threshold: 90
-  - stage: retrieval_rank
-    k: 3
-evaluation: []
-""")
-    ray_api_run(recipe, tmp_path / "ray", ray_address)
-    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
-    assert manifest["executor"]["name"] == "ray" and manifest["executor"]["shards"] == 2
-    assert manifest["counts"]["generated"] == 30 and answered_once(servers) == 30
-    funnel = {step["stage"]: step for step in manifest["curation"]["funnel"]}
-    assert funnel["quote_match"]["kept"] > 0 and funnel["retrieval_rank"]["seen"] > 0
-
-    local = synthloom.run(recipe, tmp_path / "local", progress=False)
-    assert local.manifest["model_calls"]["served_from_cache"] == 0
-    same_run(tmp_path / "ray", local)
-    assert table(tmp_path / "ray" / "chunks.parquet") == table(tmp_path / "local" / "chunks.parquet")
-    for name in ("documents.json", "ragas.jsonl"):
-        assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text(), name
