@@ -174,7 +174,7 @@ def main() -> None:
         arms.append("server")
     try:
         if not args.only_load:
-            measure(args.limit, args.rounds, "idle machine", arms)
+            measure(args.limit, args.rounds, "no added load", arms)
         if args.load:
             busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
             try:
