@@ -199,7 +199,7 @@ def main() -> None:
             server.terminate()
             server.wait(10)
     print("\nPass rate per stage (kept/seen at that stage; each stage sees what the one before kept)")
-    print(f"| arm | generated | format | execution | semantic | naive keeps, execution rejects | seconds |")
+    print("| arm | generated | format | execution | semantic | naive keeps, execution rejects | seconds |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['arm']} | {r['generated']} (+{r['failed']} failed) | {share(*r['tool_format'])} | "

@@ -17,16 +17,16 @@ the wall-clock time each online request came.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import hashlib
 import json
-import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
+
+from fake_server import LoopbackServer
 
 
 def _iso(t: float) -> str:
@@ -38,7 +38,9 @@ def _error(kind: str, status: int, headers: dict[str, str] | None = None) -> web
                              status=status, headers=headers)
 
 
-class AnthropicServer:
+class AnthropicServer(LoopbackServer):
+    thread_name = "anthropic-stand-in"
+
     def __init__(self, *, script: list[str] | None = None, exhaust: float | None = None, errored_lines: int = 0,
                  polls_to_end: int = 2, cached_tokens: int = 0, batches_api: bool = True):
         self.script = list(script or [])
@@ -54,9 +56,7 @@ class AnthropicServer:
         self.keys: set[str] = set()
         self.batches: dict[str, dict[str, Any]] = {}
         self.submitted: collections.Counter[str] = collections.Counter()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._started = threading.Event()
+        self._init_loop()
 
     @property
     def url(self) -> str:
@@ -159,37 +159,3 @@ class AnthropicServer:
             return _error("not_found_error", 404)
         body = "".join(json.dumps(r) + "\n" for r in batch["_results"])
         return web.Response(body=body.encode(), content_type="application/binary")
-
-    def start(self) -> AnthropicServer:
-        def main() -> None:
-            self._loop = asyncio.new_event_loop()
-
-            async def serve() -> None:
-                self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-                await self._runner.setup()
-                site = web.TCPSite(self._runner, "127.0.0.1", 0)
-                await site.start()
-                self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-            self._loop.run_until_complete(serve())
-            self._started.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=main, daemon=True, name="anthropic-stand-in")
-        self._thread.start()
-        self._started.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        loop = self._loop
-
-        async def shutdown() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-            loop.stop()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop)
-        self._thread.join(10)
-        self._loop = None

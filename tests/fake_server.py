@@ -47,7 +47,62 @@ class FaultPlan:
                 raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
 
 
-class FakeOpenAIServer:
+class LoopbackServer:
+    """Running an aiohttp `app()` on `host:port` (port 0: any free one): in the current loop
+    (`serve`, for a process) or in a background thread with its own loop (`start`/`stop`)."""
+
+    host = "127.0.0.1"
+    port = 0
+    thread_name = "loopback-server"
+
+    def _init_loop(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._started = threading.Event()
+
+    def app(self) -> web.Application:
+        raise NotImplementedError
+
+    async def serve(self) -> None:
+        """Start listening in the running loop (the port is known afterwards)."""
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def start(self):
+        """Run in a background thread with its own event loop; returns once listening."""
+
+        def main() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self.serve())
+            self._started.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=main, daemon=True, name=self.thread_name)
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        loop = self._loop
+
+        async def shutdown() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop = None
+
+
+class FakeOpenAIServer(LoopbackServer):
     """The server's state and handlers; start it in a thread or run it as a process."""
 
     def __init__(
@@ -78,10 +133,9 @@ class FakeOpenAIServer:
         self.faults_sent: collections.Counter[str] = collections.Counter()
         self._rng = random.Random(self.faults.seed)
         self._script = list(self.faults.script)
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._started = threading.Event()
+        self._init_loop()
+
+    thread_name = "fake-openai-server"
 
     # -- the app ---------------------------------------------------------------
 
@@ -211,43 +265,6 @@ class FakeOpenAIServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
-
-    async def serve(self) -> None:
-        """Start listening in the running loop (the port is known afterwards)."""
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    def start(self) -> FakeOpenAIServer:
-        """Run in a background thread with its own event loop; returns once listening."""
-
-        def main() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self.serve())
-            self._started.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=main, daemon=True, name="fake-openai-server")
-        self._thread.start()
-        self._started.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        loop = self._loop
-
-        async def shutdown() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-            loop.stop()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop = None
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()

@@ -12,10 +12,9 @@ import json
 import numpy as np
 import pytest
 
-from synthloom.curate import DROP, KEEP, CurationContext, curate
+from synthloom.curate import DROP, CurationContext, curate
 from synthloom.curate.auxiliary import LabelledMatrix
 from synthloom.curate.choice import Synthetic, choose
-from synthloom.embed import Embedder
 from synthloom.execute import run
 from synthloom.recipe import AugmentCheckSpec, DatasetSpec, SupportAgreeSpec, SupportChoiceSpec, recipe_from_dict
 from synthloom.records import Record, read_records
