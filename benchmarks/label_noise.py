@@ -218,17 +218,13 @@ def main() -> None:
             for metric, title in METRICS.items():
                 per_seed = {s: {m: v[metric] for m, v in results[s].items() if metric in v} for s in args.seeds}
                 write_per_seed(SEEDS_DIR / f"label_noise-{name}-{int(round(rate * 100))}pct-{metric}.json", per_seed,
-                               metric=title + (" (lower is better)" if metric == "residual" else ""),
-                               baseline=CLEANLAB,
+                               metric=title, baseline=CLEANLAB, higher_is_better=metric != "residual",
                                settings={"dataset": name, "noise": rate, "seeds": args.seeds, "aux_C": AUX_C,
                                          "folds": FOLDS, "margin": MARGIN, "relabel_confidence": RELABEL_CONFIDENCE})
             for arm, base, metric, better in CLAIMS:
                 per_seed = {s: {m: v[metric] for m, v in results[s].items() if metric in v} for s in args.seeds}
-                d = paired_difference(per_seed, arm, base)
-                verdict = d.verdict
-                if better == "lower":  # a lower residual noise is the win
-                    verdict = {"beats": "worse", "worse": "beats"}.get(verdict, verdict)
-                verdicts.append((name, rate, arm, base, metric, better, d.difference, verdict))
+                d = paired_difference(per_seed, arm, base, higher_is_better=better == "higher")
+                verdicts.append((name, rate, arm, base, metric, better, d.difference, d.verdict))
     print("\n## Claims: paired differences (arm - baseline, seed by seed), 95% CI\n")
     print("| dataset | noise | claim | difference [95% CI] | verdict |")
     print("|---|---|---|---|---|")

@@ -53,3 +53,12 @@ def test_per_seed_file_lets_a_reader_recompute_the_table(tmp_path):
     assert payload["summary"][1]["vs_baseline"]["verdict"] == recomputed.verdict
     table = markdown_table(summarize(per_seed, baseline="support"))
     assert "| support | 5 |" in table and recomputed.verdict in table
+
+
+def test_where_lower_is_better_an_interval_below_zero_is_the_win(tmp_path):
+    residual = {s: {"cleanlab": 0.05 + s / 1000, "cross-partition": 0.02 + s / 1000} for s in range(5)}
+    assert paired_difference(residual, "cross-partition", "cleanlab", higher_is_better=False).verdict == BEATS
+    assert paired_difference(residual, "cleanlab", "cross-partition", higher_is_better=False).verdict == WORSE
+    payload = json.loads(write_per_seed(tmp_path / "r.json", residual, metric="residual", baseline="cleanlab",
+                                        higher_is_better=False).read_text())
+    assert payload["higher_is_better"] is False and payload["summary"][1]["vs_baseline"]["verdict"] == BEATS

@@ -71,25 +71,25 @@ def mean_interval(values: Sequence[float], level: float = 0.95) -> Interval:
 
 
 def paired_difference(per_seed: Mapping[Any, Mapping[str, float]], arm: str, baseline: str,
-                      level: float = 0.95) -> PairedDifference:
+                      level: float = 0.95, higher_is_better: bool = True) -> PairedDifference:
     """`arm - baseline` seed by seed, over the seeds that scored both; the verdict needs the
-    whole interval on one side of 0 (and at least 2 seeds)."""
+    whole interval on one side of 0 (and at least 2 seeds). For a score where lower is better
+    (an error rate, residual noise) an interval below 0 is the win."""
     seeds = [s for s, scores in per_seed.items() if arm in scores and baseline in scores]
     if not seeds:
         raise ValueError(f"paired_difference: no seed scored both {arm!r} and {baseline!r}")
     diffs = tuple(float(per_seed[s][arm]) - float(per_seed[s][baseline]) for s in seeds)
     interval = mean_interval(diffs, level)
-    if interval.n >= 2 and interval.low > 0:
-        verdict = BEATS
-    elif interval.n >= 2 and interval.high < 0:
-        verdict = WORSE
+    above, below = interval.n >= 2 and interval.low > 0, interval.n >= 2 and interval.high < 0
+    if above or below:
+        verdict = BEATS if above == higher_is_better else WORSE
     else:
         verdict = NO_DIFFERENCE
     return PairedDifference(arm, baseline, interval, verdict, diffs)
 
 
 def summarize(per_seed: Mapping[Any, Mapping[str, float]], baseline: str | None = None,
-              level: float = 0.95) -> list[dict[str, Any]]:
+              level: float = 0.95, higher_is_better: bool = True) -> list[dict[str, Any]]:
     """One row per arm (in first-seen order): mean and interval, and the paired difference to
     `baseline` with its verdict when one is named."""
     arms: list[str] = []
@@ -100,7 +100,7 @@ def summarize(per_seed: Mapping[Any, Mapping[str, float]], baseline: str | None 
         values = [scores[arm] for scores in per_seed.values() if arm in scores]
         row: dict[str, Any] = {"arm": arm, "score": mean_interval(values, level)}
         if baseline is not None and arm != baseline:
-            row["vs_baseline"] = paired_difference(per_seed, arm, baseline, level)
+            row["vs_baseline"] = paired_difference(per_seed, arm, baseline, level, higher_is_better)
         rows.append(row)
     return rows
 
@@ -122,17 +122,18 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], metric: str = "macro-F1", 
 
 
 def write_per_seed(path: str | Path, per_seed: Mapping[Any, Mapping[str, float]], *,
-                   metric: str, baseline: str | None = None, settings: Mapping[str, Any] | None = None) -> Path:
+                   metric: str, baseline: str | None = None, settings: Mapping[str, Any] | None = None,
+                   higher_is_better: bool = True) -> Path:
     """The raw per-seed scores and their summary as JSON, so a reader can recompute the table."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = []
-    for row in summarize(per_seed, baseline):
+    for row in summarize(per_seed, baseline, higher_is_better=higher_is_better):
         entry: dict[str, Any] = {"arm": row["arm"], "score": asdict(row["score"])}
         if "vs_baseline" in row:
             entry["vs_baseline"] = asdict(row["vs_baseline"])
         summary.append(entry)
-    payload = {"metric": metric, "baseline": baseline, "settings": dict(settings or {}),
+    payload = {"metric": metric, "higher_is_better": higher_is_better, "baseline": baseline, "settings": dict(settings or {}),
                "per_seed": {str(seed): dict(scores) for seed, scores in per_seed.items()},
                "summary": summary}
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
