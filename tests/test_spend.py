@@ -153,3 +153,17 @@ def test_the_embedded_models_prompt_tokens_are_counted_exactly():
     for messages in conversations:
         reported = asyncio.run(backend.complete(Request(messages=messages, max_tokens=2, temperature=0.0, seed=1))).usage
         assert counter.count(messages) == reported.prompt_tokens
+
+
+def test_the_plans_tokenizer_loads_without_a_context_warning(capsys):
+    """Loading only the vocabulary used to print llama.cpp's 'n_ctx_seq > n_ctx_train (0)' warning at every plan."""
+    from synthloom.llm import LlamaCppConfig
+    from synthloom.llm.llamacpp import bundled_model_path
+    from synthloom.llm.tokens import GGUFCounter
+
+    LlamaCppConfig()  # the bundled model is there
+    counter = GGUFCounter(str(bundled_model_path()))
+    assert counter.count([{"role": "user", "content": "hi"}]) > 1
+    captured = capsys.readouterr()
+    assert "n_ctx_train" not in captured.err + captured.out
+    assert captured.err.strip() == ""

@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import sys
 from typing import Any, Protocol, Sequence
 
 Messages = Sequence[dict[str, str]]
@@ -45,7 +48,16 @@ class GGUFCounter:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.name = f"the model's own tokenizer ({path.rsplit('/', 1)[-1]})"
-        self.llama = Llama(model_path=path, vocab_only=True, verbose=False)
+        # Without its weights the model reports a training context of 0, so llama.cpp warns
+        # "n_ctx_seq (512) > n_ctx_train (0)" at every plan: true of no real run, so kept quiet
+        # (and shown after all if the load fails).
+        said = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(said):
+                self.llama = Llama(model_path=path, vocab_only=True, verbose=False)
+        except Exception:
+            sys.stderr.write(said.getvalue())
+            raise
         metadata = self.llama.metadata
         template = metadata.get("tokenizer.chat_template")
         if template is None:
