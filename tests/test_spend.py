@@ -167,3 +167,18 @@ def test_the_plans_tokenizer_loads_without_a_context_warning(capsys):
     captured = capsys.readouterr()
     assert "n_ctx_train" not in captured.err + captured.out
     assert captured.err.strip() == ""
+
+
+def test_plan_counts_a_judge_once_per_record_of_a_multi_call_kind(tmp_path):
+    """Three calls make one record: the judge sees the record, so it is asked once per record, not per call."""
+    from synthloom.execute.plan import plan_run
+
+    text = (RECIPE.format(url="http://127.0.0.1:9/v1", records=10, concurrency=2, extra="").replace("  labels: [a, b]\n", "  fields: {draft: a draft, text: the note, title: a title}\n")
+            + "steps:\n  - {name: draft, fields: [draft]}\n  - {name: tighten, fields: [text]}\n  - {name: title, fields: [title]}\n"
+            + "curation:\n  - {stage: llm_judge}\n")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    plan = plan_run(path)
+    generation, judge = plan.stages
+    assert (generation.calls, generation.records) == (30, 10)
+    assert (judge.stage, judge.calls) == ("curation.llm_judge", 10)

@@ -51,6 +51,7 @@ class StagePlan:
     prompt_counted: str  # "counted", "estimated" or why unknown
     completion_from: str  # "max_tokens" or "observed mean of N answers"
     notes: list[str] = field(default_factory=list)
+    records: int | None = None  # generation: the records it makes (a multi-call kind makes fewer than its calls)
 
 
 @dataclass
@@ -158,7 +159,8 @@ def _generation(recipe: Recipe, limit: int | None, counter: TokenCounter, observ
             prompt_tokens, how = prompts * samples, "counted" if counter.exact and every else "estimated"
         except Exception as exc:  # noqa: BLE001 - planning offline may need what only a run builds
             prompt_tokens, how = None, f"unknown: {exc}"
-        return StagePlan("generation", calls, prompt_tokens, round(calls * completion), _money(price, prompt_tokens, round(calls * completion)), how, "", notes)
+        return StagePlan("generation", calls, prompt_tokens, round(calls * completion), _money(price, prompt_tokens, round(calls * completion)), how, "", notes,
+                         records=inputs)
     chain = generator.chain
     completion = observed if observed is not None else float(recipe.generation.max_tokens)
     steps = len(chain.steps) if isinstance(chain, StepChain) else getattr(chain.spec, "turns", 1) if hasattr(chain, "spec") else 1
@@ -188,7 +190,8 @@ def _generation(recipe: Recipe, limit: int | None, counter: TokenCounter, observ
     if conditions_by_model:
         notes.append(f"conditions built by the model ({', '.join(conditions_by_model)}) add a few calls, not counted")
     total_completion = round(calls * completion)
-    return StagePlan("generation", calls, prompt_tokens, total_completion, _money(price, prompt_tokens, total_completion), how, "", notes)
+    return StagePlan("generation", calls, prompt_tokens, total_completion, _money(price, prompt_tokens, total_completion), how, "", notes,
+                     records=records)
 
 
 def _record_tokens(plan: StagePlan) -> float:
@@ -243,7 +246,8 @@ def plan_run(recipe: Recipe | str | Path, limit: int | None = None, out: str | P
     generation = _generation(recipe, limit, counter, observed[0] if observed else None,
                              _batch_priced(price, recipe.model), sample)
     generation.completion_from = completion_from
-    stages = [generation, *_model_stages(recipe, generation.calls, _record_tokens(generation))]
+    # Curation and evaluation see records, not calls: a multi-call kind (steps, turns, tool use) makes one record per chain.
+    stages = [generation, *_model_stages(recipe, generation.records or generation.calls, _record_tokens(generation))]
     return Plan(recipe.name, str(getattr(recipe.model, "model", None) or recipe.model.backend), counter.name,
                 price.model_dump(mode="json") if price is not None else None, source,
                 price.currency if price is not None else "USD", stages,
