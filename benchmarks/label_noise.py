@@ -248,9 +248,7 @@ def main() -> None:
         raw = _read_raw(raw_path)
         if not args.tables_only:
             rows, fixed_test, label = read(name)
-            t0 = time.perf_counter()
-            X_all = Embedder.shared().encode([r["text"] for r in rows + fixed_test])
-            print(f"{name}: {len(X_all)} texts embedded in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+            X_all = embed(name, [r["text"] for r in rows + fixed_test])
             fitted = Downstream()
             for seed in args.seeds:
                 names, train, validation, test = draw(name, rows, fixed_test, label, seed)
@@ -296,6 +294,22 @@ def main() -> None:
         print(f"| {name} | {rate:.0%} | {arm} vs {base}: {metric} ({better} is better) | "
               f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}] | {verdict} |")
     sys.stdout.flush()
+
+
+def embed(name: str, texts: list[str]) -> np.ndarray:
+    """The dataset's MiniLM vectors, computed once and kept (keyed by the texts) for the next job's seeds."""
+    import hashlib
+
+    key = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
+    path = SEEDS_DIR.parent / "embeddings" / f"{name}-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    t0 = time.perf_counter()
+    X = Embedder.shared().encode(texts)
+    print(f"{name}: {len(X)} texts embedded in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, X)
+    return X
 
 
 def _rate_key(rate: float) -> str:
