@@ -255,8 +255,7 @@ def main() -> None:
                 for rate in args.rates:
                     timer = Timer()
                     result = one_draw(X_all, names, train, validation, test, rate, seed, find_label_issues, fitted, timer)
-                    raw.setdefault(_rate_key(rate), {})[str(seed)] = result
-                    _write_raw(raw_path, raw, name)  # after every draw: a job cut short keeps what it measured
+                    raw = _add_draw(raw_path, name, _rate_key(rate), seed, result)  # a job cut short keeps what it measured
                     print(f"{name} {rate:.0%} seed {seed}: {sum(timer.spent.values()):.0f} s ({timer}; "
                           f"{len(train.y)} training, {len(validation.y)} validation, {len(test.y)} test)",
                           file=sys.stderr, flush=True)
@@ -323,8 +322,20 @@ def _read_raw(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))["draws"]
 
 
-def _write_raw(path: Path, draws: dict, name: str) -> None:
+def _add_draw(path: Path, name: str, rate: str, seed: int, result: dict) -> dict:
+    """Add one draw to the raw file under a lock, re-read first: two jobs running other seeds at once both count."""
+    import fcntl
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent.parent / f"{path.stem}.lock", "w") as lock:  # beside seeds/, not committed
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        draws = _read_raw(path)
+        draws.setdefault(rate, {})[str(seed)] = result
+        _write_raw(path, draws, name)
+    return draws
+
+
+def _write_raw(path: Path, draws: dict, name: str) -> None:
     payload = {"dataset": name, "settings": {"aux_C": AUX_C, "folds": FOLDS, "margin": MARGIN,
                                              "relabel_confidence": RELABEL_CONFIDENCE, "downstream_C": 10.0},
                "draws": draws}
