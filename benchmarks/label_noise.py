@@ -250,9 +250,10 @@ def main() -> None:
             rows, fixed_test, label = read(name)
             X_all = embed(name, [r["text"] for r in rows + fixed_test])
             fitted = Downstream()
-            for seed in args.seeds:
-                names, train, validation, test = draw(name, rows, fixed_test, label, seed)
-                for rate in args.rates:
+            draws = {seed: draw(name, rows, fixed_test, label, seed) for seed in args.seeds}
+            for rate in args.rates:  # a rate's seeds first: a job cut short leaves whole rates, not a few seeds of each
+                for seed in args.seeds:
+                    names, train, validation, test = draws[seed]
                     timer = Timer()
                     result = one_draw(X_all, names, train, validation, test, rate, seed, find_label_issues, fitted, timer)
                     raw = _add_draw(raw_path, name, _rate_key(rate), seed, result)  # a job cut short keeps what it measured
