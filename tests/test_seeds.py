@@ -62,3 +62,48 @@ def test_where_lower_is_better_an_interval_below_zero_is_the_win(tmp_path):
     payload = json.loads(write_per_seed(tmp_path / "r.json", residual, metric="residual", baseline="cleanlab",
                                         higher_is_better=False).read_text())
     assert payload["higher_is_better"] is False and payload["summary"][1]["vs_baseline"]["verdict"] == BEATS
+
+
+def _benchmark(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seed_jobs_of_the_label_noise_benchmark_add_up_in_one_raw_file(tmp_path):
+    label_noise = _benchmark("label_noise")
+    raw = tmp_path / "seeds" / "label_noise-x-raw.json"
+    label_noise._add_draw(raw, "x", "20pct", 0, {"cleanlab": {"f1": 0.5}})
+    label_noise._add_draw(raw, "x", "20pct", 3, {"cleanlab": {"f1": 0.7}})  # another job, other seeds
+    label_noise._add_draw(raw, "x", "10pct", 0, {"cleanlab": {"f1": 0.6}})
+    label_noise._add_draw(raw, "x", "20pct", 0, {"cleanlab": {"f1": 0.55}})  # a seed measured again replaces its draw
+    draws = json.loads(raw.read_text())["draws"]
+    assert draws == {"20pct": {"0": {"cleanlab": {"f1": 0.55}}, "3": {"cleanlab": {"f1": 0.7}}},
+                     "10pct": {"0": {"cleanlab": {"f1": 0.6}}}}
+    assert sorted(p.name for p in (tmp_path / "seeds").iterdir()) == ["label_noise-x-raw.json"]  # no lock file among the results
+
+
+def test_the_label_noise_benchmark_reuses_a_fit_only_for_the_same_training_set():
+    import numpy as np
+
+    label_noise = _benchmark("label_noise")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    y = (X[:, 0] > 0).astype(int)
+    X_test = rng.normal(size=(40, 4))
+    y_test = (X_test[:, 0] > 0).astype(int)
+    keep = np.ones(60, dtype=bool)
+    flipped = y.copy()
+    flipped[:25] = 1 - flipped[:25]
+    fitted = label_noise.Downstream()
+    clean = fitted(X, y, keep, X_test, y_test, b"draw")
+    assert clean == label_noise.downstream(X, y, keep, X_test, y_test)
+    assert fitted(X, y, keep, X_test, y_test, b"draw") == clean
+    noisy = fitted(X, flipped, keep, X_test, y_test, b"draw")  # other labels: a fit of its own
+    assert noisy == label_noise.downstream(X, flipped, keep, X_test, y_test) and noisy < clean
+    assert len(fitted._seen) == 2
