@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,7 @@ def probe(wheel: Path) -> str:
     if done.returncode != 0:
         return f"does not load: {done.stderr.strip().splitlines()[-1:]}"
     info = done.stdout.strip().splitlines()[-1]
+    info = info.split(" : ", 1)[-1]  # "CPU : SSE3 = 1 | ..."
     return " ".join(part.split(" = ")[0].strip() for part in info.split("|") if part.strip().endswith("= 1"))
 
 
@@ -92,6 +94,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--sdist", type=Path, help="a llama-cpp-python sdist (default: download the installed version)")
+    parser.add_argument("--keep", type=Path, help="copy each variant's wheel into this folder")
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()), help="where each build's log goes")
     args = parser.parse_args()
     package = f"llama-cpp-python=={version('llama-cpp-python')}"
@@ -123,6 +126,9 @@ def measure(args: argparse.Namespace, package: str, work: Path) -> None:
         print(f"{name:>11} {parallel or 'unset':>8} {walls:>15} {ratio} {size:9.1f}  {probe(wheels[name])}")
     for name in args.variants:
         print(f"  {name}: CMAKE_ARGS={VARIANTS[name][0]}")
+        if args.keep:
+            (args.keep / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(wheels[name], args.keep / name)
 
 
 if __name__ == "__main__":
