@@ -22,7 +22,19 @@ completion tokens/s end to end is >= 5 (median of the rounds). The server arm
 decides which engine is faster (its ratio to batched, median of the rounds);
 latency is measured for the in-process arms only.
 
+`--profile` shows where the time goes instead: through llama-cpp-python's
+low-level API with the bundled GGUF and the backend's thread count, one
+decode step at batch widths 1-32 (separate KV streams as the engine keeps
+them, and one unified cache as llama.cpp's server does), the prefill rate,
+the sampling time a token, and how a record of the recipe (its planned
+prompts, their answers generated) splits into prefill, decode and sampling.
+`--policies` runs the batched default at n_threads 1 and 2 under each
+OpenMP wait policy beside `--load` busy processes, each run with a timeout
+(a stalled run shows as not finished).
+
     python benchmarks/embedded.py [--limit 48] [--rounds 3] [--load 2] [--server-binary PATH]
+    python benchmarks/embedded.py --profile --limit 8
+    python benchmarks/embedded.py --policies --load 2 --limit 8 --timeout 150
 """
 
 from __future__ import annotations
