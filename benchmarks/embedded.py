@@ -251,17 +251,18 @@ def _prefill(ll: Any, ctx: Any, batch: Any, prompt: list[int], seq: int = 0, n_b
 
 def profile(records: int, steps: int) -> None:
     """Decode-step time per batch width, prefill rate, sampling, and one record's split of them."""
-    import llama_cpp as ll
-    from llama_cpp._internals import LlamaModel
-    from llama_cpp._logger import set_verbose
-    from llama_cpp._utils import suppress_stdout_stderr
-
+    # synthloom first: the backend sets OpenMP's wait policy before llama.cpp's library loads.
     import synthloom
     from synthloom.generate import Generator, load_support
     from synthloom.llm import LlamaCppBackend, LlamaCppConfig
     from synthloom.llm.llamacpp import bundled_model_path
     from synthloom.llm.llamacpp_batch import sampler_chain
     from synthloom.llm.llamacpp_prompt import chat_handler, prepare
+
+    import llama_cpp as ll
+    from llama_cpp._internals import LlamaModel
+    from llama_cpp._logger import set_verbose
+    from llama_cpp._utils import suppress_stdout_stderr
 
     config = LlamaCppConfig()
     threads = LlamaCppBackend(config).n_threads()
