@@ -10,8 +10,11 @@ STAMP  := $(VENV)/.synthloom-setup
 
 # llama.cpp must not tune itself to the build machine's CPU: on virtual
 # machines that crashes at the first generation. No multimodal models are
-# used, so the llava/mtmd library is not built (a fifth less compile time).
-export CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
+# used, so the llava/mtmd library is not built, and neither is llama.cpp's
+# `common` library, which llama-cpp-python forces on but never loads
+# (scripts/llamacpp_no_common.cmake): the build takes half the time
+# (benchmarks/setup_time.py: 119 s against 224 s on 2 cores).
+export CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DCMAKE_PROJECT_INCLUDE=$(CURDIR)/scripts/llamacpp_no_common.cmake
 
 .PHONY: setup browser demo test bench clean
 

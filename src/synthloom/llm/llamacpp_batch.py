@@ -301,30 +301,33 @@ class BatchEngine:
             _answer(job, None, error)
 
     def _sampler(self, p: Prepared) -> Any:
-        """The chain `Llama._init_sampler` builds (its penalties are no-ops at their defaults)."""
-        ll = self._ll
-        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        if p.grammar is not None:
-            grammar = ll.llama_sampler_init_grammar(self._vocab, p.grammar.encode("utf-8"), b"root")
-            if not grammar:
-                ll.llama_sampler_free(chain)
-                raise ModelError("llama.cpp could not parse the grammar of the JSON schema")
-            ll.llama_sampler_chain_add(chain, grammar)
-        if p.temperature < 0:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(p.seed))
-        elif p.temperature == 0:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
-        else:
-            for sampler in (
-                ll.llama_sampler_init_top_k(p.top_k),
-                ll.llama_sampler_init_typical(p.typical_p, 1),
-                ll.llama_sampler_init_top_p(p.top_p, 1),
-                ll.llama_sampler_init_min_p(p.min_p, 1),
-                ll.llama_sampler_init_temp(p.temperature),
-                ll.llama_sampler_init_dist(p.seed),
-            ):
-                ll.llama_sampler_chain_add(chain, sampler)
-        return chain
+        return sampler_chain(self._ll, self._vocab, p)
+
+
+def sampler_chain(ll: Any, vocab: Any, p: Prepared) -> Any:
+    """The chain `Llama._init_sampler` builds (its penalties are no-ops at their defaults)."""
+    chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+    if p.grammar is not None:
+        grammar = ll.llama_sampler_init_grammar(vocab, p.grammar.encode("utf-8"), b"root")
+        if not grammar:
+            ll.llama_sampler_free(chain)
+            raise ModelError("llama.cpp could not parse the grammar of the JSON schema")
+        ll.llama_sampler_chain_add(chain, grammar)
+    if p.temperature < 0:
+        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(p.seed))
+    elif p.temperature == 0:
+        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
+    else:
+        for sampler in (
+            ll.llama_sampler_init_top_k(p.top_k),
+            ll.llama_sampler_init_typical(p.typical_p, 1),
+            ll.llama_sampler_init_top_p(p.top_p, 1),
+            ll.llama_sampler_init_min_p(p.min_p, 1),
+            ll.llama_sampler_init_temp(p.temperature),
+            ll.llama_sampler_init_dist(p.seed),
+        ):
+            ll.llama_sampler_chain_add(chain, sampler)
+    return chain
 
 
 def _answer(job: Job, completion: Completion | None, error: BaseException | None) -> None:
