@@ -20,23 +20,39 @@ scored once on the real test split:
   +pool                support + an unlabelled real pool labelled by the model, checked by
                        the support model (agreed records only)
   +auto                support + the candidate chosen by support_choice: cross-validation on
-                       the support set only, among plain, filter, weight, mix, augment, pool
+                       the support set only, among none, plain, filter, weight, augment, pool,
+                       each at synthetic weight 0.3 and 1
 
 Data, intents and recipe are the generation ladder's (`generation_ladder.py`,
 the +nearest arm: coverage-sampled conditions, the 4 nearest support
-demonstrations, one pass; 40 records planned per seed and dataset, of which
-the README's run made the first 20 with `--limit 20`: what a 2-core machine
-under a load of 10-30 made for 5 seeds x 2 datasets in about 40 minutes). Every model call goes through
-`synthloom.run` with the embedded model into
-benchmarks/results/headline/<dataset>/seed<N>/; their caches make a rerun
-cost nothing. Test data is read only to score each arm's final classifier.
+demonstrations, one pass; `--records` planned per seed and dataset, 120 by
+default), plus rewrites of the support (`--augment-per-label`) and an
+unlabelled real pool of `--pool` training texts (40 by default) labelled by
+the model. Every model call goes through `synthloom.run` with the embedded
+model into benchmarks/results/headline/<dataset>/seed<N>/; their caches make
+a rerun cost nothing. Test data is read only to score each arm's final
+classifier.
+
+20 real per class, to show where the benefit ends (`--per-class 20
+--records-from 10`): the SAME generated records, rewrites and pool as the
+10-per-class runs of each seed, scored with a 20-per-class support. The
+ladder's own 20-per-class draw does not contain its 10-per-class draw (one
+random stream runs through the classes in turn, so the draws part after the
+first class), so this support is nested instead: the seed's 10-per-class
+draw plus 10 more of each class (`nested_support`); the records were
+generated with demonstrations from its first half. Arms that need no new
+generation are scored (everything but `+augment`: the rewrites exist only
+for the first half, so that arm and the choice's `augment` candidate are
+left out); pool texts that fall in the larger support are dropped from the
+pool.
 
 Per-seed macro-F1, means with 95% t-intervals and the paired difference to
 support alone (evaluate/seeds.py) go to
 benchmarks/results/seeds/headline_<dataset>[_<k>shot].json.
 
     SYNTHLOOM_DATA=/path/to/shared/data nice -n 10 python benchmarks/headline.py [--seeds 0 1 2 3 4] [--per-class 10]
-    ... --phase generate      only make (or fetch from cache) the model-made records
+    ... --phase generate      only make (or fetch from cache) the model-made records (then augment, pool)
+    ... --phase score --per-class 20 --records-from 10     the 20-per-class table from the same records
 
 The rule (written before the run): the goal is MET on a dataset when
 support + automatic choice closes at least half of the gap between support
@@ -342,9 +358,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--per-class", type=int, default=10)
-    parser.add_argument("--records", type=int, default=40, help="generated records asked per seed and dataset")
+    parser.add_argument("--records", type=int, default=120, help="generated records asked per seed and dataset")
     parser.add_argument("--augment-per-label", type=int, default=5, help="SMS support examples rewritten per label (BANKING77: 1)")
-    parser.add_argument("--pool", type=int, default=10, help="unlabelled real records the model labels per seed")
+    parser.add_argument("--pool", type=int, default=40, help="unlabelled real records the model labels per seed")
     parser.add_argument("--limit", type=int, help="make only the first N planned records of each run (the same plan)")
     parser.add_argument("--records-from", type=int,
                         help="score: use the records generated for this many real per class (same seeds), e.g. "
