@@ -26,7 +26,8 @@ scored once on the real test split:
 Data, intents and recipe are the generation ladder's (`generation_ladder.py`,
 the +nearest arm: coverage-sampled conditions, the 4 nearest support
 demonstrations, one pass; `--records` planned per seed and dataset, 120 by
-default), plus rewrites of the support (`--augment-per-label`) and an
+default; the README's run: 99 for SMS spam, 80 for BANKING77, what fitted
+in the time), plus rewrites of the support (`--augment-per-label`) and an
 unlabelled real pool of `--pool` training texts (40 by default) labelled by
 the model. Every model call goes through `synthloom.run` with the embedded
 model into benchmarks/results/headline/<dataset>/seed<N>/; their caches make
