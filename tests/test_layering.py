@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "sandbox": BASE,
     "tools": BASE | {"recipe", "sandbox"},
     "generate": BASE | {"llm", "recipe", "sources", "tools"},
-    "curate": BASE | {"llm", "recipe", "sandbox", "tools"},
+    "curate": BASE | {"llm", "recipe", "sandbox", "tools", "train"},
     "train": BASE | {"llm", "recipe"},
     "evaluate": BASE | {"llm", "recipe", "train", "sandbox"},
     "report": BASE,

@@ -82,6 +82,53 @@ def test_choice_never_trains_on_a_rewrite_of_the_held_out_example():
     assert set().union(*seen) == set(range(12))
 
 
+def test_choice_classifier_searches_c_on_the_fold_training_part_only(monkeypatch):
+    """Each (fold, candidate, factor) classifier chooses C by the trainers' rule on its own training rows:
+    a grid is searched, and no row of the held-out fold it then predicts is among the rows that chose C."""
+    import synthloom.train.selection as selection
+    from synthloom.curate import choice
+
+    rng = np.random.default_rng(1)
+    y = np.array([0, 1] * 10)
+    X = rng.normal(size=(20, 6)) + y[:, None] * 1.5
+    support = LabelledMatrix([], X, y, ["a", "b"])
+    ys = np.array([0, 1] * 8)
+    syn = Synthetic(X=rng.normal(size=(16, 6)) + ys[:, None] * 1.5, y=ys, w=np.ones(16),
+                    origin=np.array(["generated"] * 16), source=np.full(16, -1))
+    searched: list[tuple[np.ndarray, tuple[float, ...], float | None]] = []
+    real = selection.select_and_fit
+
+    def spy(make, param, Xs, labels, weights, seed=0, grid=selection.C_GRID, C=None):
+        searched.append((np.asarray(Xs), tuple(grid), C))
+        return real(make, param, Xs, labels, weights, seed, grid=grid, C=C)
+
+    monkeypatch.setattr(selection, "select_and_fit", spy)
+    predicted: list[np.ndarray] = []
+
+    class Watched:
+        def __init__(self, model):
+            self.model, self.C = model, model.C
+
+        def predict(self, Xp):
+            predicted.append(np.asarray(Xp))
+            return self.model.predict(Xp)
+
+    def fit(Xt, yt, wt, c, seed):
+        return Watched(choice._classifier(Xt, yt, wt, c, seed))
+
+    result = choose(support, syn, ["none", "plain"], [0.3, 1.0], folds=5, repeats=1, fit=fit)
+    assert len(searched) == len(predicted) == 5 * 3  # folds x (none, plain x0.3, plain x1)
+    for (rows, grid, c), held_out in zip(searched, predicted):
+        assert c is None and len(grid) > 1  # C is searched, not given
+        assert len(rows) >= 16 and not any((rows == x).all(1).any() for x in held_out)
+    assert set(result["classifier_c"]) == set(result["scores"])
+    assert all(min(choice.CHOICE_C_GRID) <= v <= max(choice.CHOICE_C_GRID) for v in result["classifier_c"].values())
+
+    searched.clear()
+    fixed = choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=1, c=2.0)
+    assert fixed["classifier_c_rule"] == "given" and {v for v in fixed["classifier_c"].values()} == {2.0}
+
+
 # -- augment_check, support_agree --------------------------------------------------------------------
 
 

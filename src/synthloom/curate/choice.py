@@ -12,10 +12,15 @@ K-fold cross-validation over the support set only:
   out, so no rewrite of a held-out example is trained on); a classifier is
   trained on the other folds + the candidate at each
   factor (synthetic weight relative to a real record's 1) and predicts the
-  held-out fold; the classifier is logistic regression on the embeddings with
-  the support model's C (chosen by held-out log-loss on the fold's training
-  part), as support_mix does: the trainers' own C search inside every fold
-  and candidate cost minutes per choice on a busy 2-core machine;
+  held-out fold; the classifier is the final trainer's (`embedding_logreg`):
+  logistic regression on the embeddings, its C chosen by the trainers' one
+  rule (`train/selection.py`: stratified k-fold on its own training data,
+  log loss, sample weights in fits and scores, ties to the smaller C) on
+  the fold's training part + the candidate only, so the held-out fold never
+  informs C (nested cross-validation). Kept fast: one BLAS thread, the
+  embeddings computed once and reused by every fold, candidate and factor,
+  the trainers' grid of 6 values over at most 3 inner folds; a recipe's
+  `c` fixes C instead;
 
 (with a small support the folds are redrawn, `repeats`, until at least 100
 held-out predictions are averaged) and the candidate with the best held-out
@@ -38,6 +43,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..recipe import SupportChoiceSpec
+from ..train.selection import C_GRID
 from ..records import Record
 from .auxiliary import LabelledMatrix
 from .base import DROP, KEEP, RELABEL, REWEIGHT, SpecStage, mark_unlabelled, stage_for
@@ -106,10 +112,19 @@ def build(name: str, model: SupportModel, syn: Synthetic, P: np.ndarray, support
     return Candidate(rows, y, w)
 
 
-def _classifier(X: np.ndarray, y: np.ndarray, w: np.ndarray, c: float, seed: int) -> Any:
-    from .auxiliary import fit_logreg
+# The trainers' own grid (train/selection.py C_GRID, 0.01 ... 1000): 6 values x 3 inner folds + 1 refit
+# = 19 small fits per outer fold, candidate and factor. A grid without its outer values was tried and
+# dropped: on 10 real SMS per class every fold's classifier chose its top value (100), so the
+# trainers would have chosen beyond it.
+CHOICE_C_GRID = C_GRID
 
-    return fit_logreg(X, y, c, seed, w)
+
+def _classifier(X: np.ndarray, y: np.ndarray, w: np.ndarray, c: float | None, seed: int) -> Any:
+    """The final trainer's classifier on these rows: C by its cross-validation rule on them alone (or `c`)."""
+    from ..train.selection import select_and_fit
+
+    model, _ = select_and_fit(lambda final: final, "C", X, y.tolist(), w, seed, grid=CHOICE_C_GRID, C=c)
+    return model
 
 
 def choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factors: Sequence[float], *,
@@ -133,6 +148,7 @@ def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], facto
     repeats = repeats or min(MAX_REPEATS, -(-HELD_OUT_PREDICTIONS // len(y)))
     predicted: dict[tuple[str, float], np.ndarray] = {}
     sizes: dict[str, list[int]] = {}
+    inner_c: dict[tuple[str, float], list[float]] = {}  # the C each fold's classifier chose
     splits = [(r, train, test) for r in range(repeats)
               for train, test in StratifiedKFold(k, shuffle=True, random_state=seed + r).split(X, y)]
     for r, train, test in splits:
@@ -151,7 +167,9 @@ def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], facto
                 yt = np.concatenate([y[train], candidate.y])
                 wt = np.concatenate([np.ones(len(train)), candidate.w * factor])
                 out = predicted.setdefault(key, np.full((repeats, len(y)), -1))
-                out[r, test] = fit(Xt, yt, wt, model.c, seed).predict(X[test])
+                classifier = fit(Xt, yt, wt, c, seed)
+                inner_c.setdefault(key, []).append(float(getattr(classifier, "C", float("nan"))))
+                out[r, test] = np.asarray(classifier.predict(X[test]))
     scores = {key: float(np.mean([f1_score(y, row, average="macro", zero_division=0) for row in p]))
               for key, p in predicted.items()}
     order = {name: i for i, name in enumerate(names)}
@@ -160,7 +178,15 @@ def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], facto
         "chosen": best[0], "factor": best[1], "folds": k, "repeats": repeats, "cv_macro_f1": round(scores[best], 4),
         "scores": {f"{name} x{factor:g}": round(s, 4) for (name, factor), s in scores.items()},
         "candidate_sizes": {name: int(np.mean(v)) for name, v in sizes.items()},
+        "classifier_c": {f"{name} x{factor:g}": _median_c(cs) for (name, factor), cs in inner_c.items()},
+        "classifier_c_rule": "given" if c is not None else f"CV on each fold's training part, grid {list(CHOICE_C_GRID)}",
     }
+
+
+def _median_c(values: list[float]) -> float | None:
+    """The median C the folds' classifiers chose (None: the classifier does not say)."""
+    known = [v for v in values if v == v]
+    return float(np.median(known)) if known else None
 
 
 @stage_for(SupportChoiceSpec)

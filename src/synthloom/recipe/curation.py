@@ -398,7 +398,8 @@ class SupportChoiceSpec(_SupportSpec):
     `weight` (weighted by it as support_weight does), `augment` (rewrites of the
     support, from the `augment` mode), `pool` (a model-labelled real pool, the
     records the support model agrees with). Each is tried at every factor
-    (synthetic weight relative to a real record's 1)."""
+    (synthetic weight relative to a real record's 1). The classifier of each fold chooses its
+    C by the trainers' cross-validation rule on that fold's training part; `c` fixes it."""
 
     stage: Literal["support_choice"] = "support_choice"
     candidates: list[Literal["none", "plain", "filter", "weight", "augment", "pool"]] = Field(
