@@ -272,7 +272,7 @@ def arms_for(key: str, seed: int, per_class: int, train: list[Record], test: lis
         result = curate(fresh([r for r in records]), stages(*names), context, check=False)
         return result.kept, result
 
-    copy = lambda rs: [Record(r.id, dict(r.fields), r.label, meta=dict(r.meta)) for r in rs]  # noqa: E731
+    copy = lambda rs: [Record(r.id, dict(r.fields), r.label, demonstrations=list(r.demonstrations), meta=dict(r.meta)) for r in rs]  # noqa: E731
     sets: dict[str, list[Record]] = {"support": support, "synthetic": synthetic, "+plain": support + synthetic}
     for arm, names in [("+filter", ("support_filter",)), ("+weight", ("support_weight",)), ("+mix", ("support_mix",)),
                        ("+anchored", ("support_filter", "support_weight", "support_mix"))]:

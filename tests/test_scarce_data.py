@@ -82,6 +82,25 @@ def test_choice_never_trains_on_a_rewrite_of_the_held_out_example():
     assert set().union(*seen) == set(range(12))
 
 
+def test_choice_never_trains_on_a_record_whose_prompt_showed_the_held_out_example(tmp_path):
+    """A generated record that saw a support example as a demonstration may copy it: in the fold that holds
+    that example out, the record is left out too (else the copy scores the candidate on its own prompt)."""
+    from synthloom.records import load_dataset
+
+    path, _, _, _ = make_data(tmp_path, per_class=6, planted=0)
+    support = load_dataset(DatasetSpec(path=str(path)))
+    copies = [Record(f"copy-{r.id}", dict(r.fields), r.label, demonstrations=[r.id]) for r in support]
+    unseen = [Record(f"free-{r.id}", {"text": r.text() + " indeed"}, r.label) for r in support[:4]]
+    result = curate(copies + unseen, [SupportChoiceSpec(candidates=["plain"], factors=[1.0], repeats=1)],
+                    context_for(path), check=False)
+    notes = result.funnel[0].notes
+    folds = notes["folds"]
+    held_out_per_fold = len(support) / folds
+    # each fold: every record but the copies of its held-out examples
+    assert notes["candidate_sizes"]["plain"] == int(len(copies) + len(unseen) - held_out_per_fold)
+    assert len(result.kept) == len(copies) + len(unseen)  # the final candidate, on the whole support, keeps all
+
+
 def test_choice_classifier_searches_c_on_the_fold_training_part_only(monkeypatch):
     """Each (fold, candidate, factor) classifier chooses C by the trainers' rule on its own training rows:
     a grid is searched, and no row of the held-out fold it then predicts is among the rows that chose C."""

@@ -9,7 +9,9 @@ K-fold cross-validation over the support set only:
   for each fold: the support model is fitted on the other folds (its C and
   its trust threshold chosen inside them); each candidate set is built from
   that model (an augmentation whose source is in the held-out fold is left
-  out, so no rewrite of a held-out example is trained on); a classifier is
+  out, so no rewrite of a held-out example is trained on, and so is a
+  generated record that was shown a held-out example as a demonstration:
+  it may copy it, and would score the candidate on its own prompt); a classifier is
   trained on the other folds + the candidate at each
   factor (synthetic weight relative to a real record's 1) and predicts the
   held-out fold; the classifier is the final trainer's (`embedding_logreg`):
@@ -82,6 +84,15 @@ class Synthetic:
     origin: np.ndarray
     source: np.ndarray  # for augmentations: the support row it rewrites (-1: none found)
     extra: dict[str, Any] = field(default_factory=dict)
+    shown: np.ndarray | None = None  # (synthetic rows x support rows): the support examples its prompt showed
+
+    def leaks(self, rows: np.ndarray, support_rows: set[int]) -> np.ndarray:
+        """Of `rows`, those whose prompt showed a support example outside `support_rows` (a held-out one)."""
+        if self.shown is None or not len(rows):
+            return np.zeros(len(rows), dtype=bool)
+        held = np.ones(self.shown.shape[1], dtype=bool)
+        held[list(support_rows)] = False
+        return self.shown[rows][:, held].any(1)
 
 
 def build(name: str, model: SupportModel, syn: Synthetic, P: np.ndarray, support_rows: set[int],
@@ -92,6 +103,7 @@ def build(name: str, model: SupportModel, syn: Synthetic, P: np.ndarray, support
         return empty
     if name in ("plain", "filter", "weight"):
         rows = np.flatnonzero(syn.origin == "generated")
+        rows = rows[~syn.leaks(rows, support_rows)]
     elif name == "augment":
         rows = np.array([i for i in np.flatnonzero(syn.origin == "augment") if syn.source[i] < 0 or syn.source[i] in support_rows],
                         dtype=int)
@@ -210,10 +222,15 @@ class SupportChoice(SpecStage):
         X = np.asarray(embed([r.text(self.field) for r in judged], progress=self.context.progress)) if judged else \
             np.zeros((0, support.X.shape[1]))
         support_texts = {r.text(): i for i, r in enumerate(support.records)}
+        support_ids = {r.id: i for i, r in enumerate(support.records)}
+        shown = np.zeros((len(judged), len(support.records)), dtype=bool)
+        for row, r in enumerate(judged):
+            shown[row, [support_ids[d] for d in r.demonstrations if d in support_ids]] = True
         syn = Synthetic(
             X=X, y=np.array([index[r.label] for r in judged], dtype=int), w=np.array([r.weight for r in judged], dtype=float),
             origin=np.array([origin_of(r) for r in judged]),
             source=np.array([support_texts.get(str(r.meta.get("source_text", "")), -1) for r in judged], dtype=int),
+            shown=shown,
         )
         result = choose(support, syn, s.candidates, s.factors, folds=s.folds, repeats=s.repeats, c=s.c, precision=s.precision,
                         floor=s.floor, seed=s.seed)
