@@ -94,8 +94,8 @@ def test_finetune_stage_settings_are_checked():
 
     with pytest.raises(ValidationError, match="exactly one of"):
         FinetuneSpec()
-    with pytest.raises(ValidationError, match="answered, not classified"):
-        FinetuneSpec(benchmark={"name": "math"})
+    with pytest.raises(ValidationError, match="no answers to check"):
+        FinetuneSpec(benchmark={"name": "truthful_qa"})
     with pytest.raises(ValidationError, match="shares must be in"):
         FinetuneSpec(prompts={"path": "p.jsonl"}, learning_curve=[0.5, 2])
 

@@ -26,6 +26,7 @@ from .benchmarks import load_benchmark, restrict_labels
 from .diversity import condition_coverage, lexical_measures_of_tokens, semantic_measures, tokenize
 from .downstream import TrainingError, downstream_evaluation
 from .finetune import finetune_classification, finetune_instructions, work_dir
+from .finetune_answers import Check, checkable_items, finetune_answers
 from .faithfulness import human_faithfulness, human_reviews, judge_agreement, judge_faithfulness
 from .fidelity import fidelity_measures
 from .judge import Judge
@@ -49,6 +50,7 @@ class EvaluationContext:
     reference: list[Record] | None = None
     reference_source: str | None = None
     support: list[Record] | None = None  # the few real examples the user has (labelled demonstrations)
+    answer_check: Check | None = None  # the verifiers (math, code) as the finetune stage's check; execute/ gives them
 
     def get_embedder(self) -> Embedder:
         if self.embedder is None:
@@ -288,6 +290,12 @@ def _finetune(spec: FinetuneSpec, records: Sequence[Record], ctx: EvaluationCont
     out = work_dir(ctx.run_dir)
     log = (lambda message: print(message, file=sys.stderr)) if ctx.progress else (lambda _: None)
     try:
+        scoring = spec.answer_scoring()
+        if scoring is not None:
+            items, source = checkable_items(spec, scoring)
+            result = finetune_answers(records, items, spec, out, scoring, ctx.answer_check, progress=ctx.progress, log=log)
+            result["test_data"] = source
+            return result
         if spec.prompts is not None:
             rows = read_rows(spec.prompts.path, spec.prompts.format, spec.prompts.columns)
             if rows and spec.prompt_field not in rows[0]:
