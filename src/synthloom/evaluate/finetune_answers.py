@@ -68,7 +68,7 @@ def paired_score_difference(a: Sequence[float], b: Sequence[float], resamples: i
 
 def finetune_answers(
     records: Sequence[Record], items: Sequence[dict[str, Any]], spec: Any, out: Path, scoring: Scoring, check: Check | None,
-    *, progress: bool = False, log: Callable[[str], None] = lambda _: None,
+    *, progress: bool = False, log: Callable[[str], None] = lambda _: None, data: str = "the records",
 ) -> dict[str, Any]:
     """Base vs fine-tuned answers to held-out questions (`items`: prompt, references, tests), each answer checked."""
     from .finetune import _curve_sizes, _sample, _settings
@@ -110,7 +110,7 @@ def finetune_answers(
     for share, size in _curve_sizes(len(rows), spec.learning_curve):
         log(f"finetune: {size} records ({share:.0%})")
         result = train_lm(shuffled[:size], out / ("synthetic" if share == 1.0 else f"curve-{int(round(share * 100))}"),
-                          settings, progress=progress, data_name=f"records ({size})")
+                          settings, progress=progress, data_name=f"{data}, records ({size})")
         answers, verdicts, scored = answer_and_score(str(result.model_dir))
         curve.append({"share": share, "records": size, **scored, "steps": result.steps, "loss": [result.first_loss, result.last_loss]})
         if share == 1.0:
