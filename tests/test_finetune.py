@@ -306,3 +306,33 @@ def test_the_sms_finetune_example_runs_end_to_end_through_the_cli(tmp_path):
     assert "LoRA adapter" in card and f"run {out.resolve()}" in card  # the card names the data run
     report = (out / "report.html").read_text()
     assert '<section id="finetune">' in report and "fine-tuned on the synthetic records" in report
+
+
+@pytest.mark.slow
+def test_gguf_export_of_a_finetuned_model_loads_in_llama_cpp(tmp_path):
+    from synthloom.execute.finetune import converter, export_gguf
+    from synthloom.train.lm import train_lm
+
+    if converter() is None:
+        pytest.skip("llama.cpp's convert_hf_to_gguf.py not found (SYNTHLOOM_GGUF_CONVERTER or the PATH; docs/finetune.md says how to get it)")
+    import llama_cpp
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result = train_lm(_rows(4), tmp_path / "ft", LMSettings(max_steps=1, batch_size=2, max_length=160, learning_rate=1e-3))
+    path, note = export_gguf(result.model_dir, tmp_path / "ft")
+    assert note is None and path == tmp_path / "ft" / "model.gguf"
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, n_threads=1, logits_all=True, verbose=False)
+    assert llm.metadata.get("general.architecture") == "llama"
+    # The GGUF is the fine-tuned model (adapter merged): same tokens, and the same greedy next token as transformers.
+    merged = tmp_path / "ft" / "merged"
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    model = AutoModelForCausalLM.from_pretrained(merged)
+    text = "Is this spam or ham? WIN a free prize now, text 80082. The answer is"
+    ids = tokenizer(text)["input_ids"]
+    assert llm.tokenize(text.encode(), add_bos=False, special=False) == ids
+    with torch.no_grad():
+        expected = int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+    llm.eval(ids)
+    assert int(np.argmax(llm.scores[len(ids) - 1])) == expected
