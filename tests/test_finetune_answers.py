@@ -94,21 +94,26 @@ SUMS = [(a, b) for a in range(2, 7) for b in range(3, 6)]
 
 @pytest.mark.slow
 def test_base_and_finetuned_answers_are_checked_by_the_math_verifier(tmp_path):
-    from synthloom.evaluate.finetune_answers import finetune_answers
+    from synthloom.evaluate import EvaluationContext, evaluate
     from synthloom.recipe import FinetuneSpec
 
     records = [Record(id=f"m{i}", fields={"question": f"What is {a} + {b}?", "answer": f"The answer is {a + b}."})
                for i, (a, b) in enumerate(SUMS[:8])]
-    held = [{"prompt": f"What is {a} + {b}?", "references": [str(a + b)]} for a, b in SUMS[10:13]]
-    spec = FinetuneSpec(prompts=P, scoring="math", max_steps=2, batch_size=4, max_length=64,
+    held = [{"prompt": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in SUMS[10:13]]
+    prompts = tmp_path / "held_out.jsonl"
+    prompts.write_text("".join(json.dumps(h) + "\n" for h in held))
+    spec = FinetuneSpec(prompts={"path": str(prompts)}, scoring="math", max_steps=2, batch_size=4, max_length=64,
                         learning_rate=1e-3, learning_curve=None, max_new_tokens=12, bootstrap=50)
-    result = finetune_answers(records, held, spec, tmp_path / "finetune", "math", check_answers)
+    context = EvaluationContext(run_dir=tmp_path / "run", answer_check=check_answers)
+    result = evaluate(records, [spec], context)["finetune"]
     assert result["task"] == "answers" and result["scoring"] == "math" and result["n_test"] == 3
+    assert result["test_data"] == str(prompts)
     arms, examples = result["arms"], result["examples"]
     assert [e["prompt"] for e in examples] == [h["prompt"] for h in held]
+    items = [{"references": [h["answer"]]} for h in held]
     for arm, key in (("base", "base"), ("finetuned", "finetuned")):
         # each arm's score is the share of its own answers the verifier passes, checked again here
-        verdicts = check_answers("math", [e[key] for e in examples], held)
+        verdicts = check_answers("math", [e[key] for e in examples], items)
         assert [e[f"{key}_ok"] for e in examples] == [ok for ok, _ in verdicts]
         assert arms[arm]["score"] == pytest.approx(sum(ok for ok, _ in verdicts) / 3, abs=1e-4)
         assert len(arms[arm]["score_ci"]) == 2
@@ -116,6 +121,8 @@ def test_base_and_finetuned_answers_are_checked_by_the_math_verifier(tmp_path):
         arms["finetuned"]["score"] - arms["base"]["score"], abs=1e-4)
     assert arms["finetuned"]["steps"] == 2 and arms["finetuned"]["loss"][1] < arms["finetuned"]["loss"][0]
     assert any(e["finetuned"] != e["base"] for e in examples)  # two steps at 1e-3 change what the model says
+    card = (tmp_path / "run" / "finetune" / "synthetic" / "model" / "README.md").read_text()
+    assert f"run {(tmp_path / 'run').resolve()}" in card
 
 
 def test_the_report_shows_both_models_scores_and_the_paired_difference(tmp_path):
