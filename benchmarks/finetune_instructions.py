@@ -103,13 +103,14 @@ def main() -> None:
                                  "examples": [{"prompt": p, "base": b, "finetuned": t} for p, b, t in list(zip(prompts, base, tuned))[:4]]}
         print(json.dumps({"seed": seed, **per_seed[seed], **{k: v for k, v in detail[f"seed{seed}"].items() if k != "examples"}}),
               file=sys.stderr)
-    load["end"] = [round(x, 2) for x in os.getloadavg()]
+        load["end"] = [round(x, 2) for x in os.getloadavg()]
+        # written after every seed, so a run stopped early keeps the seeds it finished
+        path = write_per_seed(ROOT / "benchmarks" / "results" / "seeds" / f"{args.name}.json", per_seed, metric="win_rate",
+                              settings={**{k: str(v) for k, v in vars(args).items()}, "records": len(rows), "prompts": len(prompts),
+                                        "judge": "SmolLM2-135M-Instruct (llama.cpp, embedded)", "load": load, "detail": detail})
 
     win = mean_interval([s["win_rate"] for s in per_seed.values()])
     consistency = mean_interval([s["position_consistency"] or 0.0 for s in per_seed.values()])
-    path = write_per_seed(ROOT / "benchmarks" / "results" / "seeds" / f"{args.name}.json", per_seed, metric="win_rate",
-                          settings={**{k: str(v) for k, v in vars(args).items()}, "records": len(rows), "prompts": len(prompts),
-                                    "judge": "SmolLM2-135M-Instruct (llama.cpp, embedded)", "load": load, "detail": detail})
     print(f"\nInstructions: SmolLM2-135M-Instruct, LoRA SFT on {len(rows)} records ({args.epochs:g} epochs, learning rate "
           f"{settings.lr():g}) vs the base model, {len(prompts)} held-out prompts, judged in both orders by SmolLM2-135M (weak)")
     print("| seed | steps | loss first -> last | win rate [95% CI over prompts] | wins / ties / losses | position consistency | identical answers |")
