@@ -94,8 +94,8 @@ def test_finetune_stage_settings_are_checked():
 
     with pytest.raises(ValidationError, match="exactly one of"):
         FinetuneSpec()
-    with pytest.raises(ValidationError, match="answered, not classified"):
-        FinetuneSpec(benchmark={"name": "math"})
+    with pytest.raises(ValidationError, match="no answers to check"):
+        FinetuneSpec(benchmark={"name": "truthful_qa"})
     with pytest.raises(ValidationError, match="shares must be in"):
         FinetuneSpec(prompts={"path": "p.jsonl"}, learning_curve=[0.5, 2])
 
@@ -263,3 +263,77 @@ def test_gguf_export_without_the_converter_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTHLOOM_GGUF_CONVERTER", str(tmp_path / "missing" / "convert_hf_to_gguf.py"))
     path, note = export_gguf(tmp_path / "model", tmp_path)
     assert path is None and "convert_hf_to_gguf.py was not found" in note and str(tmp_path / "model") in note
+
+
+@pytest.mark.slow
+def test_the_sms_finetune_example_runs_end_to_end_through_the_cli(tmp_path):
+    """examples/sms_finetune.yaml, shrunk (12 records, 2 training steps, 6 test messages of the test's own), as a user runs it."""
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / "examples" / "sms_finetune.yaml").read_text())
+    recipe["demonstrations"]["path"] = str(ROOT / "examples" / recipe["demonstrations"]["path"])
+    recipe["generation"]["records"] = 12
+    (stage,) = recipe["evaluation"]
+    test, train = tmp_path / "sms_test.tsv", tmp_path / "sms_train.tsv"
+    test.write_text("".join(f"{y}\t{t}\n" for t, y in [
+        ("Congratulations, you won a cruise! Call 09061234567 now", "spam"), ("are we still on for dinner", "ham"),
+        ("Claim your FREE gift card, text WIN to 80086", "spam"), ("mum says hi, call her later", "ham"),
+        ("URGENT: your mobile number has won 2000 pounds", "spam"), ("ok see you at 8 then", "ham")]))
+    train.write_text("".join(f"spam\t{t}\n" for t in SPAM) + "".join(f"ham\t{t}\n" for t in HAM))
+    stage.update(max_steps=2, batch_size=4, n_test=6, learning_curve=[1.0], minilm=False, learning_rate=1e-3, bootstrap=100)
+    stage["test"] = {"path": str(test), "format": "tsv", "columns": ["label", "text"]}
+    stage["train"] = {"path": str(train), "format": "tsv", "columns": ["label", "text"]}
+    path = tmp_path / "sms_finetune.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "SYNTHLOOM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "synthloom", "run", str(path), "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    result = json.loads((out / "metrics.json").read_text())["finetune"]
+    assert result["task"] == "classification" and result["n_test"] == 6 and Path(result["test_data"]).name == test.name
+    arms = result["arms"]
+    for arm in ("base", "finetuned", "finetuned_real"):
+        assert 0 <= arms[arm]["macro_f1"] <= 1 and len(arms[arm]["macro_f1_ci"]) == 2
+    assert arms["finetuned_real"]["n_train"] == min(6, arms["finetuned"]["n_train"])  # as many real as synthetic, up to the 6 real
+    assert arms["finetuned"]["steps"] == 2
+    diff = result["differences"]["finetuned_vs_base"]
+    assert diff["macro_f1"] == pytest.approx(arms["finetuned"]["macro_f1"] - arms["base"]["macro_f1"], abs=1e-3)
+    model = out / "finetune" / "synthetic" / "model"
+    assert Path(result["model_dir"]).parts[-4:] == ("run", "finetune", "synthetic", "model")  # portable: relative to the run's folder
+    assert (model / "adapter_config.json").exists()
+    card = (model / "README.md").read_text()
+    assert "LoRA adapter" in card and f"run {out.resolve()}" in card  # the card names the data run
+    report = (out / "report.html").read_text()
+    assert '<section id="finetune">' in report and "fine-tuned on the synthetic records" in report
+
+
+@pytest.mark.slow
+def test_gguf_export_of_a_finetuned_model_loads_in_llama_cpp(tmp_path):
+    from synthloom.execute.finetune import converter, export_gguf
+    from synthloom.train.lm import train_lm
+
+    if converter() is None:
+        pytest.skip("llama.cpp's convert_hf_to_gguf.py not found (SYNTHLOOM_GGUF_CONVERTER or the PATH; docs/finetune.md says how to get it)")
+    import llama_cpp
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result = train_lm(_rows(4), tmp_path / "ft", LMSettings(max_steps=1, batch_size=2, max_length=160, learning_rate=1e-3))
+    path, note = export_gguf(result.model_dir, tmp_path / "ft")
+    assert note is None and path == tmp_path / "ft" / "model.gguf"
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, n_threads=1, logits_all=True, verbose=False)
+    assert llm.metadata.get("general.architecture") == "llama"
+    # The GGUF is the fine-tuned model (adapter merged): same tokens, and the same greedy next token as transformers.
+    merged = tmp_path / "ft" / "merged"
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    model = AutoModelForCausalLM.from_pretrained(merged)
+    text = "Is this spam or ham? WIN a free prize now, text 80082. The answer is"
+    ids = tokenizer(text)["input_ids"]
+    assert llm.tokenize(text.encode(), add_bos=False, special=False) == ids
+    with torch.no_grad():
+        expected = int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax())
+    llm.eval(ids)
+    assert int(np.argmax(llm.scores[len(ids) - 1])) == expected

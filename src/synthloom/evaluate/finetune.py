@@ -88,7 +88,7 @@ def _curve_sizes(n: int, shares: Sequence[float] | None) -> list[tuple[float, in
 def finetune_classification(
     records: Sequence[Record], test: Sequence[Record], spec: Any, out: Path, *, labels: dict[str, str | None],
     task: str | None = None, fields: Sequence[str] | None = None, real_train: Sequence[Record] | None = None,
-    embedder: Any = None, progress: bool = False, log: Callable[[str], None] = lambda _: None,
+    embedder: Any = None, progress: bool = False, log: Callable[[str], None] = lambda _: None, data: str = "the records",
 ) -> dict[str, Any]:
     """Base vs fine-tuned (vs fine-tuned on as many real examples) as label-choosing classifiers on `test`."""
     train = [r for r in records if r.label is not None]
@@ -128,7 +128,7 @@ def finetune_classification(
         subset = shuffled[:size]
         folder = out / ("synthetic" if share == 1.0 else f"curve-{int(round(share * 100))}")
         log(f"finetune: {size} synthetic records ({share:.0%})")
-        result = train_lm(rows_of(subset), folder, settings, progress=progress, data_name=f"synthetic records ({size})")
+        result = train_lm(rows_of(subset), folder, settings, progress=progress, data_name=f"{data}, synthetic records ({size})")
         predicted = predict(str(result.model_dir))
         scored = score(predicted)
         curve.append({"share": share, "records": size, "macro_f1": scored["macro_f1"], "macro_f1_ci": scored.get("macro_f1_ci"),
@@ -141,7 +141,7 @@ def finetune_classification(
     if real_train:
         real = _sample([r for r in real_train if r.label is not None], len(train), spec.seed)
         log(f"finetune: {len(real)} real records")
-        result = train_lm(rows_of(real), out / "real", settings, progress=progress, data_name=f"real records ({len(real)})")
+        result = train_lm(rows_of(real), out / "real", settings, progress=progress, data_name=f"{data}, real records ({len(real)})")
         predicted = predict(str(result.model_dir))
         arms["finetuned_real"] = score(predicted) | {"n_train": len(real), "model_dir": str(result.model_dir)}
         predictions["finetuned_real"] = predicted
@@ -164,7 +164,7 @@ def finetune_classification(
 
 def finetune_instructions(
     records: Sequence[Record], prompts: Sequence[str], spec: Any, out: Path, judge: Any, *, progress: bool = False,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = lambda _: None, data: str = "the records",
 ) -> dict[str, Any]:
     """Base vs fine-tuned answers to held-out prompts, judged pairwise in both orders (win rate of fine-tuned)."""
     from .pairwise import compare_answers
@@ -191,7 +191,7 @@ def finetune_instructions(
     for share, size in _curve_sizes(len(rows), spec.learning_curve):
         log(f"finetune: {size} records ({share:.0%})")
         result = train_lm(shuffled[:size], out / ("synthetic" if share == 1.0 else f"curve-{int(round(share * 100))}"),
-                          settings, progress=progress, data_name=f"records ({size})")
+                          settings, progress=progress, data_name=f"{data}, records ({size})")
         tuned_model, tuned_tok = load_model(str(result.model_dir))
         tuned = generate_answers(tuned_model, tuned_tok, asked, spec.max_new_tokens)
         judged = compare_answers(held, tuned, base, judge, resamples=spec.bootstrap, seed=spec.seed)

@@ -26,6 +26,7 @@ from .benchmarks import load_benchmark, restrict_labels
 from .diversity import condition_coverage, lexical_measures_of_tokens, semantic_measures, tokenize
 from .downstream import TrainingError, downstream_evaluation
 from .finetune import finetune_classification, finetune_instructions, work_dir
+from .finetune_answers import Check, checkable_items, finetune_answers
 from .faithfulness import human_faithfulness, human_reviews, judge_agreement, judge_faithfulness
 from .fidelity import fidelity_measures
 from .judge import Judge
@@ -49,6 +50,7 @@ class EvaluationContext:
     reference: list[Record] | None = None
     reference_source: str | None = None
     support: list[Record] | None = None  # the few real examples the user has (labelled demonstrations)
+    answer_check: Check | None = None  # the verifiers (math, code) as the finetune stage's check; execute/ gives them
 
     def get_embedder(self) -> Embedder:
         if self.embedder is None:
@@ -287,13 +289,20 @@ def _finetune(spec: FinetuneSpec, records: Sequence[Record], ctx: EvaluationCont
     # A model that cannot load, rows no trainer can use, too little data: LMError, a user's error (exit 2).
     out = work_dir(ctx.run_dir)
     log = (lambda message: print(message, file=sys.stderr)) if ctx.progress else (lambda _: None)
+    data = f"run {ctx.run_dir.resolve()}" if ctx.run_dir is not None else "the records"  # named on the model card
     try:
+        scoring = spec.answer_scoring()
+        if scoring is not None:
+            items, source = checkable_items(spec, scoring)
+            result = finetune_answers(records, items, spec, out, scoring, ctx.answer_check, progress=ctx.progress, log=log, data=data)
+            result["test_data"] = source
+            return result
         if spec.prompts is not None:
             rows = read_rows(spec.prompts.path, spec.prompts.format, spec.prompts.columns)
             if rows and spec.prompt_field not in rows[0]:
                 raise LMError(f"{spec.prompts.path}: no column {spec.prompt_field!r} (columns: {', '.join(rows[0])})")
             result = finetune_instructions(records, [str(r[spec.prompt_field]) for r in rows], spec, out, ctx.judge(spec.judge),
-                                           progress=ctx.progress, log=log)
+                                           progress=ctx.progress, log=log, data=data)
             result["test_data"] = spec.prompts.path
             return result
         real_train: list[Record] | None = load_dataset(spec.train) if spec.train is not None and spec.train.exists else None
@@ -315,7 +324,7 @@ def _finetune(spec: FinetuneSpec, records: Sequence[Record], ctx: EvaluationCont
         fields = list(ctx.task.fields) if ctx.task else None
         result = finetune_classification(
             records, test, spec, out, labels=ctx.labels(records), task=ctx.task.description if ctx.task else None,
-            fields=fields, real_train=real_train, embedder=ctx.embedder if spec.minilm else None, progress=ctx.progress, log=log,
+            fields=fields, real_train=real_train, embedder=ctx.embedder if spec.minilm else None, progress=ctx.progress, log=log, data=data,
         )
     except FileNotFoundError as exc:
         note = f"finetune evaluation skipped: {exc}"

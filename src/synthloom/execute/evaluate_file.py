@@ -28,6 +28,7 @@ from ..recipe import AnsweringSpec, DatasetSpec, DiversitySpec, DownstreamSpec, 
 from ..recipe.loader import validation_message
 from ..records import DataError, read_records, write_records
 from ..report import build_card, build_report
+from .answer_checks import check_answers
 from .run import write_json
 
 
@@ -78,7 +79,7 @@ def evaluate_file(
     if benchmark is not None:
         specs.append(answering_spec(benchmark, benchmark_path, shots=shots, n=n, answer_field=answer_field))
     out.mkdir(parents=True, exist_ok=True)
-    context = EvaluationContext(text_field=field, run_dir=out, progress=progress, model=judge)
+    context = EvaluationContext(text_field=field, run_dir=out, progress=progress, model=judge, answer_check=check_answers)
     if task:
         from ..recipe import TaskSpec
 

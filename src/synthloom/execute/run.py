@@ -36,6 +36,7 @@ from ..progress import RecordProgress
 from ..recipe import Recipe, load_recipe
 from ..records import Record, atomic_write_text, read_records, write_records
 from ..report import build_card, build_report
+from .answer_checks import check_answers
 from .portable import portable
 from ..report.grounded import grounded_summary, messages_rows, ragas_rows
 from .rounds import Rounds, downstream_error_rates
@@ -292,7 +293,7 @@ def run(
     t0 = time.time()
     context = EvaluationContext(
         text_field=recipe.text_field, task=recipe.task, conditions=recipe.conditions,
-        model=recipe.model, run_dir=out, progress=progress,
+        model=recipe.model, run_dir=out, progress=progress, answer_check=check_answers,
         support=[r for r in support if r.label is not None] if recipe.annotation is None else None,
     )
     executor.prepare_evaluation(context, recipe, curation.kept)

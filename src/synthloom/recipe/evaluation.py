@@ -27,6 +27,7 @@ BenchmarkName = Literal[
 ]
 # The QA and generative ones, answered by a model rather than learned by a classifier (a test keeps them equal).
 ANSWERED_BENCHMARKS = ("adversarial_qa", "truthful_qa", "math", "toolbench", "niv2", "bigbench")
+UNCHECKABLE_BENCHMARKS = ("truthful_qa", "toolbench")  # judged, not checked: no reference a fine-tune's answer can match
 
 
 class DiversitySpec(Strict):
@@ -181,8 +182,15 @@ class FinetuneSpec(Strict):
     test: DatasetSpec | None = Field(None, description="real labelled test data (classification)")
     benchmark: BenchmarkRef | None = None
     train: DatasetSpec | None = Field(None, description="real training data: the same model fine-tuned on as many real examples")
-    prompts: DatasetSpec | None = Field(None, description="held-out real prompts (open instructions), judged pairwise")
+    prompts: DatasetSpec | None = Field(None, description="held-out real prompts: judged pairwise, or checked (`scoring`)")
     prompt_field: str = "prompt"
+    scoring: Literal["judge", "exact_match", "math", "code"] | None = Field(
+        None, description="how answers to `prompts` are scored: judge (default; base vs fine-tuned pairwise), exact_match "
+        "against `reference_field`, math (final answer = reference by sympy), code (pass@1 against `tests_field`); "
+        "a QA or math benchmark is scored by exact match or math"
+    )
+    reference_field: str = Field("answer", description="the prompts file's reference answer (exact_match, math)")
+    tests_field: str = Field("tests", description="the prompts file's tests, assert statements (code)")
     judge: JudgeModel | None = Field(None, description="the pairwise judge; default: the recipe's model")  # type: ignore[valid-type]
     n_test: int = Field(200, ge=2, description="test rows or prompts scored (a seeded sample)")
     learning_curve: list[float] | None = Field(
@@ -203,12 +211,20 @@ class FinetuneSpec(Strict):
     @model_validator(mode="after")
     def _one_target(self) -> FinetuneSpec:
         if sum(x is not None for x in (self.test, self.benchmark, self.prompts)) != 1:
-            raise ValueError("give exactly one of `test` (labelled file), `benchmark` (classification) and `prompts` (open instructions)")
-        if self.benchmark is not None and self.benchmark.name in ANSWERED_BENCHMARKS:
-            raise ValueError(f"{self.benchmark.name} is answered, not classified; the finetune stage takes a classification benchmark or `prompts`")
-        if self.method == "dpo" and self.prompts is None:
-            raise ValueError("method dpo needs `prompts` (preference pairs are judged on open prompts)")
+            raise ValueError("give exactly one of `test` (labelled file), `benchmark` and `prompts` (held-out prompts)")
+        if self.benchmark is not None and self.benchmark.name in UNCHECKABLE_BENCHMARKS:
+            raise ValueError(f"{self.benchmark.name} has no answers to check; give its questions as `prompts` (judged pairwise)")
+        if self.scoring is not None and self.prompts is None:
+            raise ValueError("`scoring` says how answers to `prompts` are scored; a benchmark is scored by its own measure")
+        if self.method == "dpo" and (self.prompts is None or self.scoring not in (None, "judge")):
+            raise ValueError("method dpo needs `prompts` judged pairwise (preference pairs are judged on open prompts)")
         return self
+
+    def answer_scoring(self) -> str | None:
+        """How answers are checked: exact_match, math or code; None for label choice or the pairwise judge."""
+        if self.benchmark is not None and self.benchmark.name in ANSWERED_BENCHMARKS:
+            return "math" if self.benchmark.name == "math" else "exact_match"
+        return self.scoring if self.scoring not in (None, "judge") else None
 
 
 EvaluationStage = Annotated[

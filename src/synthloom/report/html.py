@@ -110,6 +110,9 @@ FINETUNE_ARMS = {"base": "base model, zero-shot", "finetuned": "fine-tuned on th
                  "finetuned_real": "fine-tuned on as many real records", "minilm_logreg": "MiniLM + logistic regression (synthetic)"}
 
 
+ANSWER_SCORES = {"exact_match": "exact match", "math": "final answer correct (sympy)", "code": "pass@1 (tests in the sandbox)"}
+
+
 def finetune_charts(result: dict[str, Any] | None) -> dict[str, str]:
     """The finetune stage's arms (macro-F1 or win rate with intervals) and its learning curve."""
     if not result or "learning_curve" not in result:
@@ -121,6 +124,12 @@ def finetune_charts(result: dict[str, Any] | None) -> dict[str, str]:
             for name, a in result["arms"].items() if "macro_f1" in a
         ])
         metric, label = "macro_f1", "macro-F1"
+    elif result.get("task") == "answers":
+        out["arms"] = interval_chart([
+            (FINETUNE_ARMS.get(name, name), a["score"], *(a.get("score_ci") or [a["score"], a["score"]]))
+            for name, a in result["arms"].items() if "score" in a
+        ])
+        metric, label = "score", ANSWER_SCORES.get(result.get("scoring", ""), "score")
     else:
         metric, label = "win_rate", "win rate over base"
     points = [(p["records"], p[metric], *(p.get(f"{metric}_ci") or [p[metric], p[metric]]))
@@ -189,6 +198,7 @@ def build_report(
         headline=headline(metrics.get("downstream") or {}),
         direct=direct_rows(metrics.get("diversity") or {}),
         finetune_arms=FINETUNE_ARMS,
+        answer_scores=ANSWER_SCORES,
     )
     path = run_dir / "report.html"
     atomic_write_text(path, html)

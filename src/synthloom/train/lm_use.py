@@ -21,7 +21,8 @@ from typing import Any, Mapping, Sequence
 from ..records import DataError, Record
 
 Message = dict[str, Any]
-_PAIRS = (("instruction", "response"), ("prompt", "completion"), ("question", "answer"), ("input", "output"))
+_PAIRS = (("instruction", "response"), ("prompt", "completion"), ("question", "answer"), ("input", "output"),
+          ("problem", "solution"), ("question", "code"), ("prompt", "code"))
 
 
 def _clean(message: Any, where: str) -> Message:
@@ -41,14 +42,23 @@ def conversation(record: Record) -> list[Message]:
             return [_clean(m, where) for m in value]
     for user, assistant in _PAIRS:
         if fields.get(user) and fields.get(assistant) is not None:
-            text = str(fields[user])
-            if user == "question" and fields.get("context"):
-                text = f"{fields['context']}\n\n{text}"
+            text = question_text({"context": fields.get("context"), user: fields[user]}) if user == "question" else str(fields[user])
             return [{"role": "user", "content": text}, {"role": "assistant", "content": str(fields[assistant])}]
     raise DataError(
         f"{where}: no conversation to export (fields: {', '.join(fields)}); needs `messages`, dialogue `turns`, "
         "or a pair such as instruction/response"
     )
+
+
+def question_text(fields: Mapping[str, Any]) -> str:
+    """A question's user turn as the records are trained: the context (if any), a blank line, the question;
+    other input fields (a benchmark's `problem`, `inputs`, ...) in their order."""
+    parts = [str(v) for k, v in fields.items() if v not in (None, "") and k not in ("context", "question")]
+    if fields.get("question"):
+        parts.append(str(fields["question"]))
+    if fields.get("context"):
+        parts.insert(0, str(fields["context"]))
+    return "\n\n".join(parts)
 
 
 def classification_messages(texts: Sequence[str], labels: Mapping[str, str | None], task: str | None = None) -> list[Message]:
@@ -163,4 +173,4 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[list[Message]
     return out
 
 
-__all__ = ["conversation", "choose_labels", "classification_messages", "classification_row", "generate_answers"]
+__all__ = ["conversation", "choose_labels", "classification_messages", "classification_row", "generate_answers", "question_text"]
