@@ -161,7 +161,6 @@ def main() -> None:
               f"{' '.join(map(str, x['load_after']))} |")
     by = {a: [x for x in results if x["arm"] == a] for a in args.arms}
     if by.get("lora") and by.get("full"):
-        lw = sum(x["wall_s"] for x in by["lora"]) / len(by["lora"])
         fs = sum(x["s_per_step"] for x in by["full"]) / len(by["full"])
         ls = sum(x["s_per_step"] for x in by["lora"]) / len(by["lora"])
         lm = max(x["peak_rss_mb"] for x in by["lora"])

@@ -19,16 +19,25 @@ import numpy as np
 
 from ..embed import Embedder, EmbeddingUnavailable
 from ..llm import BackendConfig, LlamaCppConfig, spend
-from ..recipe import AnsweringSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec, FinetuneSpec, PairwiseSpec, TaskSpec
+from ..recipe import (
+    AnsweringSpec,
+    DiversitySpec,
+    DownstreamSpec,
+    FaithfulnessSpec,
+    FidelitySpec,
+    FinetuneSpec,
+    PairwiseSpec,
+    TaskSpec,
+)
 from ..records import Record, load_dataset, read_rows
 from .answering import answer_benchmark
 from .benchmarks import load_benchmark, restrict_labels
 from .diversity import condition_coverage, lexical_measures_of_tokens, semantic_measures, tokenize
 from .downstream import TrainingError, downstream_evaluation
-from .finetune import finetune_classification, finetune_instructions, work_dir
-from .finetune_answers import Check, checkable_items, finetune_answers
 from .faithfulness import human_faithfulness, human_reviews, judge_agreement, judge_faithfulness
 from .fidelity import fidelity_measures
+from .finetune import finetune_classification, finetune_instructions, work_dir
+from .finetune_answers import Check, checkable_items, finetune_answers
 from .judge import Judge
 from .pairwise import compare_answers
 from .projection import embedding_map
@@ -289,7 +298,8 @@ def _finetune(spec: FinetuneSpec, records: Sequence[Record], ctx: EvaluationCont
     # A model that cannot load, rows no trainer can use, too little data: LMError, a user's error (exit 2).
     out = work_dir(ctx.run_dir)
     log = (lambda message: print(message, file=sys.stderr)) if ctx.progress else (lambda _: None)
-    data = f"run {ctx.run_dir.resolve()}" if ctx.run_dir is not None else "the records"  # named on the model card
+    # Named on the model card without a path of this machine: the model lies inside the run's folder.
+    data = f"run {ctx.run_dir.resolve().name} (the run folder this model lies in)" if ctx.run_dir is not None else "the records"
     try:
         scoring = spec.answer_scoring()
         if scoring is not None:

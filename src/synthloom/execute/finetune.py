@@ -22,6 +22,7 @@ from pathlib import Path
 from ..train.lm import LMResult, LMSettings, train_lm
 from ..train.lm_models import LMError
 from .export import _read_run, to_row
+from .portable import relative
 
 
 @dataclass
@@ -79,7 +80,9 @@ def finetune_run(source: str | Path, out: str | Path, settings: LMSettings, *, g
     if not rows:
         raise LMError(f"{source}: no records to fine-tune on")
     out = Path(out)
-    result = train_lm(rows, out, settings, progress=progress, data_name=f"{name} ({Path(source).resolve()})")
+    # The card names the data by a path relative to the model's folder: no path of this machine in it.
+    where = relative(str(Path(source).resolve()), (out / "model").resolve())
+    result = train_lm(rows, out, settings, progress=progress, data_name=f"{name} ({where}, from this folder)")
     path, note = export_gguf(result.model_dir, out) if gguf else (None, None)
     return FinetuneRun(result, path, note)
 
