@@ -6,6 +6,7 @@ steps and checks both models' answers with the real math verifier."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -122,7 +123,8 @@ def test_base_and_finetuned_answers_are_checked_by_the_math_verifier(tmp_path):
     assert arms["finetuned"]["steps"] == 2 and arms["finetuned"]["loss"][1] < arms["finetuned"]["loss"][0]
     assert any(e["finetuned"] != e["base"] for e in examples)  # two steps at 1e-3 change what the model says
     card = (tmp_path / "run" / "finetune" / "synthetic" / "model" / "README.md").read_text()
-    assert f"run {(tmp_path / 'run').resolve()}" in card
+    assert "run run (the run folder this model lies in)" in card  # the card names the data run
+    assert str(tmp_path) not in card and str(Path.home()) not in card  # and no path of this machine
 
 
 def test_the_report_shows_both_models_scores_and_the_paired_difference(tmp_path):

@@ -19,16 +19,7 @@ import numpy as np
 
 from ..embed import Embedder, EmbeddingUnavailable
 from ..llm import BackendConfig, LlamaCppConfig, spend
-from ..recipe import (
-    AnsweringSpec,
-    DiversitySpec,
-    DownstreamSpec,
-    FaithfulnessSpec,
-    FidelitySpec,
-    FinetuneSpec,
-    PairwiseSpec,
-    TaskSpec,
-)
+from ..recipe import AnsweringSpec, DiversitySpec, DownstreamSpec, FaithfulnessSpec, FidelitySpec, FinetuneSpec, PairwiseSpec, TaskSpec
 from ..records import Record, load_dataset, read_rows
 from .answering import answer_benchmark
 from .benchmarks import load_benchmark, restrict_labels

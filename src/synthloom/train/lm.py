@@ -269,6 +269,8 @@ def build_trainer(rows: Sequence[dict[str, Any]], out: Path, settings: LMSetting
 
 def model_card(result: LMResult, settings: LMSettings, base: str, data: str) -> str:
     kind = "LoRA adapter" if settings.lora else "full fine-tune"
+    if Path(base).is_absolute():  # a local folder (the embedded GGUF converted): its name, no path of this machine
+        base = Path(base).name
     losses = f"{result.first_loss:.4f} -> {result.last_loss:.4f}" if result.losses else "not logged"
     return (
         f"---\nlibrary_name: {'peft' if settings.lora else 'transformers'}\nbase_model: {base}\ntags: [synthloom, trl, {settings.method}]\n---\n\n"
