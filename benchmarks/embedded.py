@@ -256,7 +256,7 @@ def profile(records: int, steps: int) -> None:
     from synthloom.generate import Generator, load_support
     from synthloom.llm import LlamaCppBackend, LlamaCppConfig
     from synthloom.llm.llamacpp import bundled_model_path
-    from synthloom.llm.llamacpp_batch import sampler_chain
+    from synthloom.llm.llamacpp_batch import _common_prefix, sampler_chain
     from synthloom.llm.llamacpp_prompt import chat_handler, prepare
 
     import llama_cpp as ll
@@ -276,7 +276,7 @@ def profile(records: int, steps: int) -> None:
     planned = Generator(recipe, load_support(recipe)).plan(limit=records)
     prepared = [prepare(handler, model, p.request, config.n_ctx) for p in planned]
     prompt = prepared[0].prompt
-    shared = min(_prefix(prompt, p.prompt) for p in prepared[1:]) if len(prepared) > 1 else 0
+    shared = min(_common_prefix(prompt, p.prompt) for p in prepared[1:]) if len(prepared) > 1 else 0
     batch = ll.llama_batch_init(512, 0, 1)
     print(f"profile: SmolLM2-135M {bundled_model_path().name}, {threads} threads "
           f"(the backend's default), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
@@ -371,15 +371,6 @@ def profile(records: int, steps: int) -> None:
     base = rows[1][1]
     print("generation bound, records/s against width 1 (prefix reused): "
           + ", ".join(f"{label.split(',')[0]} {base / seconds:.2f}x" for label, seconds in rows[2:]))
-
-
-def _prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def main() -> None:

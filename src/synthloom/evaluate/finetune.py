@@ -173,10 +173,7 @@ def finetune_instructions(
         rows = [{"prompt": _messages(r.fields.get("prompt"), "user"), "chosen": _messages(r.fields.get("chosen"), "assistant"),
                  "rejected": _messages(r.fields.get("rejected"), "assistant"), "weight": r.weight} for r in records]
     else:
-        rows = []
-        for r in records:
-            convo = conversation(r)
-            rows.append({"prompt": convo[:-1], "completion": convo[-1:], "weight": r.weight})
+        rows = sft_rows(records)
     held = _sample(list(prompts), spec.n_test, spec.seed)
     if len(held) < 2:
         raise LMError(f"finetune: {len(held)} held-out prompt(s); too few to judge")
@@ -212,6 +209,15 @@ def _messages(value: Any, role: str) -> list[dict[str, Any]]:
     if isinstance(value, list):
         return value
     return [{"role": role, "content": "" if value is None else str(value)}]
+
+
+def sft_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """Prompt-completion rows for SFT: each record's conversation, the last turn the completion, its weight."""
+    rows = []
+    for r in records:
+        convo = conversation(r)
+        rows.append({"prompt": convo[:-1], "completion": convo[-1:], "weight": r.weight})
+    return rows
 
 
 def work_dir(run_dir: Path | None) -> Path:

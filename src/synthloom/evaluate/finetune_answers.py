@@ -31,7 +31,7 @@ import numpy as np
 from ..records import Record, read_rows
 from ..train.lm import train_lm
 from ..train.lm_models import LMError, load_model
-from ..train.lm_use import conversation, generate_answers, question_text
+from ..train.lm_use import generate_answers, question_text
 from .benchmarks import load_benchmark, normalise_answer
 
 Scoring = Literal["exact_match", "math", "code"]
@@ -71,14 +71,11 @@ def finetune_answers(
     *, progress: bool = False, log: Callable[[str], None] = lambda _: None, data: str = "the records",
 ) -> dict[str, Any]:
     """Base vs fine-tuned answers to held-out questions (`items`: prompt, references, tests), each answer checked."""
-    from .finetune import _curve_sizes, _sample, _settings
+    from .finetune import _curve_sizes, _sample, _settings, sft_rows
 
     if scoring != "exact_match" and check is None:
         raise LMError(f"finetune: scoring {scoring} needs the verifiers (run it through a recipe or `synthloom evaluate`)")
-    rows = []
-    for r in records:
-        convo = conversation(r)
-        rows.append({"prompt": convo[:-1], "completion": convo[-1:], "weight": r.weight})
+    rows = sft_rows(records)
     held = _sample(list(items), spec.n_test, spec.seed)
     if len(held) < 2:
         raise LMError(f"finetune: {len(held)} held-out question(s); too few to score")
