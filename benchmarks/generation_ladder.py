@@ -36,24 +36,25 @@ Data (read from $SYNTHLOOM_DATA, default ../shared/data; never copied):
   names.
 
 One draw is not a result: each seed (default 0-4 on both datasets) draws
-the support set again and generates arms 3 and 4 again with its own
-generation seed. Arms 1 and 2 use no support data, so they are generated
-once per dataset and evaluated with every seed's support set. The tables
-give each arm's mean with a 95% t-interval over seeds, and the claims
-(each rung against the one below it, on the records alone (a) and on the
-support set plus the records (b); each arm's (b) against the support set
-alone) as paired differences, seed by seed, with their interval: "beats"
-only when the whole interval is above 0 (synthloom.evaluate.seeds). The
-raw per-seed numbers go to benchmarks/results/seeds/ladder-<dataset>-*.json.
+the support set again and generates every arm again with its own
+generation seed (11 + 1000 x seed), arms 1 and 2 too: they read no support
+data, but generated once and scored with every seed's support, their
+records-alone scores (a) would be one draw repeated five times, and a
+claim on them would have an interval of width 0. The tables give each
+arm's mean with a 95% t-interval over seeds, and the claims (each rung
+against the one below it, on the records alone (a) and on the support set
+plus the records (b); each arm's (b) against the support set alone) as
+paired differences, seed by seed, with their interval: "beats" only when
+the whole interval is above 0 (synthloom.evaluate.seeds). The raw per-seed
+numbers go to benchmarks/results/seeds/ladder-<dataset>-*.json.
 
 Model calls per seed (one per record asked, plus re-asks of unusable
-answers): arm 3 and arm 4 ask --sms-calls (40) or --banking-calls (60)
-records each, so about 80 / 120 calls per seed and dataset, and arms 1-2
-the same again once per dataset: SMS over 5 seeds about 480 calls,
-BANKING77 about 720. Run directories (with their caches: a rerun costs no
-model calls) go under benchmarks/results/ladder, so the seeds can be run as
-separate jobs (`--seeds 0 1`, then `--seeds 0 1 2 3 4`, which reuses the
-first job's answers).
+answers): each of arms 1-4 asks --sms-calls (40) or --banking-calls (60)
+records, so about 160 / 240 calls per seed and dataset: SMS over 5 seeds
+about 900 calls, BANKING77 about 1,350. Run directories (with their caches:
+a rerun costs no model calls) go under benchmarks/results/ladder/<dataset>-seed<N>/,
+so the seeds can be run as separate jobs (`--seeds 0 1`, then `--seeds 0 1
+2 3 4`, which reuses the first job's answers).
 
     python benchmarks/generation_ladder.py [--datasets sms banking] [--sms-calls 40] [--banking-calls 60]
         [--seeds 0 1 2 3 4] [--banking-seeds 0 1 2 3 4]
@@ -185,7 +186,7 @@ def recipe_for(dataset: str, arm: str, records: int, support: Path | None, seed:
         "model": {"backend": "llamacpp", "n_threads": 1, "max_attempts": 3},
         "task": naive if arm == "zero-shot" else full,
         "generation": {"records": records, "temperature": 1.0, "top_p": 0.95, "max_tokens": 60 if sms else 40,
-                       "seed": 11},
+                       "seed": 11 + 1000 * seed},
         "curation": [],
         "evaluation": [],
     }
@@ -194,7 +195,6 @@ def recipe_for(dataset: str, arm: str, records: int, support: Path | None, seed:
         data["generation"]["condition_sampling"] = "coverage"
     if arm in ("+nearest", "+rounds"):
         data["demonstrations"] = {"path": str(support), "k": 4, "selection": "nearest", "candidates": 7}
-        data["generation"]["seed"] = 11 + 1000 * seed
     if arm == "+rounds":
         data["rounds"] = {"count": 3, "cells": ["label"], "curation": [{"stage": "exact_dedup"}]}
     return data
@@ -251,7 +251,6 @@ def run_arm(dataset: str, arm: str, records: int, support_path: Path | None, see
 
 def ladder(dataset: str, seeds: list[int], calls: int, root: Path, limit: int | None) -> dict[str, Any]:
     train, test = sms_data() if dataset == "sms" else banking_data()
-    shared: dict[str, list[Record]] = {}
     rows: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     baselines = []
     model_calls: dict[str, int] = {arm: 0 for arm in ARMS}
@@ -267,13 +266,9 @@ def ladder(dataset: str, seeds: list[int], calls: int, root: Path, limit: int | 
         for arm in ARMS:
             if arm == "+curation":
                 made[arm] = curate(made["+rounds"], curation_stages()).kept
-            elif arm in ("zero-shot", "+conditions"):  # no support data: generated once, scored per seed
-                if arm not in shared:
-                    shared[arm], used = run_arm(dataset, arm, calls, None, 0, root / f"{dataset}-{arm.strip('+')}", limit)
-                    model_calls[arm] += used["model_calls"] + used["served_from_cache"]
-                made[arm] = shared[arm]
-            else:
-                made[arm], used = run_arm(dataset, arm, calls, support_path, seed, folder / arm.strip("+"), limit)
+            else:  # arms 1-2 read no support data, but each seed generates them again with its own seed
+                path = support_path if arm in ("+nearest", "+rounds") else None
+                made[arm], used = run_arm(dataset, arm, calls, path, seed, folder / arm.strip("+"), limit)
                 model_calls[arm] += used["model_calls"] + used["served_from_cache"]
             rows[arm].append(scorer(made[arm], limit or calls))
     return {"rows": rows, "baseline": baselines, "calls": model_calls}
