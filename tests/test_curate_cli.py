@@ -182,3 +182,47 @@ def test_the_curation_example_runs_and_fixes_its_planted_problems(tmp_path):
     assert relabelled == {"sms-36", "sms-37", "sms-38", "sms-39"}  # the planted wrong labels
     assert [kept[i]["label"] for i in sorted(relabelled)] == ["spam", "ham", "spam", "ham"]
     assert abs(sum(r["weight"] for r in kept.values()) / len(kept) - 1.0) < 1e-9
+
+
+def test_several_inputs_are_one_set_for_the_automatic_choice(tmp_path):
+    """A generation run, an augmentation run and an annotation run, each with its own ids (the same
+    ones), curated together: support_choice sees all three kinds, every id stays unique and traceable."""
+    from synthloom.records import Record, write_records
+
+    from test_support_curation import TOPICS, make_data
+
+    support, _, synthetic, _ = make_data(tmp_path, per_class=6, planted=0)
+    third = len(synthetic) // 3
+    kinds = {"run": synthetic[:third], "augment": synthetic[third:2 * third], "pool": synthetic[2 * third:]}
+    inputs = []
+    for name, records in kinds.items():
+        made = [Record(f"r{i}", dict(r.fields), r.label) for i, r in enumerate(records)]  # every run counts from r0
+        for r in made:
+            if name == "augment":
+                r.meta.update(origin="augment", source_text="Heavy rain is expected over the hills tonight.")
+            elif name == "pool":
+                r.meta["origin"] = "pool"
+        (tmp_path / name).mkdir()
+        inputs.append(str(write_records(tmp_path / name / "curated.parquet", made, prompts=False)))
+    recipe = tmp_path / "choice.yaml"
+    recipe.write_text(
+        "name: choice\nmodel: {backend: fake}\n"
+        "task: {description: short texts about the weather or cooking, fields: {text: a sentence}, "
+        f"labels: [{', '.join(TOPICS)}]}}\n"
+        f"demonstrations: {{path: {support.name}, k: 0}}\n"
+        "curation:\n  - stage: support_choice\n    candidates: [none, plain, augment, pool]\n    factors: [1.0]\n"
+    )
+    done = run_cli("curate", *inputs, "--recipe", str(recipe), "--out", str(tmp_path / "out"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert f"{len(synthetic)} records had an id another input also uses" in done.stdout
+    summary = json.loads((tmp_path / "out" / "curation.json").read_text())
+    assert [d.split("/")[-2] for d in summary["data"]] == ["run", "augment", "pool"]
+    assert summary["counts"]["records"] == len(synthetic)
+    notes = summary["curation"]["funnel"][0]["notes"]
+    assert set(notes["scores"]) == {"none x1", "plain x1", "augment x1", "pool x1"}
+    assert notes["candidate_sizes"]["plain"] > 0 and notes["candidate_sizes"]["pool"] > 0
+    rows = pq.read_table(tmp_path / "out" / "curated.parquet").to_pylist() + \
+        pq.read_table(tmp_path / "out" / "rejected.parquet").to_pylist()
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == len(synthetic)
+    assert {i.split(":")[0] for i in ids} == {"run", "augment", "pool"}

@@ -200,7 +200,9 @@ def _executor(name: str, address: str | None, workers: int | None, progress: boo
 
 @app.command()
 def curate(
-    data: str = typer.Argument(..., help="a JSONL/CSV/TSV/Parquet file or folder, a saved Hugging Face dataset, or hf:NAME"),
+    data: list[str] = typer.Argument(..., help="a JSONL/CSV/TSV/Parquet file or folder, a saved Hugging Face dataset, or hf:NAME; "
+                                     "several are curated as one set (e.g. the curated.parquet of a generation, an augmentation "
+                                     "and an annotation run, for support_choice to choose among)"),
     recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="take the stages (and labels) from this recipe"),
     stages: Optional[Path] = typer.Option(None, "--stages", "-s", help="a stages file (see docs/curation.md)"),
     out: Path = typer.Option(..., "--out", "-o", help="where to write curated.parquet, rejected.parquet, curation.json"),
@@ -209,7 +211,7 @@ def curate(
     split: Optional[str] = typer.Option(None, "--split", help="the split of a Hugging Face dataset"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
 ) -> None:
-    """Run curation stages on an existing dataset (not only data generated here)."""
+    """Run curation stages on existing data (not only data generated here); several inputs are one set."""
     from .llm import RunAborted
     from .execute import curate_data
 
