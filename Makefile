@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml
 	# Built from source without the wheel cache, so no CPU-tuned build is ever reused.
 	$(BIN)/python -m pip install --quiet --no-cache-dir "llama-cpp-python[server]>=0.3.2"
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	# llama.cpp's GGUF converter (for `finetune --gguf`) from the installed llama-cpp-python's source; skipped offline.
+	$(BIN)/python scripts/gguf_converter.py $(VENV)/share/llama.cpp
 	touch $(STAMP)
 
 demo: setup

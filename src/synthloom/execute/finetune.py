@@ -46,11 +46,13 @@ def rows_for(source: str | Path, method: str) -> tuple[list[dict], str]:
 
 
 def converter() -> Path | None:
+    """llama.cpp's convert_hf_to_gguf.py: SYNTHLOOM_GGUF_CONVERTER, the PATH, or where `make setup` unpacks it."""
     named = os.environ.get("SYNTHLOOM_GGUF_CONVERTER")
     if named:
         return Path(named) if Path(named).is_file() else None
     found = shutil.which("convert_hf_to_gguf.py") or shutil.which("convert_hf_to_gguf")
-    return Path(found) if found else None
+    unpacked = Path(sys.prefix) / "share" / "llama.cpp" / "convert_hf_to_gguf.py"  # scripts/gguf_converter.py
+    return Path(found) if found else unpacked if unpacked.is_file() else None
 
 
 def export_gguf(model_dir: Path, out: Path) -> tuple[Path | None, str | None]:
