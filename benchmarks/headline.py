@@ -19,7 +19,7 @@ scored once on the real test split:
   +augment             support + rewrites of the support (generation mode `augment`)
   +pool                support + an unlabelled real pool labelled by the model, checked by
                        the support model (agreed records only)
-  +self                support + the same pool labelled by the support model alone (no
+  +self                support + the whole pool labelled by the support model alone (no
                        model calls: self-training, a reference for what the model's labels
                        add; the table also gives +pool against it, paired)
   +auto                support + the candidate chosen by support_choice: cross-validation on
@@ -235,9 +235,10 @@ def fresh(records: list[Record]) -> list[Record]:
     return records
 
 
-def generated_of(folder: Path, name: str) -> list[Record]:
-    """The records of one of a seed's runs after its own stages (none when the run has not been made)."""
-    path = folder / name / "curated.parquet"
+def generated_of(folder: Path, name: str, file: str = "curated.parquet") -> list[Record]:
+    """The records of one of a seed's runs after its own stages (none when the run has not been made);
+    `file="generated.parquet"`: all of them, before its stages."""
+    path = folder / name / file
     return fresh(read_records(path)) if path.exists() else []
 
 
@@ -262,7 +263,8 @@ def arms_for(key: str, seed: int, per_class: int, train: list[Record], test: lis
     synthetic = generated_of(folder, "run")
     rewrites = generated_of(folder, "augment") if records_from == per_class else []
     in_support = {r.text() for r in support}
-    pooled = [r for r in generated_of(folder, "pool") if r.text() not in in_support]
+    pooled = [r for r in generated_of(folder, "pool") if r.text() not in in_support]  # the model's labels, agreed
+    whole_pool = [r for r in generated_of(folder, "pool", "generated.parquet") if r.text() not in in_support]
     if not synthetic:
         raise SystemExit(f"no generated records in {folder / 'run'}: run --phase generate first")
 
@@ -284,7 +286,7 @@ def arms_for(key: str, seed: int, per_class: int, train: list[Record], test: lis
         sets["+augment"] = support + rewrites
     if pooled:
         sets["+pool"] = support + curated(copy(pooled), "support_agree")[0]
-        sets["+self"] = support + support_labelled(copy(pooled), stages("support_agree")[0], context)
+        sets["+self"] = support + support_labelled(copy(whole_pool), stages("support_agree")[0], context)
     t0 = time.time()
     chosen, result = curated(copy(synthetic) + copy(rewrites) + copy(pooled), "support_choice")
     sets["+auto"] = support + chosen
