@@ -16,7 +16,7 @@ STAMP  := $(VENV)/.synthloom-setup
 # (benchmarks/setup_time.py: 119 s against 224 s on 2 cores).
 export CMAKE_ARGS := -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DCMAKE_PROJECT_INCLUDE=$(CURDIR)/scripts/llamacpp_no_common.cmake
 
-.PHONY: setup browser demo test bench clean
+.PHONY: setup browser gguf demo test bench clean
 
 setup: $(STAMP)
 
@@ -28,8 +28,6 @@ $(STAMP): pyproject.toml
 	# Built from source without the wheel cache, so no CPU-tuned build is ever reused.
 	$(BIN)/python -m pip install --quiet --no-cache-dir "llama-cpp-python[server]>=0.3.2"
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
-	# llama.cpp's GGUF converter (for `finetune --gguf`) from the installed llama-cpp-python's source; skipped offline.
-	$(BIN)/python scripts/gguf_converter.py $(VENV)/share/llama.cpp
 	touch $(STAMP)
 
 demo: setup
@@ -39,7 +37,12 @@ demo: setup
 browser:
 	bash scripts/ensure_chromium.sh
 
-test: setup browser
+# llama.cpp's GGUF converter (for `finetune --gguf`) from the installed llama-cpp-python's source, about
+# 30 s; not part of `setup`, so the first demo does not wait for it. Offline it says so and goes on.
+gguf: setup
+	$(BIN)/python scripts/gguf_converter.py $(VENV)/share/llama.cpp
+
+test: setup browser gguf
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -3,8 +3,9 @@
 `convert_hf_to_gguf.py` is not on PyPI as a command; llama-cpp-python's source
 distribution ships it with what it imports from beside itself (`gguf-py`,
 `conversion`). This takes the source of the llama-cpp-python version that
-is installed (so converter and runtime agree) and unpacks them into DEST (`make setup`: .venv/share/llama.cpp,
-where `synthloom.execute.finetune.converter` looks). Without network, or when
+is installed (so converter and runtime agree) and unpacks them into DEST
+(`make gguf`, which `make test` runs: .venv/share/llama.cpp, where
+`synthloom.execute.finetune.converter` looks). Without network, or when
 anything fails, it says why and exits 0: GGUF export then says it has no
 converter, and its test skips, saying why.
 

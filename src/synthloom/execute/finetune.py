@@ -46,7 +46,7 @@ def rows_for(source: str | Path, method: str) -> tuple[list[dict], str]:
 
 
 def converter() -> Path | None:
-    """llama.cpp's convert_hf_to_gguf.py: SYNTHLOOM_GGUF_CONVERTER, the PATH, or where `make setup` unpacks it."""
+    """llama.cpp's convert_hf_to_gguf.py: SYNTHLOOM_GGUF_CONVERTER, the PATH, or where `make gguf` unpacks it."""
     named = os.environ.get("SYNTHLOOM_GGUF_CONVERTER")
     if named:
         return Path(named) if Path(named).is_file() else None
