@@ -31,8 +31,8 @@ the +nearest arm: coverage-sampled conditions, the 4 nearest support
 demonstrations, one pass; `--records` planned per seed and dataset, 120 by
 default; the README's run: 99 for SMS spam, 80 for BANKING77, what fitted
 in the time), plus rewrites of the support (`--augment-per-label`) and an
-unlabelled real pool of `--pool` training texts (40 by default) labelled by
-the model. Every model call goes through `synthloom.run` with the embedded
+unlabelled real pool of `--pool` training texts (200 by default; the
+README's earlier run: 40) labelled by the model. Every model call goes through `synthloom.run` with the embedded
 model into benchmarks/results/headline/<dataset>/seed<N>/; their caches make
 a rerun cost nothing. Test data is read only to score each arm's final
 classifier.
@@ -376,8 +376,7 @@ def score(key: str, seeds: list[int], per_class: int, records_from: int | None =
         table += (f"\n\n+ labelled pool minus + pool with the support model's labels, paired: "
                   f"{d.difference.mean:+.3f} [{d.difference.low:+.3f}, {d.difference.high:+.3f}], {d.verdict}")
     return {"key": key, "table": table, "ceiling": ceiling, "goal": goal,
-            "details": details, "seeds": list(per_seed), "records_from": records_from,
-            "sizes": {str(s): d["sizes"] for s, d in details.items()}}
+            "details": details, "seeds": list(per_seed), "records_from": records_from}
 
 
 def main() -> None:
@@ -386,7 +385,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--records", type=int, default=120, help="generated records asked per seed and dataset")
     parser.add_argument("--augment-per-label", type=int, default=5, help="SMS support examples rewritten per label (BANKING77: 1)")
-    parser.add_argument("--pool", type=int, default=40, help="unlabelled real records the model labels per seed")
+    parser.add_argument("--pool", type=int, default=200, help="unlabelled real records the model labels per seed")
     parser.add_argument("--limit", type=int, help="make only the first N planned records of each run (the same plan)")
     parser.add_argument("--records-from", type=int,
                         help="score: use the records generated for this many real per class (same seeds), e.g. "
@@ -418,7 +417,8 @@ def main() -> None:
         print(f"\n{key}: {args.per_class} real per class, seeds {res['seeds']}; all real training data: macro-F1 {res['ceiling']:.3f}; "
               f"records generated from the {res['records_from']}-per-class support of each seed")
         print("records per seed (synthetic after the run's stages; arms' training sizes): "
-              + "; ".join(f"seed {s}: {z.get('synthetic')} ({', '.join(f'{a} {n}' for a, n in z.items())})" for s, z in res["sizes"].items()))
+              + "; ".join(f"seed {s}: {d['sizes'].get('synthetic')} ({', '.join(f'{a} {n}' for a, n in d['sizes'].items())})"
+                          for s, d in res["details"].items()))
         print(res["table"])
         g = res["goal"]
         print(f"goal ({g['rule']}): {'MET' if g['met'] else 'NOT MET'}: support + auto closes {g['share_of_gap_closed']:.0%} "

@@ -18,6 +18,7 @@ from synthloom.curate.choice import Synthetic, choose
 from synthloom.execute import run
 from synthloom.recipe import AugmentCheckSpec, DatasetSpec, SupportAgreeSpec, SupportChoiceSpec, recipe_from_dict
 from synthloom.records import Record, read_records
+from synthloom.train.selection import C_GRID
 
 from test_support_curation import TOPICS, make_data, texts
 
@@ -141,7 +142,7 @@ def test_choice_classifier_searches_c_on_the_fold_training_part_only(monkeypatch
         assert c is None and len(grid) > 1  # C is searched, not given
         assert len(rows) >= 16 and not any((rows == x).all(1).any() for x in held_out)
     assert set(result["classifier_c"]) == set(result["scores"])
-    assert all(min(choice.CHOICE_C_GRID) <= v <= max(choice.CHOICE_C_GRID) for v in result["classifier_c"].values())
+    assert all(min(C_GRID) <= v <= max(C_GRID) for v in result["classifier_c"].values())
 
     searched.clear()
     fixed = choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=1, c=2.0)

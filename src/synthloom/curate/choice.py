@@ -124,18 +124,16 @@ def build(name: str, model: SupportModel, syn: Synthetic, P: np.ndarray, support
     return Candidate(rows, y, w)
 
 
-# The trainers' own grid (train/selection.py C_GRID, 0.01 ... 1000): 6 values x 3 inner folds + 1 refit
-# = 19 small fits per outer fold, candidate and factor. A grid without its outer values was tried and
-# dropped: on 10 real SMS per class every fold's classifier chose its top value (100), so the
-# trainers would have chosen beyond it.
-CHOICE_C_GRID = C_GRID
-
-
 def _classifier(X: np.ndarray, y: np.ndarray, w: np.ndarray, c: float | None, seed: int) -> Any:
-    """The final trainer's classifier on these rows: C by its cross-validation rule on them alone (or `c`)."""
+    """The final trainer's classifier on these rows: C by its cross-validation rule on them alone (or `c`).
+
+    Its grid is the trainers' own (C_GRID, 0.01 ... 1000): 6 values x 3 inner folds + 1 refit = 19 small
+    fits per outer fold, candidate and factor. A grid without its outer values was tried and dropped: on
+    10 real SMS per class every fold's classifier chose its top value (100), where the trainers would
+    have gone beyond it."""
     from ..train.selection import select_and_fit
 
-    model, _ = select_and_fit(lambda final: final, "C", X, y.tolist(), w, seed, grid=CHOICE_C_GRID, C=c)
+    model, _ = select_and_fit(lambda final: final, "C", X, y.tolist(), w, seed, grid=C_GRID, C=c)
     return model
 
 
@@ -191,7 +189,7 @@ def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], facto
         "scores": {f"{name} x{factor:g}": round(s, 4) for (name, factor), s in scores.items()},
         "candidate_sizes": {name: int(np.mean(v)) for name, v in sizes.items()},
         "classifier_c": {f"{name} x{factor:g}": _median_c(cs) for (name, factor), cs in inner_c.items()},
-        "classifier_c_rule": "given" if c is not None else f"CV on each fold's training part, grid {list(CHOICE_C_GRID)}",
+        "classifier_c_rule": "given" if c is not None else f"CV on each fold's training part, grid {list(C_GRID)}",
     }
 
 

@@ -61,9 +61,7 @@ def mean_interval(scores: Sequence[float], resamples: int = 1000, level: float =
 def paired_score_difference(a: Sequence[float], b: Sequence[float], resamples: int = 1000, level: float = 0.95,
                             seed: int = 0) -> dict[str, Any]:
     """Mean of A minus mean of B over the same items, the interval from resampling the items for both."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    result = mean_interval(d, resamples, level, seed)
-    return {"score": result["score"], "score_ci": result["score_ci"], "n": result["n"]}
+    return mean_interval(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), resamples, level, seed)
 
 
 def finetune_answers(
