@@ -158,9 +158,13 @@ def test_the_commented_choices_validate_when_turned_on(tmp_path):
     on = [line for i, line in enumerate(lines) if i not in support]
     on = [line.replace("# ", "", 1) if line.lstrip().startswith(("# - stage: support_choice", "#   factors:",
                                                                   "# - stage: augment_check", "# augmentation:",
-                                                                  "#   per_example:")) else line for line in on]
+                                                                  "#   per_example:", "# label_weights:")) else line for line in on]
     out.write_text("\n".join(on) + "\n")
     recipe = load_recipe(out)
+    # the training part's class mix, as counts of its rows
+    train = [r for r in load_dataset(next(s for s in recipe.evaluation if s.stage == "downstream").test.model_copy(
+        update={"split": recipe.evaluation[-1].test.split.model_copy(update={"part": "train"})}))]
+    assert recipe.task.label_weights == {label: sum(r.label == label for r in train) for label in ("cooking", "weather")}
     stages = [s.stage for s in recipe.curation]
     assert stages[-2:] == ["augment_check", "support_choice"] and recipe.augmentation.per_example == 2
     assert recipe.curation[-1].factors == [0.3, 1.0]

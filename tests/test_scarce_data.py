@@ -46,10 +46,11 @@ def test_choice_prefers_correct_synthetic_data_to_mislabelled_data(tmp_path):
     assert result.kept == [] and all(r.flags["support_choice"] == DROP for r in swapped)
 
     result = curate(synthetic, [SupportChoiceSpec(candidates=["none", "plain"], factors=[1.0])], context, check=False)
-    scores = result.funnel[0].notes["scores"]
-    assert scores["plain x1"] >= scores["none x1"] > notes["scores"]["plain x1"]
-    # ties go to the earlier candidate: `none` (the support alone) unless the synthetic data scores higher
-    assert result.funnel[0].notes["chosen"] == ("plain" if scores["plain x1"] > scores["none x1"] else "none")
+    right = result.funnel[0].notes
+    assert right["scores"]["plain x1"] >= right["scores"]["none x1"] > notes["scores"]["plain x1"]
+    # `none` (the support alone) stays unless the synthetic data gains more than one standard error over it
+    gained = right["gain_over_none"] is not None and right["gain_over_none"] > right["gain_standard_error"]
+    assert right["chosen"] == ("plain" if gained else "none")
 
 
 def test_choice_filter_candidate_relabels_with_the_support_model(tmp_path):
@@ -100,6 +101,91 @@ def test_choice_never_trains_on_a_record_whose_prompt_showed_the_held_out_exampl
     # each fold: every record but the copies of its held-out examples
     assert notes["candidate_sizes"]["plain"] == int(len(copies) + len(unseen) - held_out_per_fold)
     assert len(result.kept) == len(copies) + len(unseen)  # the final candidate, on the whole support, keeps all
+
+
+def test_held_out_records_are_weighted_to_the_stated_class_shares():
+    from synthloom.curate.choice import held_out_weights
+
+    y = np.array([0] * 10 + [1] * 10)
+    assert np.allclose(held_out_weights(y, ["ham", "spam"], {"ham": 3, "spam": 1}), [1.5] * 10 + [0.5] * 10)
+    assert np.allclose(held_out_weights(y, ["ham", "spam"], {}), 1.0)  # none stated: equal shares
+    assert np.allclose(held_out_weights(np.array([0, 0, 0, 1]), ["a", "b"], {}), [2 / 3] * 3 + [2])
+    assert np.allclose(held_out_weights(y, ["ham", "spam"], {"ham": 1}), [2.0] * 10 + [0.0] * 10)  # a label left out: 0
+
+
+def _overlapping_classes(n: int = 20):
+    """Two overlapping 1-D classes, `n` each: A around 0 (the common one), B around 2."""
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(0, 1, n), rng.normal(2, 1, n)])[:, None]
+    return LabelledMatrix([], X, np.array([0] * n + [1] * n), ["A", "B"])
+
+
+def _logreg(Xt, yt, wt, c, seed):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression().fit(Xt, yt, sample_weight=wt)
+
+
+def test_a_candidate_that_calls_the_common_class_rare_scores_lower_under_the_stated_shares():
+    """Records labelled B inside A's side push the boundary into A: a balanced support barely sees the cost,
+    a support weighted to the task's 9:1 share of A sees what falsely predicting B costs."""
+    support = _overlapping_classes()
+    X = np.full((40, 1), 0.6)
+    syn = Synthetic(X=X, y=np.ones(40, dtype=int), w=np.ones(40), origin=np.array(["generated"] * 40), source=-np.ones(40, dtype=int))
+    equal = choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=3, rule="best", fit=_logreg)
+    skewed = choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=3, rule="best", shares={"A": 9, "B": 1}, fit=_logreg)
+    assert skewed["held_out_shares"] == {"A": 0.9, "B": 0.1}
+    cost = lambda r: r["scores"]["none x1"] - r["scores"]["plain x1"]  # noqa: E731
+    assert cost(skewed) > cost(equal) and cost(skewed) > 0
+
+
+class _Scripted:
+    """A classifier whose held-out mistakes are fixed in advance: support row i is X[i] = [i]."""
+
+    def __init__(self, y, wrong):
+        self.y, self.wrong = y, wrong
+
+    def predict(self, X):
+        rows = X[:, 0].astype(int)
+        return np.where(np.isin(rows, list(self.wrong)), 1 - self.y[rows], self.y[rows])
+
+
+def test_a_gain_within_one_standard_error_keeps_the_support_alone():
+    y = np.array([0, 1] * 10)
+    support = LabelledMatrix([], np.arange(20, dtype=float)[:, None], y, ["a", "b"])
+    syn = Synthetic(X=np.full((4, 1), 100.0), y=np.array([0, 1, 0, 1]), w=np.ones(4), origin=np.array(["generated"] * 4),
+                    source=-np.ones(4, dtype=int))
+
+    def fit_with(none_wrong, plain_wrong):
+        return lambda Xt, yt, wt, c, seed: _Scripted(y, plain_wrong if len(Xt) > 16 else none_wrong)
+
+    # one row fewer wrong in all, but a loss in one fold against gains in others: not past its standard error
+    lucky = choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=1, fit=fit_with({0, 3}, {5}))
+    assert lucky["best_scored"] == "plain x1" and lucky["scores"]["plain x1"] > lucky["scores"]["none x1"]
+    assert lucky["gain_over_none"] <= lucky["gain_standard_error"] and lucky["chosen"] == "none"
+    assert choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=1, rule="best",
+                  fit=fit_with({0, 3}, {5}))["chosen"] == "plain"
+    # every odd row wrong without the records, none with them: a gain in every fold, kept
+    steady = choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=1, fit=fit_with(set(range(1, 20, 2)), set()))
+    assert steady["gain_over_none"] > steady["gain_standard_error"] and steady["chosen"] == "plain"
+
+
+def test_choice_self_candidate_labels_the_whole_pool_with_the_support_model(tmp_path):
+    """`pool` keeps the pool records whose model label the support model agrees with; `self` keeps them all,
+    with the support model's labels (the model's wrong labels are replaced, not dropped)."""
+    path, _, synthetic, _ = make_data(tmp_path, per_class=8, planted=0)
+    def swapped_pool() -> list[Record]:  # the model's labels: every one wrong
+        return [Record(f"pool-{r.id}", dict(r.fields), "cooking" if r.label == "weather" else "weather", meta={"origin": "pool"})
+                for r in synthetic]
+
+    pool = swapped_pool()
+    truth = {f"pool-{r.id}": r.label for r in synthetic}
+    result = curate(pool, [SupportChoiceSpec(candidates=["self"], factors=[1.0])], context_for(path), check=False)
+    assert result.funnel[0].notes["chosen"] == "self" and len(result.kept) == len(pool)
+    assert sum(r.label == truth[r.id] for r in result.kept) >= 0.8 * len(pool)
+    assert all(r.meta["original_label"] != r.label for r in result.kept if r.label == truth[r.id])
+    result = curate(swapped_pool(), [SupportChoiceSpec(candidates=["pool"], factors=[1.0])], context_for(path), check=False)
+    assert len(result.kept) <= 0.2 * len(pool)  # the swapped labels the support model disagrees with are dropped
 
 
 def test_choice_classifier_searches_c_on_the_fold_training_part_only(monkeypatch):
@@ -212,8 +298,27 @@ def test_augmentation_recipe_rewrites_each_example_and_keeps_its_label(tmp_path)
     assert funnel["augment_check"]["dropped"] == 0
     assert funnel["support_choice"]["notes"]["chosen"] in ("none", "augment")
     assert set(funnel["support_choice"]["notes"]["scores"]) == {"none x1", "augment x0.3", "augment x1"}
+    assert funnel["support_choice"]["notes"]["held_out_shares"] == {"weather": 0.5, "cooking": 0.5}  # no label_weights: equal
     card = (tmp_path / "out" / "README.md").read_text()
+    assert "Held-out records weighted to the class shares weather 50%, cooking 50%" in card
     assert f"support_choice chose **{funnel['support_choice']['notes']['chosen']}**" in card
+
+
+def test_the_choice_in_a_run_scores_held_out_records_under_the_tasks_label_weights(tmp_path):
+    """`task.label_weights` reach support_choice through the run: held-out records weighted to 3:1."""
+    path, rows, _, _ = make_data(tmp_path, per_class=4, planted=0)
+    from synthloom.llm.fake import FakeBackend, FakeConfig
+
+    answers = {r["text"]: f"Well, {r['text'][0].lower()}{r['text'][1:]} Truly." for r in rows}
+    recipe = recipe_from_dict({
+        "name": "aug", "model": {"backend": "fake"}, "task": {**task(), "label_weights": {"weather": 3, "cooking": 1}},
+        "demonstrations": {"path": str(path), "k": 0}, "augmentation": {"per_example": 1, "per_label": 4},
+        "curation": [{"stage": "support_choice", "candidates": ["none", "augment"]}], "evaluation": [],
+    }, base_dir=tmp_path)
+    responder = lambda request: next(answers[t] for t in answers if t in request.messages[-1]["content"])  # noqa: E731
+    result = run(recipe, tmp_path / "out", backend=FakeBackend(FakeConfig(), responder), progress=False)
+    notes = {step["stage"]: step for step in result.manifest["curation"]["funnel"]}["support_choice"]["notes"]
+    assert notes["held_out_shares"] == {"weather": 0.75, "cooking": 0.25}
 
 
 def test_bad_augmentation_settings_are_named(tmp_path):

@@ -36,7 +36,9 @@ class CurationContext:
     record is; their answers are kept in the SQLite cache at `cache_path`
     (none: not kept), so that a rerun pays for nothing. `support` is the
     recipe's labelled demonstrations, the default reference of the
-    support-anchored stages.
+    support-anchored stages; `label_shares` the task's stated share of each
+    label (`task.label_weights`; empty: equal), the class mix a support-scored
+    choice is judged under.
     """
 
     text_field: str = "text"
@@ -50,6 +52,7 @@ class CurationContext:
     backend_factory: Callable[[Any], Any] | None = None  # default: synthloom.llm.create_backend
     extras: dict[str, Any] = field(default_factory=dict)
     support: Any = None  # the recipe's real support set (its demonstrations' DatasetSpec), for support_* stages
+    label_shares: dict[str, float] = field(default_factory=dict)  # the task's stated share of each label (none: equal)
 
     def get_embedder(self) -> Embedder:
         if self.embedder is None:

@@ -207,7 +207,7 @@ def init_recipe(
     text = _render(
         out=out, source=source, data=data, labels=labels, support=_rel(support, out_dir), field_name=name,
         per_class=per_class, test_yaml=test_yaml, test_about=test_about, records=n_records, seed=seed,
-        n_support=len(support_rows),
+        n_support=len(support_rows), shares={label: len(by_label.get(label, [])) for label in labels},
     )
     atomic_write_text(out, text)
     load_recipe(out)  # what was written must load; a failure here is a bug, not the user's
@@ -219,6 +219,7 @@ def _render(**v: Any) -> str:
     name = v["field_name"]
     recipe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in v["out"].stem).lstrip("._-") or "recipe"
     labels = "".join(f"    {_q(label)}: \"\"\n" for label in v["labels"])
+    shares = "{" + ", ".join(f"{_q(label)}: {count}" for label, count in v["shares"].items()) + "}"
     return f"""\
 # Written by `synthloom init --from {v['source']}`. Edit what the comments point at, then:
 #
@@ -242,7 +243,10 @@ task:
     {name}: {_q(f"the text ({data.text_field} in {v['source'].name})")}
   # Describe each label in a few words: the model writes far better records for a label it understands.
   labels:
-{labels}
+{labels}  # The class mix of {v['source'].name}'s training part. Uncomment it if the data the classifier will meet is
+  # mixed like this: generation then plans records in these shares, and support_choice scores held-out support
+  # records weighted to them (a balanced support alone cannot show what mislabelling the common class costs).
+  # label_weights: {shares}
 demonstrations:
   path: {_q(v['support'])}
   text_field: {_q(name)}
@@ -285,7 +289,8 @@ curation:
   # - stage: augment_check
   # Or, in place of the three support_* stages above, let cross-validation on the support set alone
   # choose what to add to it: the records as they are, relabelled or weighted by the support model,
-  # rewrites of the support (augmentation), a model-labelled real pool, or nothing.
+  # rewrites of the support (augmentation), a model-labelled real pool (or the pool labelled by the
+  # support model alone), or nothing; a candidate must beat nothing by more than one standard error.
   # - stage: support_choice
   #   factors: [0.3, 1.0]      # synthetic weight relative to a real record's, tried for each
 

@@ -154,6 +154,7 @@ def curation_context(recipe: Recipe, cache_path: Path | None, progress: bool = F
         cache_path=cache_path,
         progress=progress,
         support=recipe.demonstrations,
+        label_shares=dict(task.label_weights or {}),
         extras=extras,
     )
 

@@ -387,7 +387,7 @@ class AugmentCheckSpec(_SupportSpec):
     )
 
 
-CHOICE_CANDIDATES = ("none", "plain", "filter", "weight", "augment", "pool")
+CHOICE_CANDIDATES = ("none", "plain", "filter", "weight", "augment", "pool", "self")
 
 
 class SupportChoiceSpec(_SupportSpec):
@@ -397,12 +397,21 @@ class SupportChoiceSpec(_SupportSpec):
     are), `filter` (relabelled by the support model as support_filter does),
     `weight` (weighted by it as support_weight does), `augment` (rewrites of the
     support, from the `augment` mode), `pool` (a model-labelled real pool, the
-    records the support model agrees with). Each is tried at every factor
-    (synthetic weight relative to a real record's 1). The classifier of each fold chooses its
-    C by the trainers' cross-validation rule on that fold's training part; `c` fixes it."""
+    records the support model agrees with), `self` (the same pool, every record
+    labelled by the support model alone: self-training, no model labels). Each is
+    tried at every factor (synthetic weight relative to a real record's 1). The
+    classifier of each fold chooses its C by the trainers' cross-validation rule on
+    that fold's training part; `c` fixes it.
+
+    Held-out support predictions are scored under the task's stated class shares
+    (`shares: task`, from `task.label_weights`; equal when it states none): a
+    balanced support set cannot otherwise show what mislabelling the common class
+    costs. A candidate replaces the support alone only when its held-out gain over
+    it exceeds one standard error of that gain across the held-out folds
+    (`rule: one_se`; `best`: the best score wins)."""
 
     stage: Literal["support_choice"] = "support_choice"
-    candidates: list[Literal["none", "plain", "filter", "weight", "augment", "pool"]] = Field(
+    candidates: list[Literal["none", "plain", "filter", "weight", "augment", "pool", "self"]] = Field(
         default_factory=lambda: list(CHOICE_CANDIDATES), min_length=1,
         description="what may be chosen; candidates with no records (no augmentations, no pool) are skipped",
     )
@@ -414,6 +423,14 @@ class SupportChoiceSpec(_SupportSpec):
     )
     precision: float = Field(0.9, gt=0, le=1, description="of the `filter` candidate (see support_filter)")
     floor: float = Field(0.1, ge=0, le=1, description="of the `weight` candidate (see support_weight)")
+    shares: Literal["task", "support"] = Field(
+        "task", description="how held-out predictions are weighted when scored: `task`: each label by the task's stated "
+        "share (task.label_weights; equal when not stated); `support`: as the labels fall in the support set",
+    )
+    rule: Literal["one_se", "best"] = Field(
+        "one_se", description="`one_se`: the best candidate replaces `none` only when its held-out gain over it exceeds "
+        "one standard error of that gain across the held-out folds; `best`: the best held-out score wins",
+    )
 
     @field_validator("factors")
     @classmethod

@@ -290,6 +290,16 @@ def render_card(manifest: dict[str, Any], metrics: dict[str, Any], curated: Sequ
                 scores = ", ".join(f"{k} {v:.3f}" for k, v in sorted(notes.get("scores", {}).items(), key=lambda kv: -kv[1]))
                 out.append(f"\n{f['stage']} chose **{notes['chosen']}** x{notes.get('factor', 1):g} by {notes.get('folds')}-fold "
                            f"cross-validation on the support set ({notes.get('repeats', 1)} draw(s)); held-out macro-F1: {scores}")
+                if notes.get("gain_over_none") is not None:
+                    kept = notes["chosen"] != "none"
+                    out.append(f"{notes['best_scored']} scored best, {notes['gain_over_none']:+.3f} over none with a standard "
+                               f"error of {notes['gain_standard_error']:.3f}: "
+                               + ("more than one standard error, so it was kept." if kept else
+                                  "not more than one standard error, so the support set alone was kept."))
+                shares = notes.get("held_out_shares")
+                if shares:
+                    out.append("Held-out records weighted to the class shares " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+                               + " (the task's `label_weights`; equal when none are stated).")
     out += _evolution_lines(manifest)
     verified = verification_lines(manifest)
     if verified:
