@@ -57,6 +57,19 @@ def test_nearest_to_conditions_and_to_a_field():
     assert same.select(random.Random(0), "spam", {"topic": "football"})[0].label == "spam"
 
 
+@pytest.mark.parametrize("selection", ["nearest", "mmr", "random", "stratified"])
+def test_an_input_is_never_its_own_demonstration(selection):
+    """Annotating a text that is in the support (e.g. to see how the model labels the support): the
+    example itself is left out and the next one takes its place; other inputs see the same picks as before."""
+    pool = DemonstrationPool(POOL, bag_of_words, "text")
+    sel = DemonstrationSelector(spec(selection=selection, k=2, same_label=False, query="text"), pool)
+    for record in POOL:
+        got = sel.select(random.Random(0), None, {}, {"text": record.text()})
+        assert len(got) == 2 and record.id not in {r.id for r in got}
+    if selection == "nearest":  # a text that is not in the support: its nearest, itself included, as before
+        assert sel.select(random.Random(0), None, {}, {"text": "dinner at the pub tonight"})[0].id == "h1"
+
+
 def test_nearest_with_candidates_varies_among_the_closest():
     pool = DemonstrationPool(POOL, bag_of_words)
     sel = DemonstrationSelector(spec(selection="nearest", k=1, same_label=False, candidates=2), pool)

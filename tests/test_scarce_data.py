@@ -8,6 +8,7 @@ runs augmentation end to end in tests/test_examples.py (examples/sms_augment.yam
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from synthloom.curate import DROP, CurationContext, curate
 from synthloom.curate.auxiliary import LabelledMatrix
 from synthloom.curate.choice import Synthetic, choose
 from synthloom.execute import run
-from synthloom.recipe import AugmentCheckSpec, DatasetSpec, SupportAgreeSpec, SupportChoiceSpec, recipe_from_dict
+from synthloom.recipe import AugmentCheckSpec, DatasetSpec, SupportAgreeSpec, SupportChoiceSpec, SupportPosteriorSpec, recipe_from_dict
 from synthloom.records import Record, read_records
 from synthloom.train.selection import C_GRID
 
@@ -266,6 +267,82 @@ def test_support_agree_keeps_agreement_and_queues_the_rest_least_confident_first
     order = View(order="confidence", decisions=(("support_agree", DROP),)).apply(result.dropped)
     scores = [next(r for r in result.dropped if r.id == i).scores["support_agree"] for i in order]
     assert scores == sorted(scores) and set(order) == dropped
+
+
+# -- support_posterior: both judges, the model weighed by its confusion matrix on the support ----------------
+
+
+def test_posterior_weighs_a_label_by_how_often_the_model_is_right_with_it():
+    from synthloom.curate.real_data import posterior
+
+    counts = np.array([[5.0, 5.0], [0.0, 10.0]])  # the model says spam for half the ham, always spam for spam
+    undecided = np.array([[0.5, 0.5], [0.5, 0.5]])
+    said = np.array([1, 0])  # spam, ham
+    equal = posterior(undecided, said, counts, 1.0, np.ones(2))
+    assert np.allclose(equal[0], [0.25 / (0.25 + 0.5 * 11 / 12), 0.5 * 11 / 12 / (0.25 + 0.5 * 11 / 12)])  # spam: weak evidence
+    assert equal[1, 0] == pytest.approx(0.25 / (0.25 + 0.5 / 12))  # ham: strong evidence
+    shifted = posterior(undecided, said, counts, 1.0, np.array([1.5, 0.5]))  # the task says ham 3 : spam 1
+    assert shifted[0].argmax() == 0 and equal[0].argmax() == 1  # under the stated shares, "spam" alone does not decide
+
+
+def _calibration(tmp_path, support_rows, wrong_every: int):
+    """The model's labels on the support's own texts: right on weather, says weather for every `wrong_every`-th cooking."""
+    rows, n = [], 0
+    for r in support_rows:
+        said = r["label"]
+        if said == "cooking":
+            n += 1
+            said = "weather" if n % wrong_every == 0 else "cooking"
+        rows.append({"text": r["text"], "label": said})
+    path = tmp_path / "calibration.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_support_posterior_relabels_the_models_unreliable_label_and_keeps_every_record(tmp_path):
+    path, rows, synthetic, _ = make_data(tmp_path, per_class=8, planted=0)
+    calibration = _calibration(tmp_path, rows, wrong_every=2)  # 4 of 8 cooking texts called weather
+    truth = {r.id: r.label for r in synthetic}
+    pool = [Record(r.id, dict(r.fields), "weather" if r.label == "cooking" and i % 2 else r.label, meta={"origin": "pool"})
+            for i, r in enumerate(synthetic)]
+    said = {r.id: r.label for r in pool}
+    context = CurationContext(labels=list(TOPICS), support=DatasetSpec(path=str(path)))
+    result = curate(pool, [SupportPosteriorSpec(calibration=DatasetSpec(path=str(calibration)))], context, check=False)
+    assert len(result.kept) == len(pool)
+    notes = result.funnel[0].notes
+    assert notes["calibration_matched"] == 16 and notes["confusion"]["cooking"] == {"cooking": 4, "weather": 4}
+    assert notes["confusion"]["weather"] == {"weather": 8}
+    fixed = [r for r in result.kept if said[r.id] != truth[r.id]]
+    assert fixed and sum(r.label == truth[r.id] for r in fixed) >= 0.8 * len(fixed)
+    assert all(r.meta["original_label"] == "weather" for r in fixed if r.label == "cooking")
+    assert all(0 < r.weight <= 1 for r in result.kept)
+    assert notes["relabelled"] == sum(r.label != said[r.id] for r in result.kept)
+    # the model's "cooking" is always right on the support: those records keep their label
+    assert all(r.label == "cooking" for r in result.kept if said[r.id] == "cooking")
+
+
+def test_support_posterior_without_matching_calibration_says_so(tmp_path):
+    path, rows, synthetic, _ = make_data(tmp_path, per_class=4, planted=0)
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"text": "nothing like the support", "label": "weather"}) + "\n", encoding="utf-8")
+    context = CurationContext(labels=list(TOPICS), support=DatasetSpec(path=str(path)))
+    with pytest.raises(ValueError, match=f"none of the 8 support texts is in the calibration file {other}"):
+        curate(synthetic[:4], [SupportPosteriorSpec(calibration=DatasetSpec(path=str(other)))], context, check=False)
+
+
+def test_support_posterior_in_a_recipe_needs_a_calibration_file(tmp_path):
+    path, _, _, _ = make_data(tmp_path, per_class=4, planted=0)
+    base = {"name": "p", "model": {"backend": "fake"}, "task": task(), "demonstrations": {"path": str(path), "k": 2},
+            "annotation": {"input": {"path": str(path), "label_field": None}}, "evaluation": []}
+    with pytest.raises(Exception, match="calibration"):
+        recipe_from_dict({**base, "curation": [{"stage": "support_posterior"}]}, base_dir=tmp_path)
+    with pytest.raises(Exception, match="curation.0..calibration.path: file not found: .*cal.jsonl"):
+        recipe_from_dict({**base, "curation": [{"stage": "support_posterior", "calibration": {"path": "cal.jsonl"}}]},
+                         base_dir=tmp_path)
+    (tmp_path / "cal.jsonl").write_text(json.dumps({"text": "x", "label": "weather"}) + "\n", encoding="utf-8")
+    recipe = recipe_from_dict({**base, "curation": [{"stage": "support_posterior", "calibration": {"path": "cal.jsonl"}}]},
+                              base_dir=tmp_path)
+    assert Path(recipe.curation[0].calibration.path) == tmp_path / "cal.jsonl"
 
 
 # -- from a recipe: augmentation mode and the choice in one run (scripted model) ------------------------

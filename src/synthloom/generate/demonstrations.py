@@ -35,9 +35,16 @@ class DemonstrationPool:
         for i, record in enumerate(self.records):
             self.by_label.setdefault(record.label, []).append(i)
         self._matrix: np.ndarray | None = None
+        self._texts: set[str] | None = None
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def texts(self) -> set[str]:
+        """The records' texts (what a query is compared with to leave a record out of its own demonstrations)."""
+        if self._texts is None:
+            self._texts = {r.text(self.text_field) for r in self.records}
+        return self._texts
 
     def _indices(self, label: str | None) -> list[int]:
         """The record's label's examples when it has any, else all."""
@@ -137,6 +144,17 @@ class DemonstrationSelector:
         k = self.k if k is None else k
         if not k or not len(self.pool):
             return []
+        spec = self.spec
+        assert spec is not None
+        # A record that already has the query field (annotation: the input to label) is never its own
+        # demonstration: labelling a support example with itself shown, answered, would say nothing.
+        itself = str((fields or {}).get(spec.query) or "") if spec.query != "conditions" else ""
+        if itself and itself in self.pool.texts():
+            return [r for r in self._select(rng, label, conditions, fields, k + 1) if r.text(self.pool.text_field) != itself][:k]
+        return self._select(rng, label, conditions, fields, k)
+
+    def _select(self, rng: random.Random, label: str | None, conditions: Mapping[str, str],
+                fields: Mapping[str, object] | None, k: int) -> list[Record]:
         spec = self.spec
         assert spec is not None
         own = label if spec.same_label else None

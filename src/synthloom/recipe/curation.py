@@ -371,6 +371,30 @@ class SupportAgreeSpec(_SupportSpec):
     stage: Literal["support_agree"] = "support_agree"
 
 
+class SupportPosteriorSpec(_SupportSpec):
+    """Label a model-labelled real pool by both judges: the support model's probabilities and the model's label,
+    weighed by how often the model's labels are right on the support set itself.
+
+    The model's confusion matrix (what it says for each true label) is counted on
+    `calibration`: the same annotation run over the support set's own texts (an input
+    is never shown itself as a demonstration). Each record's label becomes the argmax
+    of p(label | text, model's label) ~ p_support(label | text) x (stated share /
+    support share) x P(model says its label | label); its weight is multiplied by that
+    posterior."""
+
+    stage: Literal["support_posterior"] = "support_posterior"
+    calibration: DatasetSpec = Field(
+        ..., description="the model's labels on the support set's texts (an annotation run over the support: its "
+        "generated.parquet); matched to the support's own labels by text",
+    )
+    smoothing: float = Field(1.0, ge=0, description="pseudo-count added to every cell of the model's confusion matrix")
+    min_posterior: float = Field(0.0, ge=0, le=1, description="drop a record whose posterior for its label is below this")
+    shares: Literal["task", "support"] = Field(
+        "task", description="the class mix the posterior assumes: the task's stated label_weights (equal when none), "
+        "or the support set's",
+    )
+
+
 class AugmentCheckSpec(_SupportSpec):
     """Drop rewrites of real examples that are near-copies of their source or that changed its meaning."""
 
@@ -440,7 +464,8 @@ class SupportChoiceSpec(_SupportSpec):
         return sorted(set(value))
 
 
-SUPPORT_STAGES = ("support_filter", "support_weight", "support_mix", "support_agree", "augment_check", "support_choice")
+SUPPORT_STAGES = ("support_filter", "support_weight", "support_mix", "support_agree", "support_posterior", "augment_check",
+                  "support_choice")
 
 
 # -- verifiers: model-written code, SQL and math answers checked by running them ---------------
@@ -639,6 +664,7 @@ CURATION_STAGES: tuple[type[StageSpec], ...] = (
     SupportWeightSpec,
     SupportMixSpec,
     SupportAgreeSpec,
+    SupportPosteriorSpec,
     AugmentCheckSpec,
     SupportChoiceSpec,
     PythonExecSpec,
