@@ -106,6 +106,26 @@ def test_sms_annotation_with_confidences(tmp_path):
     assert len(curated) + len(rejected) == len(rows)
 
 
+def test_sms_annotation_weighed_by_the_models_confusion_on_the_seeds(tmp_path):
+    """The first 8 inputs: 4 seeds' texts (the calibration) and 4 unlabelled messages, one greedy answer each."""
+    manifest, rows, out = run_example("sms_annotate_posterior", tmp_path, 8)
+    seeds = {json.loads(line)["text"]: json.loads(line)["label"] for line in (ROOT / "examples/data/sms_seeds.jsonl").open()}
+    assert len(rows) == 8 and sum(r["text"] in seeds for r in rows) == 4
+    for row in rows:  # never shown the message itself as a demonstration
+        prompt = json.loads(row["prompt"])
+        assert sum(row["text"] in m["content"] for m in prompt) == 1
+    notes = {step["stage"]: step for step in manifest["curation"]["funnel"]}["support_posterior"]["notes"]
+    said_on_seeds = {r["text"]: r["label"] for r in rows if r["text"] in seeds}
+    assert notes["calibration_matched"] == 4
+    assert sum(n for said in notes["confusion"].values() for n in said.values()) == 4
+    assert notes["model_right_on_support"] == sum(seeds[t] == label for t, label in said_on_seeds.items()) / 4
+    curated = pq.read_table(out / "curated.parquet").to_pylist()
+    assert len(curated) == 4 and not any(r["text"] in seeds for r in curated)
+    for row in curated:
+        assert row["label"] in ("spam", "ham") and 0 < row["weight"] <= 1
+        assert row["support_posterior_flag"] in ("relabel", "reweight")
+
+
 def test_sms_augmentation_keeps_labels_and_checks_rewrites(tmp_path):
     manifest, rows, out = run_example("sms_augment", tmp_path, 4)
     assert all(meta(r)["origin"] == "augment" and r["text"] != meta(r)["source_text"] for r in rows)

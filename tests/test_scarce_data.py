@@ -321,6 +321,22 @@ def test_support_posterior_relabels_the_models_unreliable_label_and_keeps_every_
     assert all(r.label == "cooking" for r in result.kept if said[r.id] == "cooking")
 
 
+def test_support_posterior_counts_the_support_texts_annotated_in_the_same_run_and_drops_them(tmp_path):
+    """No calibration file: the records whose text is a support text are the model's labels on the support."""
+    path, rows, synthetic, _ = make_data(tmp_path, per_class=8, planted=0)
+    calibration = [json.loads(line) for line in _calibration(tmp_path, rows, wrong_every=2).read_text().splitlines()]
+    on_support = [Record(f"cal-{i}", {"text": r["text"]}, r["label"], meta={"origin": "pool"}) for i, r in enumerate(calibration)]
+    pool = [Record(r.id, dict(r.fields), "weather" if r.label == "cooking" and i % 2 else r.label, meta={"origin": "pool"})
+            for i, r in enumerate(synthetic)]
+    context = CurationContext(labels=list(TOPICS), support=DatasetSpec(path=str(path)))
+    result = curate(on_support + pool, [SupportPosteriorSpec()], context, check=False)
+    notes = result.funnel[0].notes
+    assert notes["calibration_matched"] == 16 and notes["confusion"]["cooking"] == {"cooking": 4, "weather": 4}
+    assert {r.id for r in result.dropped} == {r.id for r in on_support}
+    assert all("a support text" in r.reasons["support_posterior"] for r in result.dropped)
+    assert len(result.kept) == len(pool)
+
+
 def test_support_posterior_without_matching_calibration_says_so(tmp_path):
     path, rows, synthetic, _ = make_data(tmp_path, per_class=4, planted=0)
     other = tmp_path / "other.jsonl"
@@ -328,14 +344,15 @@ def test_support_posterior_without_matching_calibration_says_so(tmp_path):
     context = CurationContext(labels=list(TOPICS), support=DatasetSpec(path=str(path)))
     with pytest.raises(ValueError, match=f"none of the 8 support texts is in the calibration file {other}"):
         curate(synthetic[:4], [SupportPosteriorSpec(calibration=DatasetSpec(path=str(other)))], context, check=False)
+    with pytest.raises(ValueError, match="none of the 8 support texts is in the records handed to it"):
+        curate(synthetic[:4], [SupportPosteriorSpec()], context, check=False)
 
 
-def test_support_posterior_in_a_recipe_needs_a_calibration_file(tmp_path):
+def test_support_posterior_calibration_file_in_a_recipe_is_checked(tmp_path):
     path, _, _, _ = make_data(tmp_path, per_class=4, planted=0)
     base = {"name": "p", "model": {"backend": "fake"}, "task": task(), "demonstrations": {"path": str(path), "k": 2},
             "annotation": {"input": {"path": str(path), "label_field": None}}, "evaluation": []}
-    with pytest.raises(Exception, match="calibration"):
-        recipe_from_dict({**base, "curation": [{"stage": "support_posterior"}]}, base_dir=tmp_path)
+    assert recipe_from_dict({**base, "curation": [{"stage": "support_posterior"}]}, base_dir=tmp_path).curation[0].calibration is None
     with pytest.raises(Exception, match="curation.0..calibration.path: file not found: .*cal.jsonl"):
         recipe_from_dict({**base, "curation": [{"stage": "support_posterior", "calibration": {"path": "cal.jsonl"}}]},
                          base_dir=tmp_path)

@@ -98,10 +98,23 @@ class SupportPosterior(_SupportStage):
         s = self.spec
         support, judged, X = self._prepare(records)
         labels = support.labels
-        counts, matched = confusion_counts(support.data.records, load_dataset(s.calibration), labels, None)
+        support_texts = {r.text() for r in support.data.records}
+        is_support = np.array([r.text(self.field) in support_texts for r in judged], dtype=bool)
+        own = [r for r, inside in zip(judged, is_support) if inside]
+        if s.calibration is not None:
+            counts, matched = confusion_counts(support.data.records, load_dataset(s.calibration), labels, None)
+            where = f"the calibration file {s.calibration.path}"
+        else:  # the support texts annotated in this run: counted, then dropped (they are the support)
+            counts, matched = confusion_counts(support.data.records, own, labels, self.field)
+            where = "the records handed to it (annotate the support texts too, or give `calibration:`)"
         if matched == 0:
-            raise ValueError(f"support_posterior: none of the {len(support.data.records)} support texts is in the "
-                                f"calibration file {s.calibration.path} (the model's labels on the support set)")
+            raise ValueError(f"support_posterior: none of the {len(support.data.records)} support texts is in "
+                             f"{where}: it needs the model's labels on the support set")
+        for record in own:
+            record.decide(self.name, DROP, None, "a support text: its model label was counted in the confusion matrix, "
+                          "the support set itself is the real labelled data")
+        judged = [r for r, inside in zip(judged, is_support) if not inside]
+        X = X[~is_support] if len(is_support) else X
         observed = np.bincount(support.data.y, minlength=len(labels)) / len(support.data.y)
         shares = self.context.label_shares if s.shares == "task" and self.context.label_shares else None
         target = np.array([float(shares.get(label, 0.0)) for label in labels]) if shares else np.ones(len(labels))

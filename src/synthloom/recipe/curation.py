@@ -375,17 +375,20 @@ class SupportPosteriorSpec(_SupportSpec):
     """Label a model-labelled real pool by both judges: the support model's probabilities and the model's label,
     weighed by how often the model's labels are right on the support set itself.
 
-    The model's confusion matrix (what it says for each true label) is counted on
-    `calibration`: the same annotation run over the support set's own texts (an input
-    is never shown itself as a demonstration). Each record's label becomes the argmax
+    The model's confusion matrix (what it says for each true label) is counted on the
+    model's labels for the support set's own texts (an input is never shown itself as
+    a demonstration): the records handed to the stage whose text is a support text
+    (annotate the support texts in the same run; they are then dropped, as support
+    examples), or a `calibration` file. Each record's label becomes the argmax
     of p(label | text, model's label) ~ p_support(label | text) x (stated share /
     support share) x P(model says its label | label); its weight is multiplied by that
     posterior."""
 
     stage: Literal["support_posterior"] = "support_posterior"
-    calibration: DatasetSpec = Field(
-        ..., description="the model's labels on the support set's texts (an annotation run over the support: its "
-        "generated.parquet); matched to the support's own labels by text",
+    calibration: DatasetSpec | None = Field(
+        None, description="the model's labels on the support set's texts (an annotation run over the support: its "
+        "generated.parquet), matched to the support's own labels by text; default: the records of this run whose "
+        "text is a support text",
     )
     smoothing: float = Field(1.0, ge=0, description="pseudo-count added to every cell of the model's confusion matrix")
     min_posterior: float = Field(0.0, ge=0, le=1, description="drop a record whose posterior for its label is below this")
