@@ -30,12 +30,15 @@ scored once on the real test split:
                        add; the table also gives +pool against it, paired)
   +auto                support + the candidate chosen by support_choice: cross-validation on
                        the support set only, among none, plain, filter, weight, augment, pool,
-                       self, each at synthetic weight 0.3 and 1; held-out support records
+                       self, posterior, each at synthetic weight 0.3 and 1, given the whole
+                       pool (agreement is judged inside each fold); held-out support records
                        weighted to the task's stated class shares (SMS: ham 3, spam 1, the
                        ladder's recipe; BANKING77: equal), and a candidate replaces the
                        support alone only when its held-out gain exceeds one standard error
-  +auto-previous       the same stage with the rule the README's seeds 0-4 were first scored
-                       with: balanced held-out scoring, the best score wins, no `self`
+  +auto-previous       the same stage as the README's seeds 0-4 were first scored with:
+                       balanced held-out scoring, the best score wins, no `self` or
+                       `posterior`, given the pool records support_agree kept (judged by a
+                       support model fitted on the whole support, held-out folds included)
 
 Data, intents and recipe are the generation ladder's (`generation_ladder.py`,
 the +nearest arm: coverage-sampled conditions, the 4 nearest support
@@ -333,7 +336,12 @@ def arms_for(key: str, seed: int, per_class: int, train: list[Record], test: lis
     if whole_pool and calibration.exists():
         sets["+posterior"] = support + curated(copy(whole_pool), {"stage": "support_posterior", "calibration": {"path": str(calibration)}})[0]
     t0 = time.time()
-    chosen, result = curated(copy(synthetic) + copy(rewrites) + copy(pooled), "support_choice")
+    # the whole pool (its candidates judge agreement, self-training and the posterior inside each fold) and the
+    # model's labels on the support texts
+    choice_spec: dict[str, Any] = {"stage": "support_choice"}
+    if calibration.exists():
+        choice_spec["calibration"] = {"path": str(calibration)}
+    chosen, result = curated(copy(synthetic) + copy(rewrites) + copy(whole_pool), choice_spec)
     sets["+auto"] = support + chosen
     choice = dict(result.funnel[0].notes or {}, seconds=round(time.time() - t0, 1))
     chosen, result = curated(copy(synthetic) + copy(rewrites) + copy(pooled), PREVIOUS_CHOICE)

@@ -337,6 +337,40 @@ def test_support_posterior_counts_the_support_texts_annotated_in_the_same_run_an
     assert len(result.kept) == len(pool)
 
 
+def test_choice_posterior_candidate_counts_only_the_folds_training_rows():
+    from synthloom.curate.choice import Prior
+
+    y = np.array([0, 0, 1, 1])
+    syn = Synthetic(X=np.zeros((1, 1)), y=np.array([1]), w=np.ones(1), origin=np.array(["pool"]),
+                    source=-np.ones(1, dtype=int), said=np.array([1, 1, 1, -1]))  # the model said 1 on support rows 0-2
+    P = np.array([[0.6, 0.4]])
+    prior = Prior(y, {}, smoothing=1.0)
+    # training rows 0 and 2 (row 1 held out, not counted): M[0] = M[1] = (1, 2) / 3, so the model's 1 says nothing
+    assert np.allclose(prior.posterior(syn, np.array([0]), P, {0, 2}, ["a", "b"]), [[0.6, 0.4]])
+    # rows 0, 1, 2: M[0, 1] = 3/4, M[1, 1] = 2/3; the support part is 2:1, shifted back to equal shares (x 3/4, x 3/2)
+    joint = np.array([0.6 * 0.75 * 0.75, 0.4 * 1.5 * 2 / 3])
+    assert np.allclose(prior.posterior(syn, np.array([0]), P, {0, 1, 2}, ["a", "b"]), [joint / joint.sum()])
+    # no model label known in the training part: no posterior candidate
+    assert prior.posterior(syn, np.array([0]), P, {3}, ["a", "b"]) is None
+
+
+def test_choice_posterior_candidate_from_a_pool_annotated_with_the_support_texts(tmp_path):
+    """The pool records whose text is a support text calibrate the candidate and are dropped; the rest are relabelled."""
+    path, rows, synthetic, _ = make_data(tmp_path, per_class=8, planted=0)
+    calibration = [json.loads(line) for line in _calibration(tmp_path, rows, wrong_every=2).read_text().splitlines()]
+    on_support = [Record(f"cal-{i}", {"text": r["text"]}, r["label"], meta={"origin": "pool"}) for i, r in enumerate(calibration)]
+    truth = {r.id: r.label for r in synthetic}
+    pool = [Record(r.id, dict(r.fields), "weather" if r.label == "cooking" and i % 2 else r.label, meta={"origin": "pool"})
+            for i, r in enumerate(synthetic)]
+    spec = SupportChoiceSpec(candidates=["posterior"], factors=[1.0], repeats=1)
+    result = curate(on_support + pool, [spec], context_for(path), check=False)
+    notes = result.funnel[0].notes
+    assert notes["chosen"] == "posterior" and notes["calibration_matched"] == 16
+    assert {r.id for r in result.dropped} == {r.id for r in on_support}
+    assert len(result.kept) == len(pool) and sum(r.label == truth[r.id] for r in result.kept) >= 0.9 * len(pool)
+    assert all(0 < r.weight <= 1 for r in result.kept)
+
+
 def test_support_posterior_without_matching_calibration_says_so(tmp_path):
     path, rows, synthetic, _ = make_data(tmp_path, per_class=4, planted=0)
     other = tmp_path / "other.jsonl"

@@ -58,7 +58,7 @@ import numpy as np
 
 from ..recipe import SupportChoiceSpec
 from ..train.selection import C_GRID
-from ..records import Record
+from ..records import Record, load_dataset
 from .auxiliary import LabelledMatrix
 from .base import DROP, KEEP, RELABEL, REWEIGHT, SpecStage, mark_unlabelled, stage_for
 from .support import SupportModel, _folds, load_support, support_model_from_matrix
@@ -97,6 +97,7 @@ class Synthetic:
     source: np.ndarray  # for augmentations: the support row it rewrites (-1: none found)
     extra: dict[str, Any] = field(default_factory=dict)
     shown: np.ndarray | None = None  # (synthetic rows x support rows): the support examples its prompt showed
+    said: np.ndarray | None = None  # per support row: the model's label index on its text (-1: not known), for `posterior`
 
     def leaks(self, rows: np.ndarray, support_rows: set[int]) -> np.ndarray:
         """Of `rows`, those whose prompt showed a support example outside `support_rows` (a held-out one)."""
@@ -107,8 +108,34 @@ class Synthetic:
         return self.shown[rows][:, held].any(1)
 
 
+@dataclass
+class Prior:
+    """What the `posterior` candidate needs beyond the support model: the support's labels, the shares, a pseudo-count."""
+
+    y: np.ndarray  # the support rows' labels
+    shares: dict[str, float]
+    smoothing: float = 1.0
+
+    def posterior(self, syn: Synthetic, rows: np.ndarray, P: np.ndarray, support_rows: set[int], labels: list[str]) -> np.ndarray | None:
+        """p(label | text, the model's label) for `rows`, from the model's labels on the support rows in `support_rows` only
+        (a held-out support row's label never informs the confusion matrix its own fold is scored with)."""
+        from .real_data import posterior
+
+        if syn.said is None:
+            return None
+        inside = np.array(sorted(support_rows), dtype=int)
+        inside = inside[syn.said[inside] >= 0]
+        if not len(inside):
+            return None
+        n = len(labels)
+        counts = np.zeros((n, n))
+        np.add.at(counts, (self.y[inside], syn.said[inside]), 1)
+        ratio = share_ratio(self.y[np.array(sorted(support_rows), dtype=int)], labels, self.shares)
+        return posterior(P[rows], syn.y[rows], counts, self.smoothing, ratio)
+
+
 def build(name: str, model: SupportModel, syn: Synthetic, P: np.ndarray, support_rows: set[int],
-          precision: float, floor: float) -> Candidate | None:
+          precision: float, floor: float, prior: Prior | None = None) -> Candidate | None:
     """The candidate `name` under `model` (P: its probabilities on the synthetic rows)."""
     empty = Candidate(np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0))
     if name == "none":
@@ -122,13 +149,19 @@ def build(name: str, model: SupportModel, syn: Synthetic, P: np.ndarray, support
     elif name == "pool":  # the records whose model-given label the support model also predicts
         rows = np.flatnonzero(syn.origin == "pool")
         rows = rows[P[rows].argmax(1) == syn.y[rows]] if len(rows) else rows
-    else:  # self: every pool record, labelled by the support model
+    else:  # self, posterior: every pool record, labelled by the support model (and the model's label)
         rows = np.flatnonzero(syn.origin == "pool")
     if not len(rows):
         return None
     y, w = syn.y[rows].copy(), syn.w[rows].copy()
     if name == "self":
         y = P[rows].argmax(1)
+    elif name == "posterior":
+        post = prior.posterior(syn, rows, P, support_rows, model.labels) if prior is not None else None
+        if post is None:
+            return None
+        y = post.argmax(1)
+        w = w * post.max(1)
     if name == "filter":
         threshold = model.threshold(precision)
         if threshold is not None:
@@ -156,6 +189,7 @@ def _classifier(X: np.ndarray, y: np.ndarray, w: np.ndarray, c: float | None, se
 def choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factors: Sequence[float], *,
            folds: int = 5, repeats: int | None = None, c: float | None = None, precision: float = 0.9,
            floor: float = 0.1, seed: int = 0, shares: dict[str, float] | None = None, rule: str = "one_se",
+           smoothing: float = 1.0,
            fit: Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], Any] = _classifier) -> dict[str, Any]:
     """Held-out support macro-F1 of every (candidate, factor); the winner and the table.
 
@@ -166,11 +200,11 @@ def choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factor
     if rule not in ("one_se", "best"):
         raise ValueError(f"rule must be one_se or best, not {rule!r}")
     with threadpool_limits(limits=1, user_api="blas"):
-        return _choose(support, syn, names, factors, folds, repeats, c, precision, floor, seed, fit, shares or {}, rule)
+        return _choose(support, syn, names, factors, folds, repeats, c, precision, floor, seed, fit, shares or {}, rule, smoothing)
 
 
-def held_out_weights(y: np.ndarray, labels: Sequence[str], shares: dict[str, float]) -> np.ndarray:
-    """Each support record's weight in a held-out score: its label's stated share over its share of the support.
+def share_ratio(y: np.ndarray, labels: Sequence[str], shares: dict[str, float]) -> np.ndarray:
+    """Per label: its stated share over its share of these support rows (0 where it has none).
 
     No stated shares: every label equal. Labels the shares leave out count 0 (the task says they do not occur)."""
     counts = np.bincount(y, minlength=len(labels)).astype(float)
@@ -179,18 +213,23 @@ def held_out_weights(y: np.ndarray, labels: Sequence[str], shares: dict[str, flo
         raise ValueError("label shares must not all be 0")
     target = target / target.sum()
     observed = counts / counts.sum()
-    per_label = np.divide(target, observed, out=np.zeros(len(labels)), where=observed > 0)
-    return per_label[y]
+    return np.divide(target, observed, out=np.zeros(len(labels)), where=observed > 0)
+
+
+def held_out_weights(y: np.ndarray, labels: Sequence[str], shares: dict[str, float]) -> np.ndarray:
+    """Each support record's weight in a held-out score: its label's stated share over its share of the support."""
+    return share_ratio(y, labels, shares)[y]
 
 
 def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factors: Sequence[float], folds: int,
             repeats: int | None, c: float | None, precision: float, floor: float, seed: int, fit: Callable[..., Any],
-            shares: dict[str, float], rule: str) -> dict[str, Any]:
+            shares: dict[str, float], rule: str, smoothing: float) -> dict[str, Any]:
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
 
     X, y = support.X, support.y
     weight = held_out_weights(y, support.labels, shares)
+    prior = Prior(y, shares, smoothing)
     k = _folds(y, folds)
     repeats = repeats or min(MAX_REPEATS, -(-HELD_OUT_PREDICTIONS // len(y)))
     predicted: dict[tuple[str, float], np.ndarray] = {}
@@ -204,7 +243,7 @@ def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], facto
         P = model.probabilities(syn.X) if len(syn.X) else np.zeros((0, len(support.labels)))
         rows_in = set(train.tolist())
         for name in names:
-            candidate = build(name, model, syn, P, rows_in, precision, floor)
+            candidate = build(name, model, syn, P, rows_in, precision, floor, prior)
             if candidate is None:
                 continue
             sizes.setdefault(name, []).append(len(candidate.rows))
@@ -273,10 +312,22 @@ class SupportChoice(SpecStage):
         for r in records:
             if r.label is not None and r.label not in index:
                 r.decide(self.name, DROP, None, f"label {r.label!r} is not in the support set")
+        support_texts = {r.text(): i for i, r in enumerate(support.records)}
+        # the model's labels on the support's own texts (the `posterior` candidate's calibration): pool records
+        # whose text is a support text (then dropped: they are the support), or the `calibration` file
+        on_support = [r for r in judged if origin_of(r) == "pool" and r.text(self.field) in support_texts]
+        for r in on_support:
+            r.decide(self.name, DROP, None, "a support text: its model label calibrates the posterior candidate")
+        taken = {id(r) for r in on_support}
+        judged = [r for r in judged if id(r) not in taken]
+        said = np.full(len(support.records), -1, dtype=int)
+        for r in (load_dataset(s.calibration) if s.calibration is not None else on_support):
+            row = support_texts.get(r.text(None if s.calibration is not None else self.field))
+            if row is not None and r.label in index:
+                said[row] = index[r.label]
         embed = self.context.get_embedder().encode
         X = np.asarray(embed([r.text(self.field) for r in judged], progress=self.context.progress)) if judged else \
             np.zeros((0, support.X.shape[1]))
-        support_texts = {r.text(): i for i, r in enumerate(support.records)}
         support_ids = {r.id: i for i, r in enumerate(support.records)}
         shown = np.zeros((len(judged), len(support.records)), dtype=bool)
         for row, r in enumerate(judged):
@@ -285,14 +336,16 @@ class SupportChoice(SpecStage):
             X=X, y=np.array([index[r.label] for r in judged], dtype=int), w=np.array([r.weight for r in judged], dtype=float),
             origin=np.array([origin_of(r) for r in judged]),
             source=np.array([support_texts.get(str(r.meta.get("source_text", "")), -1) for r in judged], dtype=int),
-            shown=shown,
+            shown=shown, said=said if (said >= 0).any() else None,
         )
         shares = dict(self.context.label_shares) if s.shares == "task" else None
         result = choose(support, syn, s.candidates, s.factors, folds=s.folds, repeats=s.repeats, c=s.c, precision=s.precision,
-                        floor=s.floor, seed=s.seed, shares=shares, rule=s.rule)
+                        floor=s.floor, seed=s.seed, shares=shares, rule=s.rule, smoothing=s.smoothing)
+        result["calibration_matched"] = int((said >= 0).sum())
         model = support_model_from_matrix(support, s.folds, s.c, s.seed)
         P = model.probabilities(X) if len(X) else np.zeros((0, len(support.labels)))
-        chosen = build(result["chosen"], model, syn, P, set(range(len(support.y))), s.precision, s.floor)
+        chosen = build(result["chosen"], model, syn, P, set(range(len(support.y))), s.precision, s.floor,
+                       Prior(support.y, shares or {}, s.smoothing))
         assert chosen is not None
         table = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result["scores"].items(), key=lambda kv: -kv[1]))
         margin = ""

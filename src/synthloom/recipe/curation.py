@@ -414,7 +414,7 @@ class AugmentCheckSpec(_SupportSpec):
     )
 
 
-CHOICE_CANDIDATES = ("none", "plain", "filter", "weight", "augment", "pool", "self")
+CHOICE_CANDIDATES = ("none", "plain", "filter", "weight", "augment", "pool", "self", "posterior")
 
 
 class SupportChoiceSpec(_SupportSpec):
@@ -425,7 +425,9 @@ class SupportChoiceSpec(_SupportSpec):
     `weight` (weighted by it as support_weight does), `augment` (rewrites of the
     support, from the `augment` mode), `pool` (a model-labelled real pool, the
     records the support model agrees with), `self` (the same pool, every record
-    labelled by the support model alone: self-training, no model labels). Each is
+    labelled by the support model alone: self-training, no model labels),
+    `posterior` (the same pool labelled as support_posterior labels it; needs the
+    model's labels on the support texts: in the records or a `calibration` file). Each is
     tried at every factor (synthetic weight relative to a real record's 1). The
     classifier of each fold chooses its C by the trainers' cross-validation rule on
     that fold's training part; `c` fixes it.
@@ -438,7 +440,7 @@ class SupportChoiceSpec(_SupportSpec):
     (`rule: one_se`; `best`: the best score wins)."""
 
     stage: Literal["support_choice"] = "support_choice"
-    candidates: list[Literal["none", "plain", "filter", "weight", "augment", "pool", "self"]] = Field(
+    candidates: list[Literal["none", "plain", "filter", "weight", "augment", "pool", "self", "posterior"]] = Field(
         default_factory=lambda: list(CHOICE_CANDIDATES), min_length=1,
         description="what may be chosen; candidates with no records (no augmentations, no pool) are skipped",
     )
@@ -458,6 +460,11 @@ class SupportChoiceSpec(_SupportSpec):
         "one_se", description="`one_se`: the best candidate replaces `none` only when its held-out gain over it exceeds "
         "one standard error of that gain across the held-out folds; `best`: the best held-out score wins",
     )
+    calibration: DatasetSpec | None = Field(
+        None, description="the `posterior` candidate: the model's labels on the support texts (see support_posterior); "
+        "default: the pool records whose text is a support text",
+    )
+    smoothing: float = Field(1.0, ge=0, description="the `posterior` candidate's pseudo-count (see support_posterior)")
 
     @field_validator("factors")
     @classmethod
