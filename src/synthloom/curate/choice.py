@@ -46,7 +46,8 @@ Records say where they came from in `meta["origin"]`: `augment` (the
 `augmentation:` mode, with `meta["source_text"]`), `pool` (annotation of
 unlabelled real inputs: the `pool` candidate keeps the records whose model
 label the support model agrees with, `self` keeps every one with the support
-model's label), otherwise generated.
+model's label, `posterior` every one with the label and weight
+support_posterior would give it), otherwise generated.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from ..recipe import SupportChoiceSpec
 from ..train.selection import C_GRID
 from ..records import Record, load_dataset
 from .auxiliary import LabelledMatrix
+from .real_data import posterior as judges_posterior
 from .base import DROP, KEEP, RELABEL, REWEIGHT, SpecStage, mark_unlabelled, stage_for
 from .support import SupportModel, _folds, load_support, support_model_from_matrix
 from .weights import confidence_weights
@@ -119,8 +121,6 @@ class Prior:
     def posterior(self, syn: Synthetic, rows: np.ndarray, P: np.ndarray, support_rows: set[int], labels: list[str]) -> np.ndarray | None:
         """p(label | text, the model's label) for `rows`, from the model's labels on the support rows in `support_rows` only
         (a held-out support row's label never informs the confusion matrix its own fold is scored with)."""
-        from .real_data import posterior
-
         if syn.said is None:
             return None
         inside = np.array(sorted(support_rows), dtype=int)
@@ -131,7 +131,7 @@ class Prior:
         counts = np.zeros((n, n))
         np.add.at(counts, (self.y[inside], syn.said[inside]), 1)
         ratio = share_ratio(self.y[np.array(sorted(support_rows), dtype=int)], labels, self.shares)
-        return posterior(P[rows], syn.y[rows], counts, self.smoothing, ratio)
+        return judges_posterior(P[rows], syn.y[rows], counts, self.smoothing, ratio)
 
 
 def build(name: str, model: SupportModel, syn: Synthetic, P: np.ndarray, support_rows: set[int],
