@@ -112,6 +112,7 @@ def test_held_out_records_are_weighted_to_the_stated_class_shares():
     assert np.allclose(held_out_weights(y, ["ham", "spam"], {}), 1.0)  # none stated: equal shares
     assert np.allclose(held_out_weights(np.array([0, 0, 0, 1]), ["a", "b"], {}), [2 / 3] * 3 + [2])
     assert np.allclose(held_out_weights(y, ["ham", "spam"], {"ham": 1}), [2.0] * 10 + [0.0] * 10)  # a label left out: 0
+    assert np.allclose(held_out_weights(np.array([0, 0, 0, 1]), ["a", "b"], None), 1.0)  # as they fall in the support
 
 
 def _overlapping_classes(n: int = 20):

@@ -62,6 +62,7 @@ from ..train.selection import C_GRID
 from ..records import Record, load_dataset
 from .auxiliary import LabelledMatrix
 from .real_data import posterior as judges_posterior
+from .real_data import share_ratio
 from .base import DROP, KEEP, RELABEL, REWEIGHT, SpecStage, mark_unlabelled, stage_for
 from .support import SupportModel, _folds, load_support, support_model_from_matrix
 from .weights import confidence_weights
@@ -115,7 +116,7 @@ class Prior:
     """What the `posterior` candidate needs beyond the support model: the support's labels, the shares, a pseudo-count."""
 
     y: np.ndarray  # the support rows' labels
-    shares: dict[str, float]
+    shares: dict[str, float] | None
     smoothing: float = 1.0
 
     def posterior(self, syn: Synthetic, rows: np.ndarray, P: np.ndarray, support_rows: set[int], labels: list[str]) -> np.ndarray | None:
@@ -193,37 +194,24 @@ def choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factor
            fit: Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], Any] = _classifier) -> dict[str, Any]:
     """Held-out support macro-F1 of every (candidate, factor); the winner and the table.
 
-    `shares`: label -> the share the classifier will meet (none: equal), what held-out records are weighted
-    toward; `rule`: `one_se` (the best replaces `none` only past one standard error of its gain) or `best`."""
+    `shares`: label -> the share the classifier will meet, what held-out records are weighted toward (`{}`:
+    equal shares; None: as they fall in the support); `rule`: `one_se` (the best replaces `none` only past one standard error of its gain) or `best`."""
     from threadpoolctl import threadpool_limits
 
     if rule not in ("one_se", "best"):
         raise ValueError(f"rule must be one_se or best, not {rule!r}")
     with threadpool_limits(limits=1, user_api="blas"):
-        return _choose(support, syn, names, factors, folds, repeats, c, precision, floor, seed, fit, shares or {}, rule, smoothing)
+        return _choose(support, syn, names, factors, folds, repeats, c, precision, floor, seed, fit, shares, rule, smoothing)
 
 
-def share_ratio(y: np.ndarray, labels: Sequence[str], shares: dict[str, float]) -> np.ndarray:
-    """Per label: its stated share over its share of these support rows (0 where it has none).
-
-    No stated shares: every label equal. Labels the shares leave out count 0 (the task says they do not occur)."""
-    counts = np.bincount(y, minlength=len(labels)).astype(float)
-    target = np.array([float(shares.get(label, 0.0)) for label in labels]) if shares else np.ones(len(labels))
-    if target.sum() <= 0:
-        raise ValueError("label shares must not all be 0")
-    target = target / target.sum()
-    observed = counts / counts.sum()
-    return np.divide(target, observed, out=np.zeros(len(labels)), where=observed > 0)
-
-
-def held_out_weights(y: np.ndarray, labels: Sequence[str], shares: dict[str, float]) -> np.ndarray:
+def held_out_weights(y: np.ndarray, labels: Sequence[str], shares: dict[str, float] | None) -> np.ndarray:
     """Each support record's weight in a held-out score: its label's stated share over its share of the support."""
     return share_ratio(y, labels, shares)[y]
 
 
 def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factors: Sequence[float], folds: int,
             repeats: int | None, c: float | None, precision: float, floor: float, seed: int, fit: Callable[..., Any],
-            shares: dict[str, float], rule: str, smoothing: float) -> dict[str, Any]:
+            shares: dict[str, float] | None, rule: str, smoothing: float) -> dict[str, Any]:
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
 
@@ -345,7 +333,7 @@ class SupportChoice(SpecStage):
         model = support_model_from_matrix(support, s.folds, s.c, s.seed)
         P = model.probabilities(X) if len(X) else np.zeros((0, len(support.labels)))
         chosen = build(result["chosen"], model, syn, P, set(range(len(support.y))), s.precision, s.floor,
-                       Prior(support.y, shares or {}, s.smoothing))
+                       Prior(support.y, shares, s.smoothing))
         assert chosen is not None
         table = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result["scores"].items(), key=lambda kv: -kv[1]))
         margin = ""

@@ -39,7 +39,7 @@ from .base import DROP, KEEP, REWEIGHT, SpecStage, mark_unlabelled, stage_for
 from .relabel import relabel
 from .support import _SupportStage
 
-__all__ = ["AugmentCheck", "SupportAgree", "SupportPosterior", "confusion_counts", "posterior"]
+__all__ = ["AugmentCheck", "SupportAgree", "SupportPosterior", "confusion_counts", "posterior", "share_ratio"]
 
 
 @stage_for(SupportAgreeSpec)
@@ -80,6 +80,22 @@ def confusion_counts(support: Sequence[Record], calibration: Sequence[Record], l
     return counts, matched
 
 
+def share_ratio(y: np.ndarray, labels: Sequence[str], shares: dict[str, float] | None) -> np.ndarray:
+    """Per label: its stated share over its share of these support rows (0 where it has none).
+
+    `{}` (none stated): every label equal; `None`: as they fall in the support (every ratio 1). Labels the
+    shares leave out count 0 (the task says they do not occur)."""
+    if shares is None:
+        return np.ones(len(labels))
+    counts = np.bincount(y, minlength=len(labels)).astype(float)
+    target = np.array([float(shares.get(label, 0.0)) for label in labels]) if shares else np.ones(len(labels))
+    if target.sum() <= 0:
+        raise ValueError("label shares must not all be 0")
+    target = target / target.sum()
+    observed = counts / counts.sum()
+    return np.divide(target, observed, out=np.zeros(len(labels)), where=observed > 0)
+
+
 def posterior(P: np.ndarray, said: np.ndarray, counts: np.ndarray, smoothing: float, prior_ratio: np.ndarray) -> np.ndarray:
     """p(c | text, said): the support model's P, shifted to the stated shares, times M[c, said] (rows of counts + smoothing)."""
     M = counts + smoothing
@@ -115,16 +131,13 @@ class SupportPosterior(_SupportStage):
                           "the support set itself is the real labelled data")
         judged = [r for r, inside in zip(judged, is_support) if not inside]
         X = X[~is_support] if len(is_support) else X
-        observed = np.bincount(support.data.y, minlength=len(labels)) / len(support.data.y)
-        shares = self.context.label_shares if s.shares == "task" and self.context.label_shares else None
-        target = np.array([float(shares.get(label, 0.0)) for label in labels]) if shares else np.ones(len(labels))
-        target = target / target.sum()
-        ratio = np.divide(target, observed, out=np.zeros(len(labels)), where=observed > 0)
+        shares = dict(self.context.label_shares) if s.shares == "task" else None
+        ratio = share_ratio(support.data.y, labels, shares)
         said = np.array([support.index[r.label] for r in judged], dtype=int)
         post = posterior(support.probabilities(X), said, counts, s.smoothing, ratio) if judged else np.zeros((0, len(labels)))
         right = np.diag(counts).sum() / max(counts.sum(), 1)
         about = (f"the model's labels were right on {right:.0%} of {matched} support texts; "
-                 f"{'stated shares' if shares else 'equal shares' if s.shares == 'task' else 'support shares'}")
+                 f"{'stated shares' if shares else 'equal shares' if shares is not None else 'support shares'}")
         changed = 0
         for record, p, l in zip(judged, post, said):
             best = int(p.argmax())
