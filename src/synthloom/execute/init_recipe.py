@@ -259,7 +259,9 @@ demonstrations:
 # augmentation:
 #   per_example: 2
 # Or label an unlabelled real pool (a file with a {name} column) and keep what the support model
-# agrees with (curation: support_agree; `synthloom review RUN --rejected` shows the rest):
+# agrees with (curation: support_agree; `synthloom review RUN --rejected` shows the rest), or add
+# the support's texts to the pool and let support_posterior weigh the model by how often it is
+# right on them (see examples/sms_annotate_posterior.yaml):
 # annotation:
 #   input: {{path: unlabelled.csv, label_field: null}}
 #   samples: 1
