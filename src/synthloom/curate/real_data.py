@@ -19,8 +19,8 @@ check against the support set:
   135M model called 35-61% of ham spam, and the support model agreed on
   11-33 of them a seed); a posterior weighs the model's word by how often
   it is right. The model's confusion matrix M[true, said] is counted (with
-  a pseudo-count) on a calibration run: the model labelling the support
-  set's own texts. Then p(c | text, said) ~ p_support(c | text) x (stated
+  a pseudo-count) on the model's labels for the support set's own texts
+  (annotated in the same run, or a calibration file). Then p(c | text, said) ~ p_support(c | text) x (stated
   share of c / its support share) x M[c, said] (Dawid and Skene's
   combination of annotators with a known confusion matrix, and Saerens et
   al.'s prior correction for a balanced support): the argmax is the label
@@ -142,9 +142,10 @@ class SupportPosterior(_SupportStage):
         for record, p, l in zip(judged, post, said):
             best = int(p.argmax())
             weight = float(p[best])
-            why = (f"posterior {labels[best]} {weight:.2f} (the model said {labels[l]}: it says that for "
-                   f"{', '.join(f'{labels[c]} {counts[c, l]:.0f}/{counts[c].sum():.0f}' for c in range(len(labels)) if counts[c, l])}"
-                   f" support texts); {about}")
+            said_for = ", ".join(f"{labels[c]} {counts[c, l]:.0f}/{counts[c].sum():.0f}" for c in range(len(labels)) if counts[c, l])
+            why = (f"posterior {labels[best]} {weight:.2f} (the model said {labels[l]}: "
+                   + (f"it says that for {said_for} support texts" if said_for else "it never said that on the support texts")
+                   + f"); {about}")
             if weight < s.min_posterior:
                 record.decide(self.name, DROP, weight, why)
                 continue
