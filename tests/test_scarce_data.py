@@ -450,6 +450,21 @@ def test_the_choice_in_a_run_scores_held_out_records_under_the_tasks_label_weigh
     assert notes["held_out_shares"] == {"weather": 0.75, "cooking": 0.25}
 
 
+@pytest.mark.parametrize("chosen, verdict", [("pool", "more than one standard error, so it was kept."),
+                                              ("none", "not more than one standard error, so the support set alone was kept.")])
+def test_the_card_says_whether_the_best_candidate_cleared_one_standard_error(chosen, verdict):
+    from synthloom.report import render_card
+
+    notes = {"chosen": chosen, "factor": 1.0, "folds": 5, "repeats": 5, "scores": {"none x1": 0.95, "pool x1": 0.98},
+             "best_scored": "pool x1", "gain_over_none": 0.03, "gain_standard_error": 0.015 if chosen == "pool" else 0.04,
+             "held_out_shares": {"ham": 0.75, "spam": 0.25}}
+    funnel = [{"stage": "support_choice", "seen": 10, "kept": 5, "dropped": 5, "relabelled": 0, "reweighted": 0, "notes": notes}]
+    card = render_card({"recipe": {"name": "choice"}, "curation": {"funnel": funnel}}, {}, [])
+    assert f"support_choice chose **{chosen}** x1" in card
+    assert f"pool x1 scored best, +0.030 over none with a standard error of {notes['gain_standard_error']:.3f}: {verdict}" in card
+    assert "Held-out records weighted to the class shares ham 75%, spam 25%" in card
+
+
 def test_bad_augmentation_settings_are_named(tmp_path):
     with pytest.raises(Exception, match="augmentation.*demonstrations"):
         recipe_from_dict({"name": "a", "task": task(), "augmentation": {}}, base_dir=tmp_path)
