@@ -66,7 +66,8 @@ pool.
 
 Per-seed macro-F1, means with 95% t-intervals and the paired difference to
 support alone (evaluate/seeds.py) go to
-benchmarks/results/seeds/headline_<dataset>[_<k>shot].json.
+benchmarks/results/seeds/headline_<dataset>[_<k>shot].json (seeds other than 0-4:
+headline_<dataset>[_<k>shot]_seeds<first>-<last>.json).
 
     SYNTHLOOM_DATA=/path/to/shared/data nice -n 10 python benchmarks/headline.py [--seeds 0 1 2 3 4] [--per-class 10]
     ... --phase generate      only make (or fetch from cache) the model-made records (then augment, pool, calibrate)
