@@ -61,8 +61,8 @@ from ..recipe import SupportChoiceSpec
 from ..train.selection import C_GRID
 from ..records import Record, load_dataset
 from .auxiliary import LabelledMatrix
+from .real_data import confusion, model_labels_on_support, share_ratio
 from .real_data import posterior as judges_posterior
-from .real_data import share_ratio
 from .base import DROP, KEEP, RELABEL, REWEIGHT, SpecStage, mark_unlabelled, stage_for
 from .support import SupportModel, _folds, load_support, support_model_from_matrix
 from .weights import confidence_weights
@@ -125,13 +125,10 @@ class Prior:
         if syn.said is None:
             return None
         inside = np.array(sorted(support_rows), dtype=int)
-        inside = inside[syn.said[inside] >= 0]
-        if not len(inside):
+        if not (syn.said[inside] >= 0).any():
             return None
-        n = len(labels)
-        counts = np.zeros((n, n))
-        np.add.at(counts, (self.y[inside], syn.said[inside]), 1)
-        ratio = share_ratio(self.y[np.array(sorted(support_rows), dtype=int)], labels, self.shares)
+        counts = confusion(self.y[inside], syn.said[inside], len(labels))
+        ratio = share_ratio(self.y[inside], labels, self.shares)
         return judges_posterior(P[rows], syn.y[rows], counts, self.smoothing, ratio)
 
 
@@ -308,11 +305,8 @@ class SupportChoice(SpecStage):
             r.decide(self.name, DROP, None, "a support text: its model label calibrates the posterior candidate")
         taken = {id(r) for r in on_support}
         judged = [r for r in judged if id(r) not in taken]
-        said = np.full(len(support.records), -1, dtype=int)
-        for r in (load_dataset(s.calibration) if s.calibration is not None else on_support):
-            row = support_texts.get(r.text(None if s.calibration is not None else self.field))
-            if row is not None and r.label in index:
-                said[row] = index[r.label]
+        said = (model_labels_on_support(support.records, load_dataset(s.calibration), support.labels) if s.calibration is not None
+                else model_labels_on_support(support.records, on_support, support.labels, self.field))
         embed = self.context.get_embedder().encode
         X = np.asarray(embed([r.text(self.field) for r in judged], progress=self.context.progress)) if judged else \
             np.zeros((0, support.X.shape[1]))

@@ -39,7 +39,7 @@ from .base import DROP, KEEP, REWEIGHT, SpecStage, mark_unlabelled, stage_for
 from .relabel import relabel
 from .support import _SupportStage
 
-__all__ = ["AugmentCheck", "SupportAgree", "SupportPosterior", "confusion_counts", "posterior", "share_ratio"]
+__all__ = ["AugmentCheck", "SupportAgree", "SupportPosterior", "confusion", "model_labels_on_support", "posterior", "share_ratio"]
 
 
 @stage_for(SupportAgreeSpec)
@@ -64,20 +64,20 @@ class SupportAgree(_SupportStage):
         return records
 
 
-def confusion_counts(support: Sequence[Record], calibration: Sequence[Record], labels: Sequence[str],
-                     field: str | None = None) -> tuple[np.ndarray, int]:
-    """counts[true, said] of the model's labels on the support's own texts, and how many texts matched."""
+def model_labels_on_support(support: Sequence[Record], calibration: Sequence[Record], labels: Sequence[str],
+                            field: str | None = None) -> np.ndarray:
+    """Per support record: the index of the label the model gave its text in `calibration` (-1: none given)."""
     index = {label: i for i, label in enumerate(labels)}
-    truth = {r.text(field): index[r.label] for r in support if r.label in index}
-    counts = np.zeros((len(labels), len(labels)))
-    matched = 0
-    for record in calibration:
-        true = truth.get(record.text(field))
-        if true is None or record.label not in index:
-            continue
-        counts[true, index[record.label]] += 1
-        matched += 1
-    return counts, matched
+    said_for = {r.text(field): index[r.label] for r in calibration if r.label in index}
+    return np.array([said_for.get(r.text(), -1) for r in support], dtype=int)
+
+
+def confusion(y: np.ndarray, said: np.ndarray, n: int) -> np.ndarray:
+    """counts[true, said] over the support rows whose model label is known (said >= 0)."""
+    known = said >= 0
+    counts = np.zeros((n, n))
+    np.add.at(counts, (y[known], said[known]), 1)
+    return counts
 
 
 def share_ratio(y: np.ndarray, labels: Sequence[str], shares: dict[str, float] | None) -> np.ndarray:
@@ -118,11 +118,12 @@ class SupportPosterior(_SupportStage):
         is_support = np.array([r.text(self.field) in support_texts for r in judged], dtype=bool)
         own = [r for r, inside in zip(judged, is_support) if inside]
         if s.calibration is not None:
-            counts, matched = confusion_counts(support.data.records, load_dataset(s.calibration), labels, None)
+            said_on_support = model_labels_on_support(support.data.records, load_dataset(s.calibration), labels)
             where = f"the calibration file {s.calibration.path}"
         else:  # the support texts annotated in this run: counted, then dropped (they are the support)
-            counts, matched = confusion_counts(support.data.records, own, labels, self.field)
+            said_on_support = model_labels_on_support(support.data.records, own, labels, self.field)
             where = "the records handed to it (annotate the support texts too, or give `calibration:`)"
+        counts, matched = confusion(support.data.y, said_on_support, len(labels)), int((said_on_support >= 0).sum())
         if matched == 0:
             raise ValueError(f"support_posterior: none of the {len(support.data.records)} support texts is in "
                              f"{where}: it needs the model's labels on the support set")
