@@ -162,8 +162,8 @@ def test_the_commented_choices_validate_when_turned_on(tmp_path):
     out.write_text("\n".join(on) + "\n")
     recipe = load_recipe(out)
     # the training part's class mix, as counts of its rows
-    train = [r for r in load_dataset(next(s for s in recipe.evaluation if s.stage == "downstream").test.model_copy(
-        update={"split": recipe.evaluation[-1].test.split.model_copy(update={"part": "train"})}))]
+    test = next(s for s in recipe.evaluation if s.stage == "downstream").test
+    train = load_dataset(test.model_copy(update={"split": test.split.model_copy(update={"part": "train"})}))
     assert recipe.task.label_weights == {label: sum(r.label == label for r in train) for label in ("cooking", "weather")}
     stages = [s.stage for s in recipe.curation]
     assert stages[-2:] == ["augment_check", "support_choice"] and recipe.augmentation.per_example == 2
