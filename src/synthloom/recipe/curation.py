@@ -415,6 +415,8 @@ class AugmentCheckSpec(_SupportSpec):
 
 
 CHOICE_CANDIDATES = ("none", "plain", "filter", "weight", "augment", "pool", "self", "posterior")
+CHOICE_POOL_TREATMENTS = ("pool", "self", "posterior")
+CHOICE_GENERATED_TREATMENTS = ("plain", "filter", "weight", "augment")
 
 
 class SupportChoiceSpec(_SupportSpec):
@@ -440,9 +442,15 @@ class SupportChoiceSpec(_SupportSpec):
     (`rule: one_se`; `best`: the best score wins)."""
 
     stage: Literal["support_choice"] = "support_choice"
-    candidates: list[Literal["none", "plain", "filter", "weight", "augment", "pool", "self", "posterior"]] = Field(
+    candidates: list[str] = Field(
         default_factory=lambda: list(CHOICE_CANDIDATES), min_length=1,
-        description="what may be chosen; candidates with no records (no augmentations, no pool) are skipped",
+        description="what may be chosen; candidates with no records (no augmentations, no pool) are skipped; "
+        "`pool|self|posterior` + `plain|filter|weight|augment` (e.g. `posterior+filter`): both together",
+    )
+    reference: str = Field(
+        "none", description="what the best candidate must beat by one standard error (`rule: one_se`): `none` (the "
+        "support alone), a candidate, or `auto`: `posterior` when the pool and the model's labels on the support are "
+        "there, else `none`",
     )
     factors: list[float] = Field(
         default_factory=lambda: [0.3, 1.0], min_length=1, description="synthetic weights relative to real, tried for each candidate"
@@ -472,6 +480,26 @@ class SupportChoiceSpec(_SupportSpec):
         if any(w <= 0 for w in value):
             raise ValueError("factors must be above 0 (the `none` candidate is the support alone)")
         return sorted(set(value))
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name in CHOICE_CANDIDATES:
+                continue
+            pool, _, generated = name.partition("+")
+            if pool not in CHOICE_POOL_TREATMENTS or generated not in CHOICE_GENERATED_TREATMENTS:
+                raise ValueError(f"unknown candidate {name!r}: one of {', '.join(CHOICE_CANDIDATES)}, or a pool treatment "
+                                 f"({', '.join(CHOICE_POOL_TREATMENTS)}) + a treatment of generated records "
+                                 f"({', '.join(CHOICE_GENERATED_TREATMENTS)}), e.g. posterior+filter")
+        return value
+
+    @field_validator("reference")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        if value != "auto" and value not in CHOICE_CANDIDATES:
+            raise ValueError(f"reference must be auto or one of {', '.join(CHOICE_CANDIDATES)}, not {value!r}")
+        return value
 
 
 SUPPORT_STAGES = ("support_filter", "support_weight", "support_mix", "support_agree", "support_posterior", "augment_check",

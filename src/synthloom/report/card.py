@@ -290,12 +290,14 @@ def render_card(manifest: dict[str, Any], metrics: dict[str, Any], curated: Sequ
                 scores = ", ".join(f"{k} {v:.3f}" for k, v in sorted(notes.get("scores", {}).items(), key=lambda kv: -kv[1]))
                 out.append(f"\n{f['stage']} chose **{notes['chosen']}** x{notes.get('factor', 1):g} by {notes.get('folds')}-fold "
                            f"cross-validation on the support set ({notes.get('repeats', 1)} draw(s)); held-out macro-F1: {scores}")
-                if notes.get("gain_over_none") is not None:
-                    kept = notes["chosen"] != "none"
-                    out.append(f"{notes['best_scored']} scored best, {notes['gain_over_none']:+.3f} over none with a standard "
-                               f"error of {notes['gain_standard_error']:.3f}: "
+                if notes.get("gain_over_reference") is not None:
+                    reference = notes["reference"]
+                    kept = notes["best_scored"] == f"{notes['chosen']} x{notes.get('factor', 1):g}"
+                    alone = "the support set alone" if reference.startswith("none ") else reference
+                    out.append(f"{notes['best_scored']} scored best, {notes['gain_over_reference']:+.3f} over {reference} with a "
+                               f"standard error of {notes['gain_standard_error']:.3f}: "
                                + ("more than one standard error, so it was kept." if kept else
-                                  "not more than one standard error, so the support set alone was kept."))
+                                  f"not more than one standard error, so {alone} was kept."))
                 shares = notes.get("held_out_shares")
                 if shares:
                     out.append("Held-out records weighted to the class shares " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
