@@ -102,12 +102,12 @@ dev run below): three variants of the choice, and one fixed combination,
   +posterior+anchored  support + the posterior-labelled pool + the records after filter,
                        weight and mix (no choice)
   +auto-s27            the stop-27 choice: the eight single candidates, the support alone
-                       the reference of the one-standard-error rule
+                       the baseline of the one-standard-error rule
   +auto-combined       the same, plus two combined candidates, posterior+filter and
                        posterior+weight (the pool's posterior labels and the generated
                        records relabelled, or weighted, by the support model, together)
-  +auto-posterior-ref  the same as +auto-combined, with the posterior as the reference
-                       (`reference: auto`): a candidate replaces the posterior only when
+  +auto-posterior-ref  the same as +auto-combined, with the posterior as the baseline
+                       (`baseline: auto`): a candidate replaces the posterior only when
                        its held-out gain over it exceeds one standard error
 are first compared on a DEV split (`--on dev`: per seed, 1,000 training
 records outside the support and the pool; never the test split) on the
@@ -372,11 +372,11 @@ def arms_for(key: str, seed: int, per_class: int, train: list[Record], test: lis
     variants: dict[str, Any] = {}
     for arm, spec in VARIANTS.items():
         if {k: spec.get(k, v) for k, v in DEFAULT_CHOICE.items()} == DEFAULT_CHOICE:
-            sets[arm], variants[arm] = sets["+auto"], {k: notes.get(k) for k in ("chosen", "factor", "best_scored", "reference")}
+            sets[arm], variants[arm] = sets["+auto"], {k: notes.get(k) for k in ("chosen", "factor", "best_scored", "baseline")}
             continue
         chosen, result = curated(copy(everything), {"stage": "support_choice", **calibrated, **spec})
         sets[arm] = support + chosen
-        variants[arm] = {k: (result.funnel[0].notes or {}).get(k) for k in ("chosen", "factor", "best_scored", "reference")}
+        variants[arm] = {k: (result.funnel[0].notes or {}).get(k) for k in ("chosen", "factor", "best_scored", "baseline")}
     if WITH_PREVIOUS:
         chosen, result = curated(copy(synthetic) + copy(rewrites) + copy(pooled), PREVIOUS_CHOICE)
         sets["+auto-previous"] = support + chosen
@@ -394,14 +394,14 @@ PREVIOUS_CHOICE = {"stage": "support_choice", "shares": "support", "rule": "best
 WITH_PREVIOUS = False  # --with-previous: also score PREVIOUS_CHOICE (the README's seeds 0-9 have it)
 
 # The choice's variants compared on the dev split before seeds 10-14 (see the docstring): the stop-27 rule
-# (the eight single candidates, `none` the reference), the same with the two combinations, and that with the
-# posterior as the reference. The stage's default is one of them; its arm is then +auto itself.
+# (the eight single candidates, `none` the baseline), the same with the two combinations, and that with the
+# posterior as the baseline. The stage's default is one of them; its arm is then +auto itself.
 SINGLE_CANDIDATES = ["none", "plain", "filter", "weight", "augment", "pool", "self", "posterior"]
 COMBINATIONS = ["posterior+filter", "posterior+weight"]
 VARIANTS: dict[str, dict[str, Any]] = {
-    "+auto-s27": {"candidates": SINGLE_CANDIDATES, "reference": "none"},
-    "+auto-combined": {"candidates": SINGLE_CANDIDATES + COMBINATIONS, "reference": "none"},
-    "+auto-posterior-ref": {"candidates": SINGLE_CANDIDATES + COMBINATIONS, "reference": "auto"},
+    "+auto-s27": {"candidates": SINGLE_CANDIDATES, "baseline": "none"},
+    "+auto-combined": {"candidates": SINGLE_CANDIDATES + COMBINATIONS, "baseline": "none"},
+    "+auto-posterior-ref": {"candidates": SINGLE_CANDIDATES + COMBINATIONS, "baseline": "auto"},
 }
 
 
@@ -409,7 +409,7 @@ def _default_choice() -> dict[str, Any]:
     from synthloom.recipe.curation import SupportChoiceSpec
 
     spec = SupportChoiceSpec()
-    return {"candidates": list(spec.candidates), "reference": spec.reference}
+    return {"candidates": list(spec.candidates), "baseline": spec.baseline}
 
 
 DEFAULT_CHOICE = _default_choice()
@@ -463,9 +463,9 @@ ARM_NAMES = {
     "+auto": "+ automatic choice",
     "+auto-previous": "+ automatic choice, previous rule",
     "+posterior+anchored": "+ posterior pool and filter, weight, mix",
-    "+auto-s27": "+ automatic choice, stop-27 rule (single candidates, the support alone the reference)",
+    "+auto-s27": "+ automatic choice, stop-27 rule (single candidates, the support alone the baseline)",
     "+auto-combined": "+ automatic choice with posterior+filter, posterior+weight",
-    "+auto-posterior-ref": "+ the same, the posterior the reference",
+    "+auto-posterior-ref": "+ the same, the posterior the baseline",
 }
 
 

@@ -50,7 +50,8 @@ def test_choice_prefers_correct_synthetic_data_to_mislabelled_data(tmp_path):
     right = result.funnel[0].notes
     assert right["scores"]["plain x1"] >= right["scores"]["none x1"] > notes["scores"]["plain x1"]
     # `none` (the support alone) stays unless the synthetic data gains more than one standard error over it
-    gained = right["gain_over_none"] is not None and right["gain_over_none"] > right["gain_standard_error"]
+    gained = right["gain_over_baseline"] is not None and right["gain_over_baseline"] > right["gain_standard_error"]
+    assert right["baseline"] == "none x1"
     assert right["chosen"] == ("plain" if gained else "none")
 
 
@@ -164,12 +165,65 @@ def test_a_gain_within_one_standard_error_keeps_the_support_alone():
     # one row fewer wrong in all, but a loss in one fold against gains in others: not past its standard error
     lucky = choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=1, fit=fit_with({0, 3}, {5}))
     assert lucky["best_scored"] == "plain x1" and lucky["scores"]["plain x1"] > lucky["scores"]["none x1"]
-    assert lucky["gain_over_none"] <= lucky["gain_standard_error"] and lucky["chosen"] == "none"
+    assert lucky["gain_over_baseline"] <= lucky["gain_standard_error"] and lucky["chosen"] == "none"
     assert choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=1, rule="best",
                   fit=fit_with({0, 3}, {5}))["chosen"] == "plain"
     # every odd row wrong without the records, none with them: a gain in every fold, kept
     steady = choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=1, fit=fit_with(set(range(1, 20, 2)), set()))
-    assert steady["gain_over_none"] > steady["gain_standard_error"] and steady["chosen"] == "plain"
+    assert steady["gain_over_baseline"] > steady["gain_standard_error"] and steady["chosen"] == "plain"
+
+
+def test_a_named_baseline_must_be_beaten_by_one_standard_error_and_falls_back_to_none_when_absent():
+    """`baseline: plain`: `none` scoring better by a lucky margin does not replace it; with no generated
+    records the plain candidate does not exist and `none` is the baseline again."""
+    y = np.array([0, 1] * 10)
+    support = LabelledMatrix([], np.arange(20, dtype=float)[:, None], y, ["a", "b"])
+    syn = Synthetic(X=np.full((4, 1), 100.0), y=np.array([0, 1, 0, 1]), w=np.ones(4), origin=np.array(["generated"] * 4),
+                    source=-np.ones(4, dtype=int))
+    fit = lambda Xt, yt, wt, c, seed: _Scripted(y, {5} if len(Xt) > 16 else {0, 3})  # noqa: E731
+    # `plain` one row fewer wrong, not past its standard error: against `plain` as the baseline, `none` loses outright
+    lucky = choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=1, fit=fit, baseline="plain")
+    assert lucky["baseline"] == "plain x1" and lucky["chosen"] == "plain" and lucky["gain_over_baseline"] is None
+    fit_none = lambda Xt, yt, wt, c, seed: _Scripted(y, {0, 3} if len(Xt) > 16 else {5})  # noqa: E731
+    kept = choose(support, syn, ["none", "plain"], [1.0], folds=5, repeats=1, fit=fit_none, baseline="plain")
+    assert kept["best_scored"] == "none x1" and kept["gain_over_baseline"] <= kept["gain_standard_error"]
+    assert kept["chosen"] == "plain"
+    pool_only = Synthetic(X=np.full((2, 1), 100.0), y=np.array([0, 1]), w=np.ones(2), origin=np.array(["pool"] * 2),
+                          source=-np.ones(2, dtype=int))
+    assert choose(support, pool_only, ["none", "plain"], [1.0], folds=5, repeats=1, fit=fit, baseline="auto")["baseline"] == "none x1"
+
+
+def test_a_combined_candidate_trains_on_both_parts():
+    """`posterior+filter`: the pool's records with their posterior labels and the generated records relabelled."""
+    from synthloom.curate.choice import Prior, build
+
+    class Model:
+        labels = ["a", "b"]
+
+        def threshold(self, precision):
+            return 0.5
+
+    syn = Synthetic(X=np.zeros((4, 1)), y=np.array([1, 1, 0, 0]), w=np.ones(4), origin=np.array(["pool", "pool", "generated", "generated"]),
+                    source=-np.ones(4, dtype=int), said=np.array([0, 1]))
+    P = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9], [0.7, 0.3]])
+    prior = Prior(np.array([0, 1]), {}, smoothing=1.0)
+    both = build("posterior+filter", Model(), syn, P, {0, 1}, 0.9, 0.1, prior)
+    alone = [build(n, Model(), syn, P, {0, 1}, 0.9, 0.1, prior) for n in ("posterior", "filter")]
+    assert both.rows.tolist() == [0, 1, 2, 3]
+    assert both.y.tolist() == alone[0].y.tolist() + alone[1].y.tolist() == [0, 1, 1, 0]  # row 2 relabelled by the filter
+    assert np.allclose(both.w, np.concatenate([alone[0].w, alone[1].w]))
+    # no calibration: no posterior, so no combination either
+    assert build("posterior+filter", Model(), Synthetic(**{**syn.__dict__, "said": None}), P, {0, 1}, 0.9, 0.1, prior) is None
+
+
+def test_unknown_candidates_and_baselines_are_named():
+    SupportChoiceSpec(candidates=["none", "posterior+weight", "self+augment"], baseline="auto")
+    with pytest.raises(Exception, match="unknown candidate 'posterior\\+pool'"):
+        SupportChoiceSpec(candidates=["posterior+pool"])
+    with pytest.raises(Exception, match="unknown candidate 'synthetic'"):
+        SupportChoiceSpec(candidates=["synthetic"])
+    with pytest.raises(Exception, match="baseline must be auto or one of"):
+        SupportChoiceSpec(baseline="best")
 
 
 def test_choice_self_candidate_labels_the_whole_pool_with_the_support_model(tmp_path):
@@ -456,12 +510,13 @@ def test_the_card_says_whether_the_best_candidate_cleared_one_standard_error(cho
     from synthloom.report import render_card
 
     notes = {"chosen": chosen, "factor": 1.0, "folds": 5, "repeats": 5, "scores": {"none x1": 0.95, "pool x1": 0.98},
-             "best_scored": "pool x1", "gain_over_none": 0.03, "gain_standard_error": 0.015 if chosen == "pool" else 0.04,
+             "best_scored": "pool x1", "baseline": "none x1", "gain_over_baseline": 0.03,
+             "gain_standard_error": 0.015 if chosen == "pool" else 0.04,
              "held_out_shares": {"ham": 0.75, "spam": 0.25}}
     funnel = [{"stage": "support_choice", "seen": 10, "kept": 5, "dropped": 5, "relabelled": 0, "reweighted": 0, "notes": notes}]
     card = render_card({"recipe": {"name": "choice"}, "curation": {"funnel": funnel}}, {}, [])
     assert f"support_choice chose **{chosen}** x1" in card
-    assert f"pool x1 scored best, +0.030 over none with a standard error of {notes['gain_standard_error']:.3f}: {verdict}" in card
+    assert f"pool x1 scored best, +0.030 over none x1 with a standard error of {notes['gain_standard_error']:.3f}: {verdict}" in card
     assert "Held-out records weighted to the class shares ham 75%, spam 25%" in card
 
 

@@ -193,20 +193,20 @@ def _classifier(X: np.ndarray, y: np.ndarray, w: np.ndarray, c: float | None, se
 def choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factors: Sequence[float], *,
            folds: int = 5, repeats: int | None = None, c: float | None = None, precision: float = 0.9,
            floor: float = 0.1, seed: int = 0, shares: dict[str, float] | None = None, rule: str = "one_se",
-           smoothing: float = 1.0, reference: str = "none",
+           smoothing: float = 1.0, baseline: str = "none",
            fit: Callable[[np.ndarray, np.ndarray, np.ndarray, float, int], Any] = _classifier) -> dict[str, Any]:
     """Held-out support macro-F1 of every (candidate, factor); the winner and the table.
 
     `shares`: label -> the share the classifier will meet, what held-out records are weighted toward (`{}`:
-    equal shares; None: as they fall in the support); `rule`: `one_se` (the best replaces the reference only past one
-    standard error of its gain over it) or `best`; `reference`: `none`, a candidate's name, or `auto` (see _reference)."""
+    equal shares; None: as they fall in the support); `rule`: `one_se` (the best replaces the baseline only past one
+    standard error of its gain over it) or `best`; `baseline`: `none`, a candidate's name, or `auto` (see _baseline)."""
     from threadpoolctl import threadpool_limits
 
     if rule not in ("one_se", "best"):
         raise ValueError(f"rule must be one_se or best, not {rule!r}")
     with threadpool_limits(limits=1, user_api="blas"):
         return _choose(support, syn, names, factors, folds, repeats, c, precision, floor, seed, fit, shares, rule, smoothing,
-                       reference)
+                       baseline)
 
 
 def held_out_weights(y: np.ndarray, labels: Sequence[str], shares: dict[str, float] | None) -> np.ndarray:
@@ -216,7 +216,7 @@ def held_out_weights(y: np.ndarray, labels: Sequence[str], shares: dict[str, flo
 
 def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], factors: Sequence[float], folds: int,
             repeats: int | None, c: float | None, precision: float, floor: float, seed: int, fit: Callable[..., Any],
-            shares: dict[str, float] | None, rule: str, smoothing: float, reference: str) -> dict[str, Any]:
+            shares: dict[str, float] | None, rule: str, smoothing: float, baseline: str) -> dict[str, Any]:
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
 
@@ -258,24 +258,24 @@ def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], facto
     scores = {key: float(np.mean([f1(everything, row) for row in p])) for key, p in predicted.items()}
     if not scores:  # no candidate had a record in any fold (and `none` was not offered): the support alone
         return {"chosen": "none", "factor": 1.0, "folds": k, "repeats": repeats, "cv_macro_f1": None, "rule": rule,
-                "reference": None, "best_scored": None, "gain_over_reference": None, "gain_standard_error": None,
+                "baseline": None, "best_scored": None, "gain_over_baseline": None, "gain_standard_error": None,
                 "held_out_shares": {},
                 "scores": {}, "candidate_sizes": {}, "classifier_c": {}, "classifier_c_rule": "",
                 "note": "no candidate had records: the support set alone"}
     order = {name: i for i, name in enumerate(names)}
     best = max(scores, key=lambda key: (round(scores[key], 6), -order[key[0]], key[1]))
-    ref = _reference(reference, predicted, scores)
+    ref = _baseline(baseline, predicted, scores)
     best_scored, gain, error = best, None, None
     if rule == "one_se" and best != ref and ref is not None:
-        # the paired gain over the reference on every held-out fold of every redraw, and its standard error
+        # the paired gain over the baseline on every held-out fold of every redraw, and its standard error
         gains = np.array([f1(test, predicted[best][r, test]) - f1(test, predicted[ref][r, test]) for r, _, test in splits])
         gain, error = float(gains.mean()), float(gains.std(ddof=1) / np.sqrt(len(gains))) if len(gains) > 1 else float("inf")
         if not gain > error:
             best = ref
     return {
         "chosen": best[0], "factor": best[1], "folds": k, "repeats": repeats, "cv_macro_f1": round(scores[best], 4),
-        "rule": rule, "reference": None if ref is None else f"{ref[0]} x{ref[1]:g}", "best_scored": f"{best_scored[0]} x{best_scored[1]:g}",
-        "gain_over_reference": None if gain is None else round(gain, 4),
+        "rule": rule, "baseline": None if ref is None else f"{ref[0]} x{ref[1]:g}", "best_scored": f"{best_scored[0]} x{best_scored[1]:g}",
+        "gain_over_baseline": None if gain is None else round(gain, 4),
         "gain_standard_error": None if error is None else round(error, 4),
         "held_out_shares": {label: round(float(weight[y == i].sum() / weight.sum()), 4) for i, label in enumerate(support.labels)},
         "scores": {f"{name} x{factor:g}": round(s, 4) for (name, factor), s in scores.items()},
@@ -285,11 +285,11 @@ def _choose(support: LabelledMatrix, syn: Synthetic, names: Sequence[str], facto
     }
 
 
-def _reference(reference: str, predicted: dict[tuple[str, float], np.ndarray],
+def _baseline(baseline: str, predicted: dict[tuple[str, float], np.ndarray],
                scores: dict[tuple[str, float], float]) -> tuple[str, float] | None:
-    """What the best candidate must beat by one standard error: the `reference` candidate at its best factor
+    """What the best candidate must beat by one standard error: the `baseline` candidate at its best factor
     (`auto`: `posterior` when it was built in every fold, else `none`; a named one that was not: `none`)."""
-    for name in (["posterior"] if reference == "auto" else [reference]) + ["none"]:
+    for name in (["posterior"] if baseline == "auto" else [baseline]) + ["none"]:
         keys = [key for key in predicted if key[0] == name and (predicted[key] >= 0).all()]
         if keys:
             return max(keys, key=lambda key: (round(scores[key], 6), -key[1]))
@@ -344,7 +344,7 @@ class SupportChoice(SpecStage):
         )
         shares = dict(self.context.label_shares) if s.shares == "task" else None
         result = choose(support, syn, s.candidates, s.factors, folds=s.folds, repeats=s.repeats, c=s.c, precision=s.precision,
-                        floor=s.floor, seed=s.seed, shares=shares, rule=s.rule, smoothing=s.smoothing, reference=s.reference)
+                        floor=s.floor, seed=s.seed, shares=shares, rule=s.rule, smoothing=s.smoothing, baseline=s.baseline)
         result["calibration_matched"] = int((said >= 0).sum())
         model = support_model_from_matrix(support, s.folds, s.c, s.seed)
         P = model.probabilities(X) if len(X) else np.zeros((0, len(support.labels)))
@@ -353,10 +353,10 @@ class SupportChoice(SpecStage):
         assert chosen is not None
         table = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result["scores"].items(), key=lambda kv: -kv[1]))
         margin = ""
-        if result["gain_over_reference"] is not None:
+        if result["gain_over_baseline"] is not None:
             won = result["best_scored"] == f"{result['chosen']} x{result['factor']:g}"
-            margin = (f"; {result['best_scored']} gained {result['gain_over_reference']:+.3f} over {result['reference']}, "
-                      f"standard error {result['gain_standard_error']:.3f}: " + ("kept" if won else f"not enough, {result['reference']} kept"))
+            margin = (f"; {result['best_scored']} gained {result['gain_over_baseline']:+.3f} over {result['baseline']}, "
+                      f"standard error {result['gain_standard_error']:.3f}: " + ("kept" if won else f"not enough, {result['baseline']} kept"))
         why = (f"chosen: {result['chosen']} x{result['factor']:g} by {result['folds']}-fold CV "
                f"({result['repeats']} draw(s)) on the "
                f"{len(support.y)} support records (held-out macro-F1 {table}{margin})")

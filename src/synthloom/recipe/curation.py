@@ -447,7 +447,7 @@ class SupportChoiceSpec(_SupportSpec):
         description="what may be chosen; candidates with no records (no augmentations, no pool) are skipped; "
         "`pool|self|posterior` + `plain|filter|weight|augment` (e.g. `posterior+filter`): both together",
     )
-    reference: str = Field(
+    baseline: str = Field(
         "none", description="what the best candidate must beat by one standard error (`rule: one_se`): `none` (the "
         "support alone), a candidate, or `auto`: `posterior` when the pool and the model's labels on the support are "
         "there, else `none`",
@@ -494,11 +494,11 @@ class SupportChoiceSpec(_SupportSpec):
                                  f"({', '.join(CHOICE_GENERATED_TREATMENTS)}), e.g. posterior+filter")
         return value
 
-    @field_validator("reference")
+    @field_validator("baseline")
     @classmethod
-    def _reference(cls, value: str) -> str:
+    def _baseline(cls, value: str) -> str:
         if value != "auto" and value not in CHOICE_CANDIDATES:
-            raise ValueError(f"reference must be auto or one of {', '.join(CHOICE_CANDIDATES)}, not {value!r}")
+            raise ValueError(f"baseline must be auto or one of {', '.join(CHOICE_CANDIDATES)}, not {value!r}")
         return value
 
 

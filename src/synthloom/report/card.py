@@ -290,11 +290,11 @@ def render_card(manifest: dict[str, Any], metrics: dict[str, Any], curated: Sequ
                 scores = ", ".join(f"{k} {v:.3f}" for k, v in sorted(notes.get("scores", {}).items(), key=lambda kv: -kv[1]))
                 out.append(f"\n{f['stage']} chose **{notes['chosen']}** x{notes.get('factor', 1):g} by {notes.get('folds')}-fold "
                            f"cross-validation on the support set ({notes.get('repeats', 1)} draw(s)); held-out macro-F1: {scores}")
-                if notes.get("gain_over_reference") is not None:
-                    reference = notes["reference"]
+                if notes.get("gain_over_baseline") is not None:
+                    baseline = notes["baseline"]
                     kept = notes["best_scored"] == f"{notes['chosen']} x{notes.get('factor', 1):g}"
-                    alone = "the support set alone" if reference.startswith("none ") else reference
-                    out.append(f"{notes['best_scored']} scored best, {notes['gain_over_reference']:+.3f} over {reference} with a "
+                    alone = "the support set alone" if baseline.startswith("none ") else baseline
+                    out.append(f"{notes['best_scored']} scored best, {notes['gain_over_baseline']:+.3f} over {baseline} with a "
                                f"standard error of {notes['gain_standard_error']:.3f}: "
                                + ("more than one standard error, so it was kept." if kept else
                                   f"not more than one standard error, so {alone} was kept."))
