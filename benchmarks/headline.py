@@ -118,6 +118,18 @@ stage's default, unless on either dataset its dev mean is more than 0.005
 below +auto-s27's (then +auto-s27 stays). Then seeds 10-14 are generated and
 scored on the test split once: the goal by the unchanged rule above, every
 variant's paired difference to +auto-s27 reported whatever it shows.
+
+The dev run (2026-12-07, 04:47-05:25 UTC; `--on dev`, files
+headline_<dataset>_seeds<a>-<b>_dev.json), mean paired difference to support
+alone on dev:
+                       SMS spam (0-9)   BANKING77 (5-9)   average
+  +auto-s27            -0.0032          +0.0040           +0.0004
+  +auto-combined       +0.0013          +0.0043           +0.0028
+  +auto-posterior-ref  +0.0049          +0.0002           +0.0025
+so +auto-combined (the two combinations, `none` the baseline) became the
+stage's default, +auto is it, and seeds 10-14 score all three. (On dev,
++posterior alone: SMS +0.039, BANKING77 +0.002; no variant of the choice
+comes near it on SMS.)
 """
 
 from __future__ import annotations

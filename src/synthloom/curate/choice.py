@@ -34,8 +34,9 @@ model-labelled pool called 35-61% of ham spam, and a balanced 10-per-class
 support scored that pool best on 4 of 5 seeds while the test set scored it
 worse than the support alone. The candidate with the best held-out macro-F1
 (the mean over the redraws; ties: the earlier in the list, `none` first)
-then wins only if its gain over `none` exceeds one standard error of that
-gain, the paired difference over every held-out fold (`rule: one_se`, the
+then wins only if its gain over the baseline (`none` unless `baseline:`
+says otherwise) exceeds one standard error of that gain, the paired
+difference over every held-out fold (`rule: one_se`, the
 one-standard-error rule of model selection, with `none` as the simplest
 model): with 20 support records a few lucky folds otherwise decide. The winner is then built once more
 from the support model fitted on the whole support and handed on; every
@@ -47,7 +48,8 @@ Records say where they came from in `meta["origin"]`: `augment` (the
 unlabelled real inputs: the `pool` candidate keeps the records whose model
 label the support model agrees with, `self` keeps every one with the support
 model's label, `posterior` every one with the label and weight
-support_posterior would give it), otherwise generated.
+support_posterior would give it), otherwise generated. A combined candidate
+(`posterior+filter`) trains on both parts' rows, which never overlap.
 """
 
 from __future__ import annotations

@@ -417,6 +417,9 @@ class AugmentCheckSpec(_SupportSpec):
 CHOICE_CANDIDATES = ("none", "plain", "filter", "weight", "augment", "pool", "self", "posterior")
 CHOICE_POOL_TREATMENTS = ("pool", "self", "posterior")
 CHOICE_GENERATED_TREATMENTS = ("plain", "filter", "weight", "augment")
+# Tried unless `candidates:` says otherwise: every single candidate and two combinations (picked on a dev split of
+# training records, never test data: benchmarks/headline.py, seeds 10-14)
+CHOICE_DEFAULTS = CHOICE_CANDIDATES + ("posterior+filter", "posterior+weight")
 
 
 class SupportChoiceSpec(_SupportSpec):
@@ -429,7 +432,10 @@ class SupportChoiceSpec(_SupportSpec):
     records the support model agrees with), `self` (the same pool, every record
     labelled by the support model alone: self-training, no model labels),
     `posterior` (the same pool labelled as support_posterior labels it; needs the
-    model's labels on the support texts: in the records or a `calibration` file). Each is
+    model's labels on the support texts: in the records or a `calibration` file);
+    `posterior+filter` and the like: a pool treatment and a treatment of the
+    generated records together (by default `posterior+filter` and
+    `posterior+weight` are tried too). Each is
     tried at every factor (synthetic weight relative to a real record's 1). The
     classifier of each fold chooses its C by the trainers' cross-validation rule on
     that fold's training part; `c` fixes it.
@@ -437,13 +443,13 @@ class SupportChoiceSpec(_SupportSpec):
     Held-out support predictions are scored under the task's stated class shares
     (`shares: task`, from `task.label_weights`; equal when it states none): a
     balanced support set cannot otherwise show what mislabelling the common class
-    costs. A candidate replaces the support alone only when its held-out gain over
-    it exceeds one standard error of that gain across the held-out folds
-    (`rule: one_se`; `best`: the best score wins)."""
+    costs. The best candidate replaces the baseline (`baseline: none`, the support
+    alone) only when its held-out gain over it exceeds one standard error of that
+    gain across the held-out folds (`rule: one_se`; `best`: the best score wins)."""
 
     stage: Literal["support_choice"] = "support_choice"
     candidates: list[str] = Field(
-        default_factory=lambda: list(CHOICE_CANDIDATES), min_length=1,
+        default_factory=lambda: list(CHOICE_DEFAULTS), min_length=1,
         description="what may be chosen; candidates with no records (no augmentations, no pool) are skipped; "
         "`pool|self|posterior` + `plain|filter|weight|augment` (e.g. `posterior+filter`): both together",
     )
