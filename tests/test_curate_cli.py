@@ -210,7 +210,7 @@ def test_several_inputs_are_one_set_for_the_automatic_choice(tmp_path):
         "task: {description: short texts about the weather or cooking, fields: {text: a sentence}, "
         f"labels: [{', '.join(TOPICS)}]}}\n"
         f"demonstrations: {{path: {support.name}, k: 0}}\n"
-        "curation:\n  - stage: support_choice\n    candidates: [none, plain, augment, pool]\n    factors: [1.0]\n"
+        "curation:\n  - stage: support_choice\n    candidates: [none, plain, augment, pool, self+plain]\n    factors: [1.0]\n"
     )
     done = run_cli("curate", *inputs, "--recipe", str(recipe), "--out", str(tmp_path / "out"), "--no-progress")
     assert done.returncode == 0, done.stderr
@@ -219,8 +219,10 @@ def test_several_inputs_are_one_set_for_the_automatic_choice(tmp_path):
     assert [d.split("/")[-2] for d in summary["data"]] == ["run", "augment", "pool"]
     assert summary["counts"]["records"] == len(synthetic)
     notes = summary["curation"]["funnel"][0]["notes"]
-    assert set(notes["scores"]) == {"none x1", "plain x1", "augment x1", "pool x1"}
+    assert set(notes["scores"]) == {"none x1", "plain x1", "augment x1", "pool x1", "self+plain x1"}
     assert notes["candidate_sizes"]["plain"] > 0 and notes["candidate_sizes"]["pool"] > 0
+    # the combination: every pool record (self-training labels) and the generated records the folds kept
+    assert notes["candidate_sizes"]["self+plain"] == notes["candidate_sizes"]["plain"] + len(kinds["pool"])
     rows = pq.read_table(tmp_path / "out" / "curated.parquet").to_pylist() + \
         pq.read_table(tmp_path / "out" / "rejected.parquet").to_pylist()
     ids = [r["id"] for r in rows]
