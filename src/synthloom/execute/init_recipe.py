@@ -258,10 +258,11 @@ demonstrations:
 # from the label descriptions; each rewrite keeps its example's label (turn augment_check on below):
 # augmentation:
 #   per_example: 2
-# Or label an unlabelled real pool (a file with a {name} column) and keep what the support model
-# agrees with (curation: support_agree; `synthloom review RUN --rejected` shows the rest), or add
-# the support's texts to the pool and let support_posterior weigh the model by how often it is
-# right on them (see examples/sms_annotate_posterior.yaml):
+# Or label an unlabelled real pool (a file with a {name} column). Add the support's texts to the
+# pool and curate with support_posterior: it weighs the model by how often it is right on them
+# (the stage that measurably helped in the README's headline; examples/sms_annotate_posterior.yaml).
+# support_agree instead keeps only what the support model agrees with (`synthloom review RUN
+# --rejected` shows the rest):
 # annotation:
 #   input: {{path: unlabelled.csv, label_field: null}}
 #   samples: 1
@@ -291,8 +292,10 @@ curation:
   # - stage: augment_check
   # Or, in place of the three support_* stages above, let cross-validation on the support set alone
   # choose what to add to it: the records as they are, relabelled or weighted by the support model,
-  # rewrites of the support (augmentation), a model-labelled real pool (or the pool labelled by the
-  # support model alone), or nothing; a candidate must beat nothing by more than one standard error.
+  # rewrites of the support (augmentation), a model-labelled real pool (agreed, labelled by the
+  # support model alone, or by both judges' posterior), a pool and generated records together, or
+  # nothing; a candidate must beat nothing by more than one standard error. With 10 real examples
+  # per label its pick is noisy (the README's headline).
   # - stage: support_choice
   #   factors: [0.3, 1.0]      # synthetic weight relative to a real record's, tried for each
 
