@@ -83,7 +83,10 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        return int(self._load().get_sentence_embedding_dimension())
+        model = self._load()
+        # sentence-transformers 6 renamed the method (the old name warns); older releases have only the old one.
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get())
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         keys = [_text_key(t) for t in texts]
