@@ -182,3 +182,37 @@ def test_plan_counts_a_judge_once_per_record_of_a_multi_call_kind(tmp_path):
     generation, judge = plan.stages
     assert (generation.calls, generation.records) == (30, 10)
     assert (judge.stage, judge.calls) == ("curation.llm_judge", 10)
+
+
+def test_a_budget_stop_in_evaluation_still_reports_the_curated_data_and_the_finished_figures(tmp_path, fake_server):
+    """The data is curated and on disk when the judge reaches its cap: the report, the card and the
+    figures of the stages that finished are written; a raised budget finishes without paying again."""
+    server = fake_server()
+    judged = "evaluation:\n  - stage: diversity\n  - stage: faithfulness\n    sample: 30\n    max_tokens: 40\n"
+    budget = "  budget: {stages: {evaluation.faithfulness: {tokens: 3000}}}"
+    recipe = write(tmp_path, server.url, budget, records=40)
+    recipe.write_text(recipe.read_text() + judged)
+    out = tmp_path / "out"
+    stopped = run_cli("run", str(recipe), "--out", str(out), "--no-progress")
+    assert stopped.returncode == 3, stopped.stderr
+    assert "budget reached" in stopped.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "stopped" and manifest["spend"]["stopped"]["stage"] == "evaluation.faithfulness"
+    assert manifest["counts"]["curated"] == 40
+    assert any("evaluation stopped at evaluation.faithfulness" in n and "no figures for faithfulness" in n for n in manifest["notes"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics) == ["diversity"] and metrics["diversity"]["records"] == 40
+    report = (out / "report.html").read_text()
+    assert "evaluation stopped at evaluation.faithfulness" in report and 'id="cost"' in report
+    assert "stopped at `evaluation.faithfulness` at its budget" in (out / "README.md").read_text()
+    paid = server.stats()["answered"]
+    assert 40 < paid < 70  # the generation, and part of the judge's 30 questions
+
+    recipe.write_text(recipe.read_text().replace("tokens: 3000", "tokens: 300000"))
+    done = run_cli("run", str(recipe), "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and not any("evaluation stopped" in n for n in manifest["notes"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["faithfulness"]["judged"] == 30 and metrics["diversity"]["records"] == 40
+    assert server.stats()["answered"] == 40 + 30 and server.stats()["answered_more_than_once"] == 0

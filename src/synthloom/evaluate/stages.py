@@ -370,13 +370,16 @@ def plot_data(records: Sequence[Record], ctx: EvaluationContext, seed: int = 0) 
     return out
 
 
-def evaluate(records: Sequence[Record], specs: Sequence[Any], context: EvaluationContext | None = None) -> dict[str, Any]:
+def evaluate(records: Sequence[Record], specs: Sequence[Any], context: EvaluationContext | None = None,
+             metrics: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run each evaluation stage; results keyed by stage name (with an index when repeated).
 
-    The data of the report's plots is left in `context.plots`.
+    The data of the report's plots is left in `context.plots`. `metrics`: the
+    dict the results go in, each as its stage finishes, so a caller keeps the
+    finished stages' figures when a later stage stops the run (e.g. at the budget).
     """
     context = context or EvaluationContext()
-    metrics: dict[str, Any] = {}
+    metrics = {} if metrics is None else metrics
     for spec in specs:
         key = spec.stage if spec.stage not in metrics else f"{spec.stage}_{len(metrics)}"
         with spend.stage(f"evaluation.{spec.stage}"):

@@ -22,7 +22,7 @@ from typing import Any, Protocol, Sequence, Union
 
 from .._version import versions
 from ..curate import CurationContext, CurationResult, curate
-from ..evaluate import EvaluationContext, evaluate
+from ..evaluate import EvaluationContext, evaluate, plot_data
 from ..generate import Generator, load_support
 from ..generate.annotate import Annotator
 from ..generate.augment import Augmenter
@@ -298,24 +298,33 @@ def run(
         support=[r for r in support if r.label is not None] if recipe.annotation is None else None,
     )
     executor.prepare_evaluation(context, recipe, curation.kept)
+    metrics: dict[str, Any] = {}
+
+    def report(status: str) -> None:
+        manifest["notes"].extend(context.notes)
+        write_json(out / "metrics.json", metrics, base)
+        write_json(out / "plots.json", context.plots, base)
+        manifest["timings"]["evaluate_s"] = round(time.time() - t0, 3)
+        finish(status, generated)
+        t_report = time.time()
+        build_report(out, curated=curation.kept, rejected=curation.dropped)
+        build_card(out, curated=curation.kept)
+        manifest["timings"]["report_s"] = round(time.time() - t_report, 3)
+        manifest["timings"]["total_s"] = round(time.time() - started, 3)
+        write_json(out / "manifest.json", manifest, base)
+
     try:
         with spending(ledger, "evaluation"):
-            metrics = evaluate(curation.kept, recipe.evaluation, context)
-    except BudgetExceeded:
-        finish("stopped", generated)
+            evaluate(curation.kept, recipe.evaluation, context, metrics=metrics)
+    except BudgetExceeded as exc:
+        # The data is curated and on disk: report it with the figures of the stages that finished.
+        missing = [spec.stage for spec in recipe.evaluation][len(metrics):]
+        context.notes.append(f"evaluation stopped at {exc.stage} by the budget ({exc.cap}): no figures for "
+                             f"{', '.join(missing)}; raise the budget and run again to finish (answers paid for are replayed)")
+        context.plots = plot_data(curation.kept, context)
+        report("stopped")
         raise
-    manifest["notes"].extend(context.notes)
-    write_json(out / "metrics.json", metrics, base)
-    write_json(out / "plots.json", context.plots, base)
-    manifest["timings"]["evaluate_s"] = round(time.time() - t0, 3)
-
-    finish("complete", generated)
-    t0 = time.time()
-    build_report(out, curated=curation.kept, rejected=curation.dropped)
-    build_card(out, curated=curation.kept)
-    manifest["timings"]["report_s"] = round(time.time() - t0, 3)
-    manifest["timings"]["total_s"] = round(time.time() - started, 3)
-    write_json(out / "manifest.json", manifest, base)
+    report("complete")
     return RunResult(out, portable(manifest, base), portable(metrics, base), curation.kept)
 
 
