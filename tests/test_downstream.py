@@ -193,6 +193,30 @@ def test_a_class_too_small_to_hold_out_falls_back_to_a_fixed_c():
     assert folds_for(["a", "a", "b", "b"]) == 2 and folds_for(["a"] * 9 + ["b"] * 7) == 3 and folds_for(["a", "b", "b"]) == 0
 
 
+def test_many_labels_on_few_rows_fit_without_a_regression_warning():
+    """24 labels on 30 rows (a few-shot fold of many intents): scikit-learn would warn the target "could
+    represent a regression problem" at every fit; the labels are class names, so the fits stay quiet."""
+    import warnings
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from synthloom.train.selection import select_and_fit
+
+    rng = np.random.default_rng(0)
+    labels = [f"intent{i}" for i in range(24)] + ["intent0", "intent1"] * 3
+    X = rng.normal(size=(len(labels), 8))
+    with warnings.catch_warnings(record=True) as bare:
+        warnings.simplefilter("always")
+        LogisticRegression(max_iter=200).fit(X, labels)
+    assert any("could represent a regression problem" in str(w.message) for w in bare)  # what scikit-learn says unasked
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        model, selection = select_and_fit(lambda final: final, "C", X, labels, None)
+    assert selection["folds"] == 0 and len(model.classes_) == 24
+    assert not [str(w.message) for w in ours if "regression problem" in str(w.message)]
+
+
 def test_the_test_set_never_reaches_the_selection(monkeypatch):
     """Every text any cross-validation or refit saw, in every setting, is training data."""
     import sklearn.model_selection

@@ -46,8 +46,11 @@ def labelled_matrix(records: Sequence[Record], context: CurationContext, field: 
 def fit_logreg(X: np.ndarray, y: np.ndarray, c: float, seed: int = 0, weights: np.ndarray | None = None):
     from sklearn.linear_model import LogisticRegression
 
+    from ..train.selection import labels_are_classes
+
     model = LogisticRegression(C=c, max_iter=1000, random_state=seed)
-    model.fit(X, y, sample_weight=weights)
+    with labels_are_classes():
+        model.fit(X, y, sample_weight=weights)
     return model
 
 

@@ -26,8 +26,10 @@ record it per setting).
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -61,8 +63,20 @@ def select_and_fit(
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), labels_are_classes():
         return _select_and_fit(make_estimator, param, X, labels, weights, seed, grid, C)
+
+
+@contextlib.contextmanager
+def labels_are_classes() -> Iterator[None]:
+    """Silence scikit-learn's guess that a target with many classes per row "could represent a regression problem".
+
+    It fires on every small fit with more distinct labels than half its rows (a
+    fold of 20 intents with 1-2 examples each); the labels here are class names,
+    so it is noise in the output, printed once per fit."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%", category=UserWarning)
+        yield
 
 
 def _select_and_fit(
@@ -115,4 +129,4 @@ def _fit_weighted(estimator: Any, X: Any, y: list[str], weights: np.ndarray | No
         estimator.fit(X, y, sample_weight=weights)
 
 
-__all__ = ["C_GRID", "FALLBACK_C", "MAX_FOLDS", "SCORING", "folds_for", "select_and_fit"]
+__all__ = ["C_GRID", "FALLBACK_C", "MAX_FOLDS", "SCORING", "folds_for", "labels_are_classes", "select_and_fit"]
