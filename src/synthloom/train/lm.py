@@ -27,6 +27,7 @@ import json
 import shutil
 import sys
 import time
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -240,6 +241,11 @@ def build_trainer(rows: Sequence[dict[str, Any]], out: Path, settings: LMSetting
         data_seed=settings.seed, use_cpu=device() == "cpu", dataloader_num_workers=0, lr_scheduler_type="linear",
         warmup_steps=0, gradient_checkpointing=False, bf16=False, fp16=False,
     )
+    from transformers import TrainingArguments
+
+    if "activation_checkpointing" in {f.name for f in dataclasses.fields(TrainingArguments)}:
+        # transformers renamed it (the old name warns at every run); TRL's configs default the old one to True
+        common["activation_checkpointing"] = common.pop("gradient_checkpointing")
     interrupt, bar = _callbacks(out / "train_log.jsonl", progress)
     if settings.method == "dpo":
         from trl import DPOConfig, DPOTrainer
