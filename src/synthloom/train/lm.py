@@ -22,12 +22,12 @@ rows, a full fine-tune that will not fit in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
 import sys
 import time
-import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
