@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -293,6 +294,75 @@ evaluation: []
     assert table(tmp_path / "ray" / "chunks.parquet") == table(tmp_path / "local" / "chunks.parquet")
     for name in ("documents.json", "ragas.jsonl"):
         assert (tmp_path / "ray" / name).read_text() == (tmp_path / "local" / name).read_text(), name
+
+
+def tool_answer(body: dict) -> str:
+    """A request (depending on the persona asked for), then calls under the schema the request gives, then an answer."""
+    text = body["messages"][-1]["content"]
+    if "Write one request" in text:
+        n = 2 + int(hashlib.sha256(text.encode()).hexdigest()[:2], 16) % 5
+        return f"What do {n} apples cost, and what is the area of a {n} by 4 m table?"
+    if body.get("response_format"):
+        n = int(text.split("What do ")[1].split()[0])
+        return json.dumps({"tool_calls": [{"name": "price", "arguments": {"item": "apple", "quantity": n}},
+                                          {"name": "area", "arguments": {"width": n, "height": 4}}]})
+    return "They cost " + text.split("returned: ")[1].split()[0] + " and the area is " + text.split("returned: ")[2].split()[0]
+
+
+def test_tool_use_shards_start_their_own_tools_and_make_the_local_runs_trajectories(tmp_path, fake_server, ray_address):
+    """A tool_use recipe: each shard starts the Python tool (in the sandbox) and the MCP server on its node."""
+    servers = [fake_server(latency=0.01, responder=tool_answer) for _ in range(2)]
+    (tmp_path / "mytools.py").write_text(
+        'def area(width: float, height: float = 1.0) -> float:\n    """The area of a rectangle."""\n    return width * height\n')
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"""\
+name: tools
+model: {{backend: openai, base_url: {json.dumps([s.url for s in servers])}, model: fake, concurrency: 4}}
+task: {{kind: tool_use, description: shopping and measuring}}
+tools:
+  sources:
+    - python: mytools.py:area
+    - mcp: {{command: {json.dumps(sys.executable)}, args: [{json.dumps(str(Path(__file__).parent.parent / "mcp_test_server.py"))}]}}
+      tools: [price]
+  call_kinds: [multiple]
+conditions: {{persona: [a carpenter, a cook, a baker]}}
+generation: {{records: 12, seed: 4}}
+curation:
+  - stage: tool_format
+  - stage: tool_execution
+evaluation: []
+""")
+    from synthloom.execute.ray_executor import RayExecutor
+
+    synthloom.run(recipe, tmp_path / "ray", progress=False, executor=RayExecutor(address=ray_address, shards=2))
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["executor"]["name"] == "ray" and manifest["executor"]["shards"] == 2
+    assert manifest["counts"]["generated"] == 12 and manifest["counts"]["curated"] == 12
+    assert answered_once(servers) == 36  # request, calls, answer: each asked once over both shards
+    rows = table(tmp_path / "ray" / "curated.parquet")
+    results = [[m["content"] for m in json.loads(r["messages"]) if m["role"] == "tool"] for r in rows]
+    assert len({tuple(r) for r in results}) > 1 and all(len(r) == 2 for r in results)
+    for r, (price, area) in zip(rows, results):  # the tools' real outputs: 0.5 an apple, width x 4
+        n = int(json.loads(r["messages"])[0]["content"].split("What do ")[1].split()[0])
+        assert float(price) == 0.5 * n and float(area) == 4.0 * n
+
+    local = synthloom.run(recipe, tmp_path / "local", progress=False)
+    assert local.manifest["model_calls"]["served_from_cache"] == 0
+    for name in ("generated.parquet", "curated.parquet", "rejected.parquet"):  # equal but for how long each call took
+        assert untimed(table(tmp_path / "ray" / name)) == untimed(table(local.out / name)), name
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["generation"] == local.manifest["generation"] and manifest["counts"] == local.manifest["counts"]
+    assert manifest["model_calls"] == local.manifest["model_calls"]
+
+
+def untimed(rows: list[dict]) -> list[dict]:
+    """The rows with how long each tool call took (`seconds`, wherever the meta has it) taken out."""
+    def drop(value):
+        if isinstance(value, dict):
+            return {k: drop(v) for k, v in value.items() if k != "seconds"}
+        return [drop(v) for v in value] if isinstance(value, list) else value
+
+    return [{**row, "meta": drop(json.loads(row["meta"]))} for row in rows]
 
 
 def test_killed_worker_shard_reruns_without_paying_again(tmp_path, fake_server, ray_address):

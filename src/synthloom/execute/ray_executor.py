@@ -10,7 +10,8 @@ What runs where:
   the allocation between rounds, the round's curation and the Self-Instruct
   pool run on the driver, as locally; annotation's plans (an input and its
   demonstrations) are sharded like generation's, and each shard rebuilds the
-  labelling chain from the recipe.
+  labelling chain from the recipe. A tool-use shard starts its own tools
+  (Python tools in the sandbox, MCP servers) on its node and stops them.
 - Each shard task builds its own backend and scheduler: its own connection
   pool, its share of `model.concurrency` (the recipe's concurrency is the
   whole cluster's, so servers see the same load as from a local run) and its
@@ -119,7 +120,23 @@ def _shard_worker(recipe: Recipe) -> Generator | Annotator:
     """What runs a shard's plans, rebuilt from the recipe alone: the generation or the labelling chain."""
     if recipe.documents is not None:  # runs grounded plans; needs no documents (the plans carry their chunks)
         return GroundedGenerator(recipe)
+    if recipe.tools is not None:  # its tools are started in the shard (_run_plans)
+        return ToolUseGenerator(recipe)
     return Annotator(recipe) if recipe.annotation is not None else Generator(recipe)
+
+
+async def _run_plans(worker: Generator | Annotator, scheduler: Scheduler, plans: list[PlannedRecord],
+                     on_record: Callable[[Record | None], None]) -> GenerationResult:
+    """Run the plans; a tool-use shard first starts its own tools (Python modules in the sandbox, MCP servers)
+    on its node, as a local run does, and stops them at the end."""
+    if not isinstance(worker, ToolUseGenerator):
+        return await worker.run(scheduler, plans, len(plans), on_record=on_record)
+    from ..tools import ToolRunner
+
+    async with ToolRunner(worker.recipe.tools) as tools:  # type: ignore[arg-type]
+        worker.toolset = tools.toolset
+        worker.tool_chain.runner = tools
+        return await worker.run(scheduler, plans, len(plans), on_record=on_record)
 
 
 def _known_requests(worker: Generator | Annotator, plans: Sequence[PlannedRecord]) -> Iterator[Request]:
@@ -144,7 +161,7 @@ def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], running: 
         cache.prefetch(backend.identity(), _known_requests(worker, plans), recipe.model.max_attempts)
     session = Session(backend, cache)
     try:
-        session.run(lambda scheduler: worker.run(scheduler, plans, len(plans), on_record=cache.count))
+        session.run(lambda scheduler: _run_plans(worker, scheduler, plans, cache.count))
     finally:
         cache.close()
     return Generated.of(worker, session)
@@ -299,8 +316,6 @@ class RayExecutor:
         One-pass generation is one batch; rounds are one batch per round;
         annotation is one batch of inputs. Model-built conditions (a concept
         tree, personas) are asked for here, through the run's cache, once."""
-        if isinstance(producer, ToolUseGenerator):  # its tools (sandbox, MCP servers) are started in this process
-            raise ClusterError("--executor ray cannot run a tool_use recipe yet; run it with the local executor")
         if not isinstance(producer, (Generator, Rounds, Annotator)):
             raise ClusterError(f"--executor ray cannot run a {type(producer).__name__}; run it with the local executor")
         self.connect(bar.enabled)
