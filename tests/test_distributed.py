@@ -54,9 +54,9 @@ def test_each_shard_gets_its_share_of_concurrency_and_its_turn_of_the_urls():
 
 def test_answer_store_knows_a_rerun_shard_and_keeps_answers_in_the_run_cache(tmp_path):
     store = AnswerStore(str(tmp_path / "cache.sqlite"))
-    assert store.begin(0) is False  # a fresh run: nothing to look up
+    assert store.begin(0) == (False, None)  # a fresh run: nothing to look up (and no budget to stop at)
     store.save(0, [("k1", '{"text": "one"}'), ("k2", '{"text": "two"}')], done=2, failed=0)
-    assert store.begin(0) is True  # the same shard again: ask before paying
+    assert store.begin(0) == (True, None)  # the same shard again: ask before paying
     assert store.lookup(["k1", "k3"]) == {"k1": '{"text": "one"}'}
     assert store.progress() == (0, 0)  # the new attempt starts counting afresh
     assert store.summary()["shards_rerun"] == [0]
@@ -64,7 +64,32 @@ def test_answer_store_knows_a_rerun_shard_and_keeps_answers_in_the_run_cache(tmp
     # The store's file is the local executor's cache: a resumed run finds the answers.
     cache = CompletionCache(tmp_path / "cache.sqlite")
     assert cache.get("k2").text == "two" and len(cache) == 2
-    assert AnswerStore(str(tmp_path / "cache.sqlite")).begin(3) is True  # a resumed run
+    assert AnswerStore(str(tmp_path / "cache.sqlite")).begin(3)[0] is True  # a resumed run
+
+
+def test_answer_store_counts_the_shards_spend_with_the_drivers_and_says_stop_at_the_cap(tmp_path):
+    from synthloom.llm import Usage
+    from synthloom.llm.pricing import Budget, Price
+    from synthloom.llm.spend import Ledger
+
+    price = Price(input_per_mtok=1000, output_per_mtok=1000)  # 0.001 a token
+    store = AnswerStore(str(tmp_path / "cache.sqlite"), Budget(money=1.0), "USD")
+    driver = Ledger(Budget(money=1.0))
+    driver.charge("generation", Usage(300, 0), cached=False, price=price)  # the driver's own calls: 0.3
+    store.spent_outside(driver.snapshot())
+    assert store.begin(0) == (False, None)
+    paid = ("generation", Usage(200, 100), False, price, False)  # 0.3 each
+    assert store.save(0, [("k1", "{}")], 1, 0, [paid]) is None  # 0.6 in all
+    stop = store.save(1, [("k2", "{}")], 1, 0, [paid])  # 0.9: under the cap
+    assert stop is None
+    stop = store.save(1, [("k3", "{}")], 2, 0, [("generation", Usage(100, 100), True, price, False)])  # replayed count too
+    assert stop["cap"] == "model.budget.money" and stop["stage"] == "generation" and "1.1000 of 1 USD" in stop["message"]
+    assert store.begin(2)[1] == stop and store.save(0, [], 1, 0) == stop  # every shard hears it from now on
+    spent, said = store.spent()
+    assert said == stop and (spent["generation"].calls, spent["generation"].cached_calls) == (2, 1)  # the shards' own
+    driver.absorb(spent)
+    assert driver.to_json()["total"]["money"] == pytest.approx(1.1)
+    store.close()
 
 
 def test_answer_store_counts_a_killed_runs_pending_answers_folded_in_by_the_driver(tmp_path):
@@ -81,7 +106,7 @@ def test_answer_store_counts_a_killed_runs_pending_answers_folded_in_by_the_driv
     driver = CompletionCache(path)
     assert driver.get("v1:k").text == "paid"  # opening it folded the leftovers into SQLite
     driver.close()
-    assert store.begin(0) is True  # so the first shards ask the store before paying
+    assert store.begin(0)[0] is True  # so the first shards ask the store before paying
     store.close()
 
 

@@ -128,8 +128,6 @@ def run(
     loaded = load_recipe(recipe)
     out = out or Path("runs") / loaded.name
     chosen = _executor(executor, address, workers, progress)
-    if loaded.model.budget is not None and chosen is not None:
-        raise UserError("model.budget: budgets are kept by the local executor; run without --executor ray")
     if getattr(loaded.model, "mode", "online") == "batch" and chosen is not None:
         raise UserError("model.mode: batch runs on the local executor (its ledger of batches is the run directory's); "
                         "run without --executor ray")

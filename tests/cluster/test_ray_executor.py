@@ -365,6 +365,38 @@ def untimed(rows: list[dict]) -> list[dict]:
     return [{**row, "meta": drop(json.loads(row["meta"]))} for row in rows]
 
 
+def test_a_budget_stops_every_shard_and_a_raised_budget_resumes_without_paying_twice(tmp_path, fake_server, ray_address):
+    """The shards' spend is counted by the answer store with the driver's; at the cap every shard stops
+    sending, finishes what it sent and saves it; exit status 3; a rerun with a raised budget goes on."""
+    servers = [fake_server(latency=0.02) for _ in range(2)]
+    recipe = write(tmp_path, [s.url for s in servers], records=200, concurrency=4)
+    priced = "  price: {input_per_mtok: 1000, output_per_mtok: 1000}\n  budget: {money: 4.0}\n"
+    recipe.write_text(recipe.read_text().replace("  concurrency: 4\n", "  concurrency: 4\n" + priced))
+    stopped = ray_run(recipe, tmp_path / "ray", ray_address)
+    assert stopped.returncode == 3, stopped.stderr
+    assert "budget reached" in stopped.stderr and "raise model.budget" in stopped.stderr
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["status"] == "stopped" and manifest["executor"]["name"] == "ray"
+    spend = manifest["spend"]
+    assert spend["stopped"]["stage"] == "generation" and spend["stopped"]["cap"] == "model.budget.money"
+    paid = spend["total"]["calls_paid"]
+    per_call = spend["total"]["money"] / paid
+    # Over by at most the requests in flight when the cap was reached, and those sent before the shards heard of it
+    assert 4.0 <= spend["total"]["money"] <= 4.0 + 8 * per_call, (spend["total"], per_call)
+    assert 0 < paid < 200
+    answered = answered_by_request(servers)
+    assert sum(answered.values()) == paid  # every answer the servers gave was counted, and saved (next run)
+
+    recipe.write_text(recipe.read_text().replace("money: 4.0", "money: 1000"))
+    done = ray_run(recipe, tmp_path / "ray", ray_address)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["counts"]["generated"] == 200
+    total = manifest["spend"]["total"]
+    assert total["calls_replayed"] == paid and total["calls_paid"] == 200 - paid
+    assert all(n == 1 for n in answered_by_request(servers).values())  # nothing paid twice
+
+
 def test_killed_worker_shard_reruns_without_paying_again(tmp_path, fake_server, ray_address):
     servers, proc = start_a_run_of_240(tmp_path, fake_server, ray_address)
     try:

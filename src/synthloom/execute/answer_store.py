@@ -18,15 +18,25 @@ from typing import Any, Iterable
 import ray
 
 from .._json import dumps, loads
-from ..llm import Completion, CompletionCache, Request, cache_key
+from ..llm import Completion, CompletionCache, Request, Usage, cache_key
+from ..llm.pricing import Budget, Price
 from ..llm.scheduler import next_attempt
+from ..llm.spend import BudgetExceeded, Ledger, StageSpend
 from ..records import Record
 
 class AnswerStore:
-    """The run's completion cache, behind one Ray actor on the driver's node."""
+    """The run's completion cache, behind one Ray actor on the driver's node.
 
-    def __init__(self, path: str):
+    With a budget it also keeps the shards' spend: each shard's charges come
+    with its answers, and a save answers with the stop once a cap is reached
+    (counting the driver's own spend, sent with each batch of shards), so
+    every shard stops sending within one message of it."""
+
+    def __init__(self, path: str, budget: Budget | None = None, currency: str = "USD"):
         self.cache = CompletionCache(path)
+        self.spend = Ledger(budget, currency)  # the shards' answers only
+        self.outside: dict[str, StageSpend] = {}  # the driver's spend when the current batch began
+        self.stop: dict[str, str] | None = None
         # Looked at when the first shard starts, not here: by then the driver
         # has prepared, and a killed run's pending answers, which whoever
         # opens the cache first folds in, are in SQLite for this count.
@@ -35,22 +45,46 @@ class AnswerStore:
         self.progress_by_shard: dict[int, tuple[int, int]] = {}
         self.saved = 0
 
-    def begin(self, shard: int) -> bool:
-        """Note a shard's start; True when the store may hold answers for it."""
+    def begin(self, shard: int, stage: str = "generation") -> tuple[bool, dict[str, str] | None]:
+        """Note a shard's start: whether the store may hold answers for it, and the budget's stop if reached."""
         if self.had_answers is None:
             self.had_answers = len(self.cache) > 0
         self.attempts[shard] += 1
         self.progress_by_shard[shard] = (0, 0)
-        return self.had_answers or self.attempts[shard] > 1
+        return self.had_answers or self.attempts[shard] > 1, self._check(stage)
+
+    def spent_outside(self, stages: dict[str, StageSpend]) -> None:
+        """The driver's own spend so far (model-built conditions, earlier rounds' curation), for the caps."""
+        self.outside = stages
+
+    def _check(self, stage: str) -> dict[str, str] | None:
+        if self.stop is None and self.spend.budget is not None:
+            run = Ledger(self.spend.budget, self.spend.currency)
+            run.absorb(self.outside)
+            run.absorb(self.spend.stages)
+            try:
+                run.check(stage)
+            except BudgetExceeded as exc:
+                self.stop = {"message": str(exc), "stage": exc.stage, "cap": exc.cap, "reason": run.stopped["reason"]}  # type: ignore[index]
+        return self.stop
 
     def lookup(self, keys: list[str]) -> dict[str, str]:
         return self.cache.get_many(keys)
 
-    def save(self, shard: int, rows: list[tuple[str, str]], done: int, failed: int) -> None:
+    def save(self, shard: int, rows: list[tuple[str, str]], done: int, failed: int,
+             charges: list[tuple[str, Usage, bool, Price | None, bool]] = ()) -> dict[str, str] | None:
+        """Commit a shard's answers and count their spend; the budget's stop once a cap is reached."""
         if rows:
             self.cache.put_many(rows)
             self.saved += len(rows)
         self.progress_by_shard[shard] = (done, failed)
+        for stage, usage, cached, price, batch in charges:
+            self.spend.charge(stage, usage, cached, price, batch)
+        return self._check(charges[-1][0]) if charges else self.stop
+
+    def spent(self) -> tuple[dict[str, StageSpend], dict[str, str] | None]:
+        """The shards' spend by stage, and the stop (None: no cap was reached)."""
+        return self.spend.snapshot(), self.stop
 
     def progress(self) -> tuple[int, int]:
         done = sum(d for d, _ in self.progress_by_shard.values())
@@ -78,10 +112,13 @@ class StoreCache:
         self.asked: set[str] | None = None  # keys already asked of the store; None: it holds nothing for us
         self.done = 0
         self.failed = 0
+        self.stop: dict[str, str] | None = None  # the budget's stop, as the store said
         self._pending: list[tuple[str, str]] = []
+        self._charges: list[tuple[str, Usage, bool, Price | None, bool]] = []
         self._handle: asyncio.Handle | None = None
         self._soon = False
         self._last: Any = None
+        self._unread: list[Any] = []  # saves whose answer (the stop, or None) is not read yet
 
     def prefetch(self, identity: dict[str, Any], requests: Iterable[Request], attempts: int) -> None:
         """Fetch the stored answers of these requests (and their re-asks) in one message.
@@ -125,12 +162,26 @@ class StoreCache:
         self._soon = soon
         self._handle = loop.call_soon(self.flush) if soon else loop.call_later(0.25, self.flush)
 
+    def charge(self, stage: str, usage: Usage, cached: bool, price: Price | None, batch: bool) -> None:
+        """Count an answer's spend; it goes to the store with the next answers sent."""
+        self._charges.append((stage, usage, cached, price, batch))
+        self._schedule(soon=True)
+
+    def stopped(self) -> dict[str, str] | None:
+        """The budget's stop, if a save the store has answered said so (never waits)."""
+        if self.stop is None and self._unread:
+            ready, self._unread = ray.wait(self._unread, num_returns=len(self._unread), timeout=0)
+            for ref in ready:
+                self.stop = self.stop or ray.get(ref)
+        return self.stop
+
     def flush(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        self._last = self.store.save.remote(self.shard, self._pending, self.done, self.failed)
-        self._pending = []
+        self._last = self.store.save.remote(self.shard, self._pending, self.done, self.failed, self._charges)
+        self._unread.append(self._last)
+        self._pending, self._charges = [], []
 
     def close(self) -> None:
         """Send what is left and wait until the store has everything this shard sent."""
@@ -139,3 +190,22 @@ class StoreCache:
 
 
 __all__ = ["AnswerStore", "StoreCache"]
+
+
+class StoreLedger:
+    """A shard's view of the run's ledger: charges go to the answer store, and its stop comes back.
+
+    It has the two methods a stage's `Account` calls (`spending(StoreLedger(cache), "generation")`
+    around the shard's session). The check never waits for the store: it reads the answers of saves
+    already made, so a cap is seen within one message and the overshoot stays the requests in flight."""
+
+    def __init__(self, cache: StoreCache):
+        self.cache = cache
+
+    def charge(self, stage: str, usage: Usage, cached: bool, price: Price | None, batch: bool = False) -> None:
+        self.cache.charge(stage, usage, cached, price, batch)
+
+    def check(self, stage: str) -> None:
+        stop = self.cache.stopped()
+        if stop is not None:
+            raise BudgetExceeded(stop["message"], stop["stage"], stop["cap"])

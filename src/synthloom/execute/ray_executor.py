@@ -20,7 +20,9 @@ What runs where:
   that owns the run's `cache.sqlite`, the very file a local run writes. A
   shard sends each answer as soon as its event loop has a moment (answers
   that arrive together travel in one message) and the store commits it at
-  once.
+  once. With a `model.budget`, each answer's spend travels with it; the
+  store adds the driver's own spend, checks the caps, and answers every
+  save with the stop once one is reached (`answer_store.StoreLedger`).
 - The driver puts the shards' records together in plan order and curates
   them: a stage whose decision reads only its own record (`record_local =
   True`) runs over Ray Data blocks; a stage with a global step exposes its
@@ -45,6 +47,7 @@ data as the local executor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from itertools import islice
@@ -62,10 +65,13 @@ from ..generate.tool_use import ToolUseGenerator
 from ..generate.annotate import Annotator
 from ..generate.engine import AnswerCounts, PlannedRecord
 from ..llm import Request, RunAborted, Scheduler, Session, create_backend
+from ..llm.pricing import currency_of
+from ..llm.spend import BudgetExceeded, spending
+from ..llm.spend import active as spend_here
 from ..progress import RecordProgress
 from ..recipe import Recipe
 from ..records import Record
-from .answer_store import AnswerStore, StoreCache
+from .answer_store import AnswerStore, StoreCache, StoreLedger
 from .ray_data import RayStage, embed_texts, map_blocks
 from .rounds import Rounds
 from .run import Generated, Producer
@@ -157,11 +163,15 @@ def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], running: 
     backend = create_backend(_shard_config(recipe.model, running, shard))
     cache = StoreCache(store, shard)
     worker = _shard_worker(recipe)
-    if ray.get(store.begin.remote(shard)):
+    may_have_answers, cache.stop = ray.get(store.begin.remote(shard))
+    if may_have_answers:
         cache.prefetch(backend.identity(), _known_requests(worker, plans), recipe.model.max_attempts)
     session = Session(backend, cache)
+    # With a budget the shard's spend is counted by the store, which says when a cap is reached.
+    ledger = spending(StoreLedger(cache), "generation") if recipe.model.budget is not None else contextlib.nullcontext()
     try:
-        session.run(lambda scheduler: _run_plans(worker, scheduler, plans, cache.count))
+        with ledger:
+            session.run(lambda scheduler: _run_plans(worker, scheduler, plans, cache.count))
     finally:
         cache.close()
     return Generated.of(worker, session)
@@ -205,7 +215,7 @@ class _ShardedBatches:
         here = ray.get_runtime_context().get_node_id()
         self.store = ray.remote(num_cpus=0, max_restarts=0)(AnswerStore).options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
-        ).remote(str(out.resolve() / "cache.sqlite"))
+        ).remote(str(out.resolve() / "cache.sqlite"), recipe.model.budget, currency_of(recipe.model))
         self.recipe_ref = ray.put(recipe)
 
     async def run(self, scheduler: Scheduler, plans: Iterable[PlannedRecord], total: int,
@@ -218,7 +228,11 @@ class _ShardedBatches:
         if self.concurrency is None and ranges:
             self.concurrency = _shard_config(self.recipe.model, running, 0).concurrency
         plans = iter(plans)
+        run_ledger = spend_here()
+        if self.recipe.model.budget is not None and run_ledger is not None:
+            ray.get(self.store.spent_outside.remote(run_ledger[0].snapshot()))
         pending: dict[Any, int] = {}
+        stopped: BudgetExceeded | None = None
         for start, stop in ranges:
             shard, self.shards = self.shards, self.shards + 1
             shard_plans = list(islice(plans, stop - start))
@@ -233,14 +247,22 @@ class _ShardedBatches:
                     shard = pending.pop(ref)
                     try:
                         finished_parts[shard] = ray.get(ref)
-                    except RunAborted as exc:
-                        raise RunAborted(str(getattr(exc, "cause", exc)).strip()) from None
-                    except ray.exceptions.RayError as exc:
-                        if isinstance(exc, ray.exceptions.RayTaskError):
-                            raise
-                        raise RunAborted(f"shard {shard} could not finish after {self.max_retries} retries: {exc}") from None
+                    except Exception as exc:
+                        cause = getattr(exc, "cause", exc)
+                        if isinstance(cause, BudgetExceeded):
+                            # The other shards see the same stop at their next request: let them finish
+                            # what they sent (it is paid for) and save it, as a local run does.
+                            stopped = stopped or BudgetExceeded(str(cause), cause.stage, cause.cap)
+                            continue
+                        if isinstance(exc, RunAborted):
+                            raise RunAborted(str(cause).strip()) from None
+                        if isinstance(exc, ray.exceptions.RayError) and not isinstance(exc, ray.exceptions.RayTaskError):
+                            raise RunAborted(f"shard {shard} could not finish after {self.max_retries} retries: {exc}") from None
+                        raise
                 if pending:
                     await asyncio.sleep(self.poll)
+            if stopped is not None:
+                raise stopped
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -259,6 +281,12 @@ class _ShardedBatches:
             details["batches"] = self.batches
         try:
             details.update(ray.get(self.store.summary.remote()))
+            spent, stop = ray.get(self.store.spent.remote())
+            run_ledger = spend_here()
+            if run_ledger is not None:  # the shards' spend joins the run's ledger
+                run_ledger[0].absorb(spent)
+                if stop is not None:
+                    run_ledger[0].stopped = {k: stop[k] for k in ("stage", "cap", "reason")}
             ray.get(self.store.close.remote())
         finally:
             ray.kill(self.store)

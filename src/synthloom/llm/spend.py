@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -44,6 +45,9 @@ class BudgetExceeded(RunAborted):
         super().__init__(message)
         self.stage = stage
         self.cap = cap
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole, e.g. out of a Ray task
+        return (type(self), (str(self), self.stage, self.cap))
 
 
 @dataclass
@@ -137,6 +141,24 @@ class Ledger:
                         f"{money:.4f} of {cap.money:g} {self.currency}")
         return None
 
+    def snapshot(self) -> dict[str, StageSpend]:
+        """A copy of the spend by stage (e.g. to send to where other processes' spend is counted)."""
+        with self._lock:
+            return copy.deepcopy(self.stages)
+
+    def absorb(self, stages: dict[str, StageSpend]) -> None:
+        """Add spend counted elsewhere (another process's answers) to this ledger's stages."""
+        with self._lock:
+            for name, more in stages.items():
+                spend = self.stages.setdefault(name, StageSpend())
+                spend.calls += more.calls
+                spend.cached_calls += more.cached_calls
+                spend.batch_calls += more.batch_calls
+                spend.usage.add(more.usage)
+                spend.cached_usage.add(more.cached_usage)
+                spend.money_now = _plus(spend.money_now, more.money_now)
+                spend.money_replayed = _plus(spend.money_replayed, more.money_replayed)
+
     def progress_text(self, done: int, total: int) -> str:
         """For the progress bar: money (or tokens) so far, and at this rate at the end."""
         with self._lock:
@@ -225,6 +247,11 @@ def stage(name: str) -> Iterator[None]:
         _CURRENT.reset(token)
 
 
+def active() -> tuple[Ledger, str] | None:
+    """The ledger and stage that sessions opened here charge to (None: no run's ledger)."""
+    return _CURRENT.get()
+
+
 def account_for(config: Any) -> Account | None:
     """The account a session for `config` charges to here: the active ledger and stage, at the model's price."""
     active = _CURRENT.get()
@@ -234,4 +261,4 @@ def account_for(config: Any) -> Account | None:
     return Account(ledger, stage, price_of(config)[0])
 
 
-__all__ = ["Account", "BudgetExceeded", "Ledger", "StageSpend", "account_for", "spending", "stage"]
+__all__ = ["Account", "BudgetExceeded", "Ledger", "StageSpend", "account_for", "active", "spending", "stage"]
