@@ -381,8 +381,9 @@ def test_a_budget_stops_every_shard_and_a_raised_budget_resumes_without_paying_t
     assert spend["stopped"]["stage"] == "generation" and spend["stopped"]["cap"] == "model.budget.money"
     paid = spend["total"]["calls_paid"]
     per_call = spend["total"]["money"] / paid
-    # Over by at most the requests in flight when the cap was reached, and those sent before the shards heard of it
-    assert 4.0 <= spend["total"]["money"] <= 4.0 + 8 * per_call, (spend["total"], per_call)
+    # Over by the requests in flight when the cap was reached (4), and those a shard sent before the store's
+    # reply reached it: 5 calls over in 4 runs; the bound leaves room for a slow store under load.
+    assert 4.0 <= spend["total"]["money"] <= 4.0 + 12 * per_call, (spend["total"], per_call)
     assert 0 < paid < 200
     answered = answered_by_request(servers)
     assert sum(answered.values()) == paid  # every answer the servers gave was counted, and saved (next run)
