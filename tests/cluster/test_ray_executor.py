@@ -112,6 +112,9 @@ def test_same_curated_data_as_local_with_load_over_two_servers(tmp_path, fake_se
     for name in ("generated.parquet", "curated.parquet", "rejected.parquet"):
         assert table(tmp_path / "ray" / name) == table(tmp_path / "local" / name), name
     assert json.loads((tmp_path / "ray" / "metrics.json").read_text()) == local.metrics
+    # The cost the manifest reports counts the shards' answers: the same as a local run's
+    spent = {k: manifest["spend"]["total"][k] for k in ("calls_paid", "prompt_tokens", "completion_tokens")}
+    assert spent == {k: local.manifest["spend"]["total"][k] for k in spent} and spent["calls_paid"] == 200
 
     # A second Ray run into the same directory pays for nothing.
     answered = sum(s.requests for s in servers)

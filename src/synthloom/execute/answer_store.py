@@ -189,8 +189,6 @@ class StoreCache:
         ray.get(self._last)
 
 
-__all__ = ["AnswerStore", "StoreCache"]
-
 
 class StoreLedger:
     """A shard's view of the run's ledger: charges go to the answer store, and its stop comes back.
@@ -209,3 +207,6 @@ class StoreLedger:
         stop = self.cache.stopped()
         if stop is not None:
             raise BudgetExceeded(stop["message"], stop["stage"], stop["cap"])
+
+
+__all__ = ["AnswerStore", "StoreCache", "StoreLedger"]

@@ -20,9 +20,10 @@ What runs where:
   that owns the run's `cache.sqlite`, the very file a local run writes. A
   shard sends each answer as soon as its event loop has a moment (answers
   that arrive together travel in one message) and the store commits it at
-  once. With a `model.budget`, each answer's spend travels with it; the
-  store adds the driver's own spend, checks the caps, and answers every
-  save with the stop once one is reached (`answer_store.StoreLedger`).
+  once. Each answer's spend travels with it, so the manifest's cost is the
+  whole run's; with a `model.budget` the store adds the driver's own
+  spend, checks the caps, and answers every save with the stop once one
+  is reached (`answer_store.StoreLedger`).
 - The driver puts the shards' records together in plan order and curates
   them: a stage whose decision reads only its own record (`record_local =
   True`) runs over Ray Data blocks; a stage with a global step exposes its
@@ -47,7 +48,6 @@ data as the local executor.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from itertools import islice
@@ -167,10 +167,9 @@ def _run_shard(recipe: Recipe, shard: int, plans: list[PlannedRecord], running: 
     if may_have_answers:
         cache.prefetch(backend.identity(), _known_requests(worker, plans), recipe.model.max_attempts)
     session = Session(backend, cache)
-    # With a budget the shard's spend is counted by the store, which says when a cap is reached.
-    ledger = spending(StoreLedger(cache), "generation") if recipe.model.budget is not None else contextlib.nullcontext()
     try:
-        with ledger:
+        # The shard's spend is counted by the store (the manifest's cost), which says when a cap is reached.
+        with spending(StoreLedger(cache), "generation"):
             session.run(lambda scheduler: _run_plans(worker, scheduler, plans, cache.count))
     finally:
         cache.close()
@@ -229,7 +228,7 @@ class _ShardedBatches:
             self.concurrency = _shard_config(self.recipe.model, running, 0).concurrency
         plans = iter(plans)
         run_ledger = spend_here()
-        if self.recipe.model.budget is not None and run_ledger is not None:
+        if self.recipe.model.budget is not None and run_ledger is not None:  # for the caps: the driver's own spend
             ray.get(self.store.spent_outside.remote(run_ledger[0].snapshot()))
         pending: dict[Any, int] = {}
         stopped: BudgetExceeded | None = None
