@@ -73,6 +73,15 @@ class StageSpend:
         return (self.usage.prompt_tokens + self.usage.completion_tokens
                 + self.cached_usage.prompt_tokens + self.cached_usage.completion_tokens)
 
+    def add(self, other: StageSpend) -> None:
+        self.calls += other.calls
+        self.cached_calls += other.cached_calls
+        self.batch_calls += other.batch_calls
+        self.usage.add(other.usage)
+        self.cached_usage.add(other.cached_usage)
+        self.money_now = _plus(self.money_now, other.money_now)
+        self.money_replayed = _plus(self.money_replayed, other.money_replayed)
+
 
 class Ledger:
     """A run's spend by stage, and its budget; shared by every session of the run (thread-safe)."""
@@ -87,13 +96,7 @@ class Ledger:
     def _total(self) -> StageSpend:
         total = StageSpend()
         for spend in self.stages.values():
-            total.calls += spend.calls
-            total.cached_calls += spend.cached_calls
-            total.batch_calls += spend.batch_calls
-            total.usage.add(spend.usage)
-            total.cached_usage.add(spend.cached_usage)
-            total.money_now = _plus(total.money_now, spend.money_now)
-            total.money_replayed = _plus(total.money_replayed, spend.money_replayed)
+            total.add(spend)
         return total
 
     def charge(self, stage: str, usage: Usage, cached: bool, price: Price | None, batch: bool = False) -> None:
@@ -150,14 +153,7 @@ class Ledger:
         """Add spend counted elsewhere (another process's answers) to this ledger's stages."""
         with self._lock:
             for name, more in stages.items():
-                spend = self.stages.setdefault(name, StageSpend())
-                spend.calls += more.calls
-                spend.cached_calls += more.cached_calls
-                spend.batch_calls += more.batch_calls
-                spend.usage.add(more.usage)
-                spend.cached_usage.add(more.cached_usage)
-                spend.money_now = _plus(spend.money_now, more.money_now)
-                spend.money_replayed = _plus(spend.money_replayed, more.money_replayed)
+                self.stages.setdefault(name, StageSpend()).add(more)
 
     def progress_text(self, done: int, total: int) -> str:
         """For the progress bar: money (or tokens) so far, and at this rate at the end."""
