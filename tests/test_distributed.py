@@ -89,6 +89,9 @@ def test_answer_store_counts_the_shards_spend_with_the_drivers_and_says_stop_at_
     assert said == stop and (spent["generation"].calls, spent["generation"].cached_calls) == (2, 1)  # the shards' own
     driver.absorb(spent)
     assert driver.to_json()["total"]["money"] == pytest.approx(1.1)
+    assert store.spent()[0] == {}  # taken: the driver's ledger has it now, and sends it back as the spend outside
+    store.spent_outside(driver.snapshot())
+    assert store.save(0, [], 1, 0, [("generation", Usage(0, 0), True, price, False)]) == stop
     store.close()
 
 

@@ -83,8 +83,13 @@ class AnswerStore:
         return self._check(charges[-1][0]) if charges else self.stop
 
     def spent(self) -> tuple[dict[str, StageSpend], dict[str, str] | None]:
-        """The shards' spend by stage, and the stop (None: no cap was reached)."""
-        return self.spend.snapshot(), self.stop
+        """The shards' spend by stage since the last call, and the stop (None: no cap was reached).
+
+        The driver adds it to the run's ledger after each batch, and sends that ledger back as
+        the spend outside the next batch, so nothing is counted twice."""
+        taken = self.spend.snapshot()
+        self.spend.stages.clear()
+        return taken, self.stop
 
     def progress(self) -> tuple[int, int]:
         done = sum(d for d, _ in self.progress_by_shard.values())

@@ -265,6 +265,7 @@ class _ShardedBatches:
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
+            self.take_spend()
             for shard in sorted(finished_parts):
                 part = finished_parts[shard]
                 result.records.extend(part.records)
@@ -273,6 +274,15 @@ class _ShardedBatches:
                 self.parts.append(part)
         return result
 
+    def take_spend(self) -> None:
+        """Add the shards' spend so far to the run's ledger (and the budget's stop, if one was reached)."""
+        spent, stop = ray.get(self.store.spent.remote())
+        run_ledger = spend_here()
+        if run_ledger is not None:
+            run_ledger[0].absorb(spent)
+            if stop is not None:
+                run_ledger[0].stopped = {k: stop[k] for k in ("stage", "cap", "reason")}
+
     def close(self) -> dict[str, Any]:
         """Close the store; what the manifest says about the shards."""
         details: dict[str, Any] = {"shards": self.shards, "concurrency_per_shard": self.concurrency}
@@ -280,12 +290,7 @@ class _ShardedBatches:
             details["batches"] = self.batches
         try:
             details.update(ray.get(self.store.summary.remote()))
-            spent, stop = ray.get(self.store.spent.remote())
-            run_ledger = spend_here()
-            if run_ledger is not None:  # the shards' spend joins the run's ledger
-                run_ledger[0].absorb(spent)
-                if stop is not None:
-                    run_ledger[0].stopped = {k: stop[k] for k in ("stage", "cap", "reason")}
+            self.take_spend()
             ray.get(self.store.close.remote())
         finally:
             ray.kill(self.store)
