@@ -130,6 +130,7 @@ class FakeOpenAIServer(LoopbackServer):
         self.port = port
         self.requests = 0
         self.answered: collections.Counter[str] = collections.Counter()
+        self.answered_seeds: collections.Counter[Any] = collections.Counter()  # by the request's `seed`
         self.faults_sent: collections.Counter[str] = collections.Counter()
         self._rng = random.Random(self.faults.seed)
         self._script = list(self.faults.script)
@@ -184,6 +185,7 @@ class FakeOpenAIServer(LoopbackServer):
             return web.json_response({"error": {"message": "unsupported response_format"}}, status=500)
         text = self._answer(body)
         self.answered[hashlib.sha256(raw).hexdigest()] += 1
+        self.answered_seeds[body.get("seed")] += 1
         answer = _completion_bytes(body, text)
         if self.prefix_cache:
             data = json.loads(answer)
