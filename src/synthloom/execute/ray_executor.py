@@ -20,10 +20,9 @@ What runs where:
   that owns the run's `cache.sqlite`, the very file a local run writes. A
   shard sends each answer as soon as its event loop has a moment (answers
   that arrive together travel in one message) and the store commits it at
-  once. Each answer's spend travels with it, so the manifest's cost is the
-  whole run's; with a `model.budget` the store adds the driver's own
-  spend, checks the caps, and answers every save with the stop once one
-  is reached (`answer_store.StoreLedger`).
+  once. Each answer's spend travels with it (the manifest's cost is the
+  whole run's); with a `model.budget` the store adds the driver's spend,
+  checks the caps and answers saves with the stop (`StoreLedger`).
 - The driver puts the shards' records together in plan order and curates
   them: a stage whose decision reads only its own record (`record_local =
   True`) runs over Ray Data blocks; a stage with a global step exposes its
@@ -133,8 +132,7 @@ def _shard_worker(recipe: Recipe) -> Generator | Annotator:
 
 async def _run_plans(worker: Generator | Annotator, scheduler: Scheduler, plans: list[PlannedRecord],
                      on_record: Callable[[Record | None], None]) -> GenerationResult:
-    """Run the plans; a tool-use shard first starts its own tools (Python modules in the sandbox, MCP servers)
-    on its node, as a local run does, and stops them at the end."""
+    """Run the plans; a tool-use shard starts its own tools on its node first (sandbox, MCP servers), as locally."""
     if not isinstance(worker, ToolUseGenerator):
         return await worker.run(scheduler, plans, len(plans), on_record=on_record)
     from ..tools import ToolRunner
@@ -249,8 +247,7 @@ class _ShardedBatches:
                     except Exception as exc:
                         cause = getattr(exc, "cause", exc)
                         if isinstance(cause, BudgetExceeded):
-                            # The other shards see the same stop at their next request: let them finish
-                            # what they sent (it is paid for) and save it, as a local run does.
+                            # The others stop at their next request: they finish and save what they sent (it is paid for)
                             stopped = stopped or BudgetExceeded(str(cause), cause.stage, cause.cap)
                             continue
                         if isinstance(exc, RunAborted):
